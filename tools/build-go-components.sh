@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Builds the embedded target's Go components from the Go module proxy into a cache keyed by version:
+#   $IRSA_CACHE/bin/<component>-<version>/<binary>
+# Idempotent: a component whose binaries exist is skipped in milliseconds.
+# kubernetes and etcd cannot be `go install`ed (replace directives), so each is built as a
+# dependency of a small wrapper module (irsa-facts §7). kwok and the webhook install directly.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+cache=${IRSA_CACHE:-$HOME/.cache/irsa-conformance}
+bin=$cache/bin
+work=$cache/go-work
+mkdir -p "$bin" "$work"
+only=${1:-all}
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+have() { local d=$1; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; done; }
+
+# Builds packages of a module that has no replace directives from its own (read-only) directory in
+# the module cache. `go install mod@version` is avoided on purpose: it also asks the proxy for the
+# module's version list (deprecation check), which the proxy refuses for some modules.
+build_in_module_dir() {
+  local modv=$1 out=$2; shift 2
+  local dir; dir=$(go mod download -json "$modv" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  [ -n "$dir" ] || { log "cannot download $modv from the Go module proxy"; return 1; }
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  (cd "$dir" && go build -trimpath -o "$out.tmp/" "$@" >&2)
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+build_kubernetes() {
+  local v=$KUBERNETES_VERSION out=$bin/kubernetes-$KUBERNETES_VERSION
+  have "$out" kube-apiserver kube-controller-manager kube-scheduler && return 0
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler $v (cold: 10-20 min on 2 cores)"
+  local w=$work/kubernetes-$v
+  rm -rf "$w"; mkdir -p "$w"
+  local gomod; gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  local staging_version=v0.${v#v1.}
+  {
+    echo "module irsa-conformance.local/kubernetes-build"
+    echo
+    sed -n 's/^go \(.*\)/go \1/p' "$gomod"
+    grep '^godebug' "$gomod" || true
+    echo
+    echo "require k8s.io/kubernetes $v"
+    echo
+    echo "replace ("
+    sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$staging_version"'#p' "$gomod"
+    echo ")"
+  } > "$w/go.mod"
+  (cd "$w" && go get -tool k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler >&2)
+  mkdir -p "$out.tmp"
+  (cd "$w" && go build -trimpath -o "$out.tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler >&2)
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+build_etcd() {
+  local v=$ETCD_VERSION out=$bin/etcd-$ETCD_VERSION
+  have "$out" etcd && return 0
+  log "building etcd $v"
+  local w=$work/etcd-$v
+  rm -rf "$w"; mkdir -p "$w"
+  printf 'module irsa-conformance.local/etcd-build\n\ngo 1.26.0\n' > "$w/go.mod"
+  (cd "$w" && go get -tool "go.etcd.io/etcd/server/v3@$v" >&2)
+  mkdir -p "$out.tmp"
+  (cd "$w" && go build -trimpath -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3 >&2)
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+build_kwok() {
+  local v=$KWOK_VERSION out=$bin/kwok-$KWOK_VERSION
+  have "$out" kwok kwokctl && return 0
+  log "building kwok and kwokctl $v"
+  build_in_module_dir "sigs.k8s.io/kwok@$v" "$out" ./cmd/kwok ./cmd/kwokctl
+}
+
+build_webhook() {
+  local v=$POD_IDENTITY_WEBHOOK_VERSION out=$bin/pod-identity-webhook-$POD_IDENTITY_WEBHOOK_VERSION
+  have "$out" amazon-eks-pod-identity-webhook && return 0
+  log "building amazon-eks-pod-identity-webhook $v"
+  build_in_module_dir "github.com/aws/amazon-eks-pod-identity-webhook@$v" "$out" .
+  mv "$out/amazon-eks-pod-identity-webhook@$v" "$out/amazon-eks-pod-identity-webhook" 2>/dev/null || true
+}
+
+case $only in
+  all) build_webhook; build_kwok; build_etcd; build_kubernetes ;;
+  kubernetes|etcd|kwok|webhook) "build_$only" ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|webhook]" >&2; exit 2 ;;
+esac
