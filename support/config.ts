@@ -1,0 +1,184 @@
+/**
+ * The harness's configuration: defaults < config file (IRSA_CONFIG) < environment variables,
+ * validated with one schema into one typed object. A bad value becomes a UsageError naming the
+ * setting, what was wrong and how to fix it, before anything is created (exit code 2).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { UsageError } from './errors.ts';
+import { repoRoot } from './paths.ts';
+
+const targetNames = ['embedded', 'docker', 'live'] as const;
+
+const positiveInt = z.coerce.number().int().positive();
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+
+export const configSchema = z
+  .object({
+    target: z.enum(targetNames).default('embedded'),
+    /** Setup description directory (fixtures/setups/default when unset). */
+    setup: z.string().min(1).default('fixtures/setups/default'),
+    reportsDir: z.string().min(1).default('reports'),
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'not an AWS region name such as us-east-1')
+      .default('us-east-1'),
+    /** Number of tenants in the isolation matrix. */
+    tenants: positiveInt.max(200).default(3),
+    keepOnFailure: bool.default(false),
+    lintProfile: z.enum(['default', 'strict']).default('default'),
+    verbose: bool.default(false),
+    /** Attach to a warm environment (state file printed by `npm run env -- up`) instead of starting one. */
+    attach: z.string().optional(),
+    timeouts: z
+      .object({
+        startSeconds: positiveInt.default(120),
+        applySeconds: positiveInt.default(15),
+        assertSeconds: positiveInt.default(60),
+        cleanupSeconds: positiveInt.default(60),
+      })
+      .strict()
+      .default({ startSeconds: 120, applySeconds: 15, assertSeconds: 60, cleanupSeconds: 60 }),
+    embedded: z
+      .object({
+        /** Directory with kube-apiserver, kube-controller-manager, kube-scheduler (e.g. envtest's). */
+        kubeBinDir: z.string().optional(),
+        etcdBinary: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    docker: z
+      .object({
+        aws: z.enum(['localstack', 'moto']).default('moto'),
+        images: z.record(z.string(), z.string()).default({}),
+      })
+      .strict()
+      .default({ aws: 'moto', images: {} }),
+    live: z
+      .object({
+        kubeconfig: z.string().optional(),
+        context: z.string().optional(),
+        /** The AWS account id the user confirms; writes happen only when the caller is in it. */
+        accountId: z
+          .string()
+          .regex(/^\d{12}$/, 'an AWS account id is 12 digits')
+          .optional(),
+        mode: z.enum(['provision', 'verify-only']).default('provision'),
+        /** verify-only: what to verify. */
+        namespace: z.string().optional(),
+        serviceAccount: z.string().optional(),
+        roleArn: z.string().optional(),
+        allowedBucket: z.string().optional(),
+        deniedBucket: z.string().optional(),
+        /** verify-only: run no pod at all (skips the in-pod checks). */
+        noPod: bool.default(false),
+        annotationPrefix: z.string().optional(),
+        audience: z.string().optional(),
+      })
+      .strict()
+      .default({ mode: 'provision', noPod: false }),
+  })
+  .strict();
+
+export type HarnessConfig = z.infer<typeof configSchema> & { setupDir: string; configFile?: string };
+
+/** Environment variable -> config path. Documented in the README's settings table. */
+export const ENV_SETTINGS: Record<string, string> = {
+  IRSA_TARGET: 'target',
+  IRSA_SETUP: 'setup',
+  IRSA_REPORTS_DIR: 'reportsDir',
+  IRSA_REGION: 'region',
+  IRSA_TENANTS: 'tenants',
+  IRSA_KEEP_ON_FAILURE: 'keepOnFailure',
+  IRSA_LINT_PROFILE: 'lintProfile',
+  IRSA_VERBOSE: 'verbose',
+  IRSA_ATTACH: 'attach',
+  IRSA_START_TIMEOUT: 'timeouts.startSeconds',
+  IRSA_APPLY_TIMEOUT: 'timeouts.applySeconds',
+  IRSA_ASSERT_TIMEOUT: 'timeouts.assertSeconds',
+  IRSA_CLEANUP_TIMEOUT: 'timeouts.cleanupSeconds',
+  IRSA_KUBE_BIN_DIR: 'embedded.kubeBinDir',
+  IRSA_ETCD_BIN: 'embedded.etcdBinary',
+  IRSA_DOCKER_AWS: 'docker.aws',
+  IRSA_KUBECONFIG: 'live.kubeconfig',
+  IRSA_KUBE_CONTEXT: 'live.context',
+  IRSA_AWS_ACCOUNT_ID: 'live.accountId',
+  IRSA_LIVE_MODE: 'live.mode',
+  IRSA_VERIFY_NAMESPACE: 'live.namespace',
+  IRSA_VERIFY_SERVICE_ACCOUNT: 'live.serviceAccount',
+  IRSA_VERIFY_ROLE_ARN: 'live.roleArn',
+  IRSA_VERIFY_ALLOWED_BUCKET: 'live.allowedBucket',
+  IRSA_VERIFY_DENIED_BUCKET: 'live.deniedBucket',
+  IRSA_VERIFY_NO_POD: 'live.noPod',
+  IRSA_ANNOTATION_PREFIX: 'live.annotationPrefix',
+  IRSA_AUDIENCE: 'live.audience',
+};
+
+function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
+  const keys = dotted.split('.');
+  let cur = obj;
+  for (const k of keys.slice(0, -1)) {
+    if (typeof cur[k] !== 'object' || cur[k] === null) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[keys[keys.length - 1] as string] = value;
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  if (!existsSync(file)) {
+    throw new UsageError(`config file ${file} does not exist`, 'set IRSA_CONFIG to a readable YAML or JSON file, or unset it');
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(readFileSync(file, 'utf8'));
+  } catch (e) {
+    const first = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    throw new UsageError(`config file ${file} is not valid YAML/JSON: ${first}`, 'fix the syntax at the position named above');
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new UsageError(`config file ${file} must hold a mapping of settings`, 'see README "Settings" for the keys');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Formats the first schema problem as "<setting>: <problem>", naming the env var when it came from one. */
+function describeIssue(issue: z.core.$ZodIssue, fromEnv: Map<string, string>): string {
+  const key = issue.path.join('.');
+  const envName = fromEnv.get(key);
+  const where = envName ? `${envName} (${key})` : key || 'config';
+  return `${where}: ${issue.message}`;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): HarnessConfig {
+  const configFile = env.IRSA_CONFIG ? path.resolve(env.IRSA_CONFIG) : undefined;
+  const raw: Record<string, unknown> = configFile ? readConfigFile(configFile) : {};
+  const fromEnv = new Map<string, string>();
+  for (const [name, key] of Object.entries(ENV_SETTINGS)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') {
+      setPath(raw, key, value);
+      fromEnv.set(key, name);
+    }
+  }
+  for (const [key, value] of Object.entries(overrides)) setPath(raw, key, value);
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0] as z.core.$ZodIssue;
+    throw new UsageError(
+      `invalid setting ${describeIssue(issue, fromEnv)}`,
+      'see README "Settings" for the allowed values (environment variables or the IRSA_CONFIG file)',
+    );
+  }
+  const cfg = result.data;
+  const setupDir = path.resolve(repoRoot, cfg.setup);
+  if (!existsSync(path.join(setupDir, 'setup.yaml')) || !statSync(setupDir).isDirectory()) {
+    throw new UsageError(
+      `setup description ${setupDir} has no setup.yaml`,
+      'point IRSA_SETUP at a directory like fixtures/setups/default',
+    );
+  }
+  return { ...cfg, setupDir, reportsDir: path.resolve(repoRoot, cfg.reportsDir), ...(configFile ? { configFile } : {}) };
+}
