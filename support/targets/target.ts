@@ -17,6 +17,8 @@ export interface AwsAccess {
   forcePathStyle: boolean;
   /** Static admin credentials for emulators; undefined means the AWS default credential chain. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** PEM file of a CA to trust for the endpoint (an emulator's own CA); undefined: system roots. */
+  caBundlePath?: string;
   /** Account id of the admin identity, as the target measured it (GetCallerIdentity). */
   accountId: string;
 }

@@ -1,0 +1,190 @@
+/**
+ * Deletes what the ledger recorded, in reverse order, with bounded retries per resource.
+ * A deletion failure is reported (never thrown over the scenario's own failure) and the entry
+ * stays in the ledger so the coordinator, and later `npm run sweep`, can try again.
+ */
+import {
+  DeleteOpenIDConnectProviderCommand,
+  DeletePolicyCommand,
+  DeletePolicyVersionCommand,
+  DeleteRoleCommand,
+  DeleteRolePolicyCommand,
+  DeleteUserCommand,
+  DeleteUserPolicyCommand,
+  DeleteAccessKeyCommand,
+  DetachRolePolicyCommand,
+  DetachUserPolicyCommand,
+  ListAccessKeysCommand,
+  ListAttachedRolePoliciesCommand,
+  ListAttachedUserPoliciesCommand,
+  ListPolicyVersionsCommand,
+  ListRolePoliciesCommand,
+  ListUserPoliciesCommand,
+} from '@aws-sdk/client-iam';
+import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { DELETE_CONFLICT_ERRORS, awsErrorName, describeAwsError, isAwsError, isThrottling } from './aws/errors.ts';
+import type { Clients } from './clients.ts';
+import { isNotFound, kubeStatus, waitForDeletion } from './kube/ops.ts';
+import { type Ledger, type LedgerEntry, type ResourceRef, describeRef } from './ledger.ts';
+import { retry } from './retry.ts';
+
+const GONE = ['NoSuchEntity', 'NoSuchBucket', 'NotFound'];
+
+async function ignoreGone(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    if (isAwsError(e, ...GONE) || isNotFound(e)) return;
+    throw e;
+  }
+}
+
+async function emptyBucket(c: Clients, bucket: string): Promise<void> {
+  for (;;) {
+    const page = await c.s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1000 }));
+    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key as string }));
+    if (keys.length === 0) return;
+    await c.s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+  }
+}
+
+export async function deleteResource(c: Clients, ref: ResourceRef, timeoutSeconds: number): Promise<void> {
+  switch (ref.kind) {
+    case 's3-bucket':
+      await ignoreGone(emptyBucket(c, ref.bucket));
+      await ignoreGone(c.s3.send(new DeleteBucketCommand({ Bucket: ref.bucket })));
+      return;
+    case 'iam-role': {
+      const RoleName = ref.roleName;
+      try {
+        const attached = await c.iam.send(new ListAttachedRolePoliciesCommand({ RoleName }));
+        for (const p of attached.AttachedPolicies ?? []) await ignoreGone(c.iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn: p.PolicyArn })));
+        const inline = await c.iam.send(new ListRolePoliciesCommand({ RoleName }));
+        for (const PolicyName of inline.PolicyNames ?? []) await ignoreGone(c.iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName })));
+      } catch (e) {
+        if (isAwsError(e, ...GONE)) return;
+        throw e;
+      }
+      await ignoreGone(c.iam.send(new DeleteRoleCommand({ RoleName })));
+      return;
+    }
+    case 'iam-policy': {
+      try {
+        const versions = await c.iam.send(new ListPolicyVersionsCommand({ PolicyArn: ref.policyArn }));
+        for (const v of versions.Versions ?? []) {
+          if (!v.IsDefaultVersion) await ignoreGone(c.iam.send(new DeletePolicyVersionCommand({ PolicyArn: ref.policyArn, VersionId: v.VersionId })));
+        }
+      } catch (e) {
+        if (isAwsError(e, ...GONE)) return;
+        throw e;
+      }
+      await ignoreGone(c.iam.send(new DeletePolicyCommand({ PolicyArn: ref.policyArn })));
+      return;
+    }
+    case 'iam-oidc-provider':
+      await ignoreGone(c.iam.send(new DeleteOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: ref.arn })));
+      return;
+    case 'iam-user': {
+      const UserName = ref.userName;
+      try {
+        for (const k of (await c.iam.send(new ListAccessKeysCommand({ UserName }))).AccessKeyMetadata ?? []) {
+          await ignoreGone(c.iam.send(new DeleteAccessKeyCommand({ UserName, AccessKeyId: k.AccessKeyId })));
+        }
+        for (const PolicyName of (await c.iam.send(new ListUserPoliciesCommand({ UserName }))).PolicyNames ?? []) {
+          await ignoreGone(c.iam.send(new DeleteUserPolicyCommand({ UserName, PolicyName })));
+        }
+        for (const p of (await c.iam.send(new ListAttachedUserPoliciesCommand({ UserName }))).AttachedPolicies ?? []) {
+          await ignoreGone(c.iam.send(new DetachUserPolicyCommand({ UserName, PolicyArn: p.PolicyArn })));
+        }
+      } catch (e) {
+        if (isAwsError(e, ...GONE)) return;
+        throw e;
+      }
+      await ignoreGone(c.iam.send(new DeleteUserCommand({ UserName })));
+      return;
+    }
+    case 'k8s-namespace':
+      await ignoreGone(c.core.deleteNamespace({ name: ref.name }));
+      await waitForDeletion(
+        c,
+        '/api/v1/namespaces',
+        ref.name,
+        async () => {
+          try {
+            await c.core.readNamespace({ name: ref.name });
+            return true;
+          } catch (e) {
+            if (isNotFound(e)) return false;
+            throw e;
+          }
+        },
+        timeoutSeconds,
+      );
+      return;
+    case 'k8s-cluster-object':
+      await ignoreGone(c.objects.delete({ apiVersion: ref.apiVersion, kind: ref.k8sKind, metadata: { name: ref.name } }));
+      return;
+    case 'k8s-namespaced-object':
+      await ignoreGone(c.objects.delete({ apiVersion: ref.apiVersion, kind: ref.k8sKind, metadata: { name: ref.name, namespace: ref.namespace } }));
+      return;
+    case 'k8s-patch-revert':
+      await c.objects.patch(
+        { apiVersion: ref.apiVersion, kind: ref.k8sKind, metadata: { name: ref.name }, ...(ref.mergePatch as object) },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        PatchStrategy.MergePatch,
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      return;
+  }
+}
+
+function retryableDelete(e: unknown): boolean {
+  const name = awsErrorName(e);
+  if (name && (DELETE_CONFLICT_ERRORS.has(name) || isThrottling(e))) return true;
+  const status = kubeStatus(e);
+  return status === 409 || status === 429 || (status !== undefined && status >= 500);
+}
+
+export interface FlushReport {
+  deleted: string[];
+  failed: { what: string; error: string }[];
+  kept: string[];
+}
+
+/**
+ * Deletes a scope's outstanding entries (all scopes when scope is undefined), newest first.
+ * `keep` leaves them in place and marks them kept (--keep-on-failure).
+ */
+export async function flushLedger(
+  c: Clients,
+  ledger: Ledger,
+  opts: { scope?: string; timeoutSeconds: number; keep?: boolean; keepReason?: string },
+): Promise<FlushReport> {
+  const report: FlushReport = { deleted: [], failed: [], kept: [] };
+  const entries: LedgerEntry[] = ledger.outstanding(opts.scope, !opts.keep).reverse();
+  for (const entry of entries) {
+    const what = describeRef(entry.ref);
+    if (opts.keep) {
+      ledger.markKept(entry.id, opts.keepReason ?? 'kept on request');
+      report.kept.push(what);
+      continue;
+    }
+    try {
+      await retry(() => deleteResource(c, entry.ref, opts.timeoutSeconds), {
+        operation: `cleanup of ${what}`,
+        waitingFor: 'the deletion to be accepted',
+        timeoutSeconds: opts.timeoutSeconds,
+        retryable: retryableDelete,
+      });
+      ledger.markDeleted(entry.id);
+      report.deleted.push(what);
+    } catch (e) {
+      report.failed.push({ what, error: describeAwsError(e) });
+    }
+  }
+  return report;
+}

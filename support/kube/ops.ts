@@ -1,0 +1,155 @@
+/**
+ * Kubernetes operations the steps need, on @kubernetes/client-node, the same for every target:
+ * create (recorded in the ledger by the caller), wait for a pod by watching (not polling), exec
+ * through the API server's exec subresource, and a status code helper for typed errors.
+ */
+import { PassThrough } from 'node:stream';
+import { Exec, type KubernetesObject, type V1Pod, type V1Status, Watch } from '@kubernetes/client-node';
+import type { Clients } from '../clients.ts';
+import { OperationTimeout } from '../errors.ts';
+
+export function kubeStatus(e: unknown): number | undefined {
+  if (e && typeof e === 'object') {
+    const code = (e as { code?: unknown }).code ?? (e as { statusCode?: unknown }).statusCode;
+    if (typeof code === 'number') return code;
+  }
+  return undefined;
+}
+
+export function isNotFound(e: unknown): boolean {
+  return kubeStatus(e) === 404;
+}
+
+export function isConflict(e: unknown): boolean {
+  return kubeStatus(e) === 409;
+}
+
+export async function createObject<T extends KubernetesObject>(clients: Clients, obj: T): Promise<T> {
+  return (await clients.objects.create(obj)) as T;
+}
+
+export function podIsReady(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+function describePodState(pod: V1Pod | undefined): string {
+  if (!pod) return 'no pod seen yet';
+  const conds = (pod.status?.conditions ?? []).map((c) => `${c.type}=${c.status}${c.reason ? `(${c.reason})` : ''}`).join(', ');
+  return `pod ${pod.metadata?.name} phase ${pod.status?.phase ?? 'unknown'}${conds ? `, ${conds}` : ''}${pod.spec?.nodeName ? '' : ', not scheduled'}`;
+}
+
+/**
+ * Waits until a pod matching the label selector is Running and Ready, watching the namespace.
+ * Resolves with that pod. The timeout error says what the last pod looked like.
+ */
+export async function waitForReadyPod(clients: Clients, namespace: string, labelSelector: string, timeoutSeconds: number): Promise<V1Pod> {
+  const list = await clients.core.listNamespacedPod({ namespace, labelSelector });
+  const ready = list.items.find((p) => podIsReady(p) && !p.metadata?.deletionTimestamp);
+  if (ready) return ready;
+  let last: V1Pod | undefined = list.items[0];
+  const watch = new Watch(clients.kc);
+  let controller: AbortController | undefined;
+  try {
+    return await new Promise<V1Pod>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new OperationTimeout(`waiting for a Ready pod (${labelSelector}) in ${namespace}`, describePodState(last), timeoutSeconds)),
+        timeoutSeconds * 1000,
+      );
+      const done = (fn: () => void) => {
+        clearTimeout(timer);
+        fn();
+      };
+      watch
+        .watch(
+          `/api/v1/namespaces/${namespace}/pods`,
+          { labelSelector, resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
+          (phase: string, pod: V1Pod) => {
+            if (phase === 'BOOKMARK') return;
+            last = pod;
+            if (phase !== 'DELETED' && podIsReady(pod) && !pod.metadata?.deletionTimestamp) done(() => resolve(pod));
+          },
+          (err: unknown) => {
+            if (err) done(() => reject(err instanceof Error ? err : new Error(String(err))));
+          },
+        )
+        .then((c) => {
+          controller = c;
+        }, (err: unknown) => done(() => reject(err)));
+    });
+  } finally {
+    controller?.abort();
+  }
+}
+
+/** Waits until an object is gone (404), watching its collection. */
+export async function waitForDeletion(clients: Clients, path: string, name: string, exists: () => Promise<boolean>, timeoutSeconds: number): Promise<void> {
+  if (!(await exists())) return;
+  const watch = new Watch(clients.kc);
+  let controller: AbortController | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new OperationTimeout(`deleting ${name}`, 'its deletion to finish', timeoutSeconds)), timeoutSeconds * 1000);
+      watch
+        .watch(path, { fieldSelector: `metadata.name=${name}` }, (phase: string) => {
+          if (phase === 'DELETED') {
+            clearTimeout(timer);
+            resolve();
+          }
+        }, () => undefined)
+        .then(async (c) => {
+          controller = c;
+          // The object may have gone between the first check and the watch starting.
+          if (!(await exists())) {
+            clearTimeout(timer);
+            resolve();
+          }
+        }, reject);
+    });
+  } finally {
+    controller?.abort();
+  }
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/** Runs argv in a container through the exec subresource; resolves with output and exit code. */
+export async function execInPod(clients: Clients, namespace: string, pod: string, container: string, argv: string[], timeoutSeconds = 60): Promise<ExecResult> {
+  const exec = new Exec(clients.kc);
+  const out = new PassThrough();
+  const err = new PassThrough();
+  const outChunks: Buffer[] = [];
+  const errChunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => outChunks.push(c));
+  err.on('data', (c: Buffer) => errChunks.push(c));
+  const status = await new Promise<V1Status>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new OperationTimeout(`exec ${argv[0]} in ${namespace}/${pod}`, 'the command to finish', timeoutSeconds)),
+      timeoutSeconds * 1000,
+    );
+    exec
+      .exec(namespace, pod, container, argv, out, err, null, false, (s: V1Status) => {
+        clearTimeout(timer);
+        resolve(s);
+      })
+      .then((ws) => {
+        ws.on('error', (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+      }, (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+  });
+  let exitCode = 0;
+  if (status.status !== 'Success') {
+    const cause = status.details?.causes?.find((c) => c.reason === 'ExitCode');
+    exitCode = cause?.message ? Number.parseInt(cause.message, 10) : 1;
+    if (!cause) errChunks.push(Buffer.from(status.message ?? ''));
+  }
+  return { stdout: Buffer.concat(outChunks).toString('utf8'), stderr: Buffer.concat(errChunks).toString('utf8'), exitCode };
+}
