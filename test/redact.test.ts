@@ -157,10 +157,8 @@ describe('redactObject', () => {
     const err = Object.assign(new Error(`AccessDenied for ${JWT}`), { Code: 'AccessDenied' });
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic.self = cyclic;
-    const out = redactObject({ err, cyclic, bytes: Buffer.from('secret bytes') }) as Record<
-      string,
-      Record<string, unknown>
-    >;
+    const input: Record<string, unknown> = { err, cyclic, bytes: Buffer.from('secret bytes') };
+    const out = redactObject(input) as Record<string, Record<string, unknown>>;
     assert.equal(out.err?.name, 'Error');
     assert.equal(out.err?.message, 'AccessDenied for [REDACTED:jwt]');
     assert.equal(out.err?.Code, 'AccessDenied');
