@@ -206,6 +206,7 @@ describe('lintPermissionPolicy', () => {
       '*',
       'arn:aws:s3:::*',
       'arn:aws:s3:::*/*',
+      'arn:aws-cn:s3:::*/*',
       ['arn:aws:s3:::app-bucket/*', 'arn:aws:s3:::*'],
     ]) {
       const f = lintPermissionPolicy({
