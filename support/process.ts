@@ -1,0 +1,273 @@
+/**
+ * Supervision of the local processes a target starts (etcd, kube-apiserver, moto, ...).
+ *
+ * Each process is the leader of its own process group (spawned detached, i.e. setsid), so that
+ * stopping it also stops whatever it started (kwok's exec'd commands, Python workers) and nothing
+ * else. Output goes straight to a log file (no pipes through this process, so a busy harness
+ * never blocks a component). Readiness is a probe function retried with backoff until it
+ * succeeds, the process exits (a start error that carries the tail of its log), or a timeout.
+ *
+ * Stopping: SIGTERM to the group, SIGKILL after a bound. Also usable on groups this process did
+ * not start (a warm environment recorded in a state file) and synchronously from an exit handler.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { StartError } from './errors.ts';
+
+export interface ProcessSpec {
+  /** Component name, used in errors and progress lines. */
+  name: string;
+  command: string;
+  args: string[];
+  /** The complete environment: nothing of this process's environment is inherited implicitly. */
+  env: Record<string, string>;
+  cwd?: string;
+  /** stdout and stderr are appended here. */
+  logFile: string;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ReadinessOptions {
+  /** What is being waited for, e.g. "GET /readyz". */
+  what: string;
+  timeoutMs: number;
+  /** Hint of the StartError thrown on failure. */
+  hint?: string;
+}
+
+const DEFAULT_HINT = 'read the log named above; a busy port or a stale environment are the usual causes';
+
+/**
+ * Masks what must never reach a terminal or report: JWTs (service-account tokens) and values that
+ * look like AWS secret keys or session tokens.
+ */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+/g, '<redacted-jwt>')
+    .replace(
+      /((?:secret_?access_?key|SecretAccessKey|session_?token|SessionToken|X-Amz-Security-Token)["'=:\s]+)[^\s"'&,}]+/gi,
+      '$1<redacted>',
+    );
+}
+
+/** The last `maxLines` lines of a log file (at most the last 64 KiB), secrets masked. */
+export function readLogTail(file: string, maxLines = 30): string {
+  let fd: number | undefined;
+  try {
+    const size = statSync(file).size;
+    const length = Math.min(size, 64 * 1024);
+    const buf = Buffer.alloc(length);
+    fd = openSync(file, 'r');
+    readSync(fd, buf, 0, length, size - length);
+    const lines = buf.toString('utf8').split('\n');
+    if (lines.at(-1) === '') lines.pop();
+    return redactSecrets(lines.slice(-maxLines).join('\n'));
+  } catch {
+    return '';
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** True while any process of the group `pgid` exists. */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/**
+ * Waits until the group is gone, checking with a short backoff: the kernel offers no event for
+ * "the last member of a process group exited" to a process that is not the members' parent.
+ */
+async function waitGroupGone(pgid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 5;
+  while (groupAlive(pgid)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 100);
+  }
+  return true;
+}
+
+/** SIGTERM to the group, SIGKILL after `graceMs`; resolves when no member is left (or gives up after 5 s more). */
+export async function stopProcessGroup(pgid: number, graceMs = 1500): Promise<void> {
+  if (!groupAlive(pgid)) return;
+  signalGroup(pgid, 'SIGTERM');
+  if (await waitGroupGone(pgid, graceMs)) return;
+  signalGroup(pgid, 'SIGKILL');
+  await waitGroupGone(pgid, 5000);
+}
+
+/** A child process leading its own process group. */
+export class SupervisedProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Resolves when the group leader exits. */
+  readonly exited: Promise<ExitInfo>;
+  #exit: ExitInfo | undefined;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(spec: ProcessSpec, child: ChildProcess, pid: number) {
+    this.name = spec.name;
+    this.pid = pid;
+    this.logFile = spec.logFile;
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.#exit = { code, signal };
+        resolve(this.#exit);
+      });
+    });
+  }
+
+  /** Starts the process; a command that cannot be executed at all is a StartError. */
+  static async start(spec: ProcessSpec): Promise<SupervisedProcess> {
+    const fd = openSync(spec.logFile, 'a', 0o600);
+    try {
+      const child = spawn(spec.command, spec.args, {
+        cwd: spec.cwd,
+        env: spec.env,
+        detached: true,
+        stdio: ['ignore', fd, fd],
+      });
+      const pid = await new Promise<number>((resolve, reject) => {
+        child.once('spawn', () => resolve(child.pid as number));
+        child.once('error', reject);
+      }).catch((e: NodeJS.ErrnoException) => {
+        throw new StartError(spec.name, `cannot execute ${spec.command}: ${e.code ?? e.message}`, DEFAULT_HINT);
+      });
+      return new SupervisedProcess(spec, child, pid);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  get exitInfo(): ExitInfo | undefined {
+    return this.#exit;
+  }
+
+  get running(): boolean {
+    return this.#exit === undefined;
+  }
+
+  tail(maxLines = 30): string {
+    return readLogTail(this.logFile, maxLines);
+  }
+
+  /** A StartError naming this component, with its log's tail in the message and in `logTail`. */
+  startError(problem: string, hint = DEFAULT_HINT): StartError {
+    const tail = this.tail();
+    const body = tail ? `\n--- last lines of ${this.logFile} ---\n${tail}` : ` (log: ${this.logFile})`;
+    return new StartError(this.name, `${problem}${body}`, `${hint} (log: ${this.logFile})`, tail);
+  }
+
+  /**
+   * Retries `probe` with backoff (25 ms doubling to 500 ms) until it returns true. Fails fast
+   * with a StartError when the process exits, and with one when the timeout passes.
+   */
+  async waitReady(probe: () => Promise<boolean>, options: ReadinessOptions): Promise<void> {
+    const deadline = Date.now() + options.timeoutMs;
+    let delay = 25;
+    let lastError = '';
+    for (;;) {
+      if (!this.running) {
+        const e = this.#exit;
+        throw this.startError(
+          `exited during start (code ${e?.code ?? 'none'}, signal ${e?.signal ?? 'none'}) before ${options.what} succeeded`,
+          options.hint,
+        );
+      }
+      try {
+        if (await probe()) return;
+      } catch (e) {
+        lastError = e instanceof Error ? e.message : String(e);
+      }
+      if (Date.now() >= deadline) {
+        const why = lastError ? ` (last probe error: ${redactSecrets(lastError)})` : '';
+        throw this.startError(
+          `not ready after ${options.timeoutMs / 1000} s waiting for ${options.what}${why}`,
+          options.hint,
+        );
+      }
+      // Wake early if the process exits while we back off.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, Math.min(delay, Math.max(0, deadline - Date.now())));
+        }),
+        this.exited,
+      ]);
+      clearTimeout(timer);
+      delay = Math.min(delay * 2, 500);
+    }
+  }
+
+  /** Stops the whole group. Idempotent. */
+  stop(graceMs = 1500): Promise<void> {
+    this.#stopping ??= (async () => {
+      if (this.running) signalGroup(this.pid, 'SIGTERM');
+      const leaderGone = await Promise.race([
+        this.exited.then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), graceMs).unref()),
+      ]);
+      if (!leaderGone) signalGroup(this.pid, 'SIGKILL');
+      await this.exited;
+      // Members that outlive their leader (e.g. a command kwok exec'd) are stopped too.
+      await stopProcessGroup(this.pid, 200);
+    })();
+    return this.#stopping;
+  }
+
+  /** For process 'exit' handlers, where nothing asynchronous runs any more. */
+  killSync(): void {
+    signalGroup(this.pid, 'SIGKILL');
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (free now; the component that gets it binds it moments later). */
+export async function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === 'object') resolve(address.port);
+        else reject(new Error('no port assigned'));
+      });
+    });
+  });
+}
+
+/** True if something accepts TCP connections on 127.0.0.1:port. */
+export async function portListening(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (result: boolean) => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.setTimeout(1000, () => done(false));
+  });
+}

@@ -1,0 +1,770 @@
+/**
+ * The embedded target: a complete IRSA environment as local processes on 127.0.0.1, no Docker.
+ *
+ *   etcd ─ kube-apiserver ─┬─ kube-controller-manager   (Deployments → ReplicaSets → Pods, ServiceAccounts)
+ *                          ├─ kube-scheduler            (binds pods to the kwok node)
+ *                          ├─ kwok                      (the node; marks pods Running, serves exec)
+ *                          ├─ pod runtime companion     (tokens via TokenRequest, kwok Exec objects; pod-runtime.ts)
+ *                          └─ amazon-eks-pod-identity-webhook (real binary, out of cluster, admission over TLS)
+ *   moto (IAM, S3, STS) behind tools/moto/launcher.py (IAM enforced per request), https
+ *
+ * One CA per environment (support/tls.ts) signs every serving and client certificate, so the whole
+ * chain is https: the service-account issuer is https://127.0.0.1:<moto>/<discoveryBucket> (the
+ * article's S3-hosted issuer, with the bucket in moto), and kube-apiserver serves its JWKS.
+ * The service-account signing key is RSA-2048 (RS256, as on EKS and OpenShift).
+ *
+ * Why not `kwokctl --runtime binary` (evaluated, sigs.k8s.io/kwok v0.8.0): it would bring up the
+ * same processes, but (1) its start waits for the cluster by running `kubectl` from PATH, else it
+ * downloads one (no network here; without kubectl the wait silently runs into its 2-minute
+ * timeout); (2) it runs every binary with --version before starting anything; (3) it generates its
+ * own PKI and sets --service-account-issuer/key flags that would all need overriding patches;
+ * (4) its processes are setsid daemons known only by pid files in its workdir, stopped by another
+ * kwokctl invocation. What we need beyond it (our CA, the moto issuer, the webhook, a gated
+ * pod-ready stage, log files under reports/, a state file for `env down`, start errors carrying
+ * log tails) is most of the work, so this module starts the binaries itself. kwok itself (the
+ * controller) is used as is, with kwok's own stages (assets/kwok-stages.yaml).
+ *
+ * Options:
+ *   logsDir          component logs, kept after stop (the coordinator passes reports/logs/<envId>)
+ *   discoveryBucket  the issuer's bucket name (created and published by the harness, not here)
+ *   webhookFlags     extra webhook flags, e.g. {'token-audience': 'sts.amazonaws.com'}; they also
+ *                    decide the dialect (annotation-prefix, token-audience, token-mount-path, token-expiration)
+ *   region           default us-east-1
+ *   envId            default a random id
+ *   stateFile        where the env state (pids, ports, dirs, descriptor) is written; default <workDir>/env-state.json
+ *   keepAliveAfterExit  false (default): if this process exits without stop(), an exit handler kills
+ *                    every component; true for a warm environment (`irsa env up`) stopped later
+ *                    with stopEnvironmentFromState.
+ *   startTimeoutMs   per component readiness timeout, default 60 s (busy 2-core machines)
+ *
+ * Bind addresses: every component binds 127.0.0.1, except amazon-eks-pod-identity-webhook v0.6.17,
+ * which listens on ":<port>" and ":<metrics-port>" (all interfaces) with no flag to change that
+ * (main.go builds the address from --port/--metrics-port only). Both ports are random, it
+ * serves only TLS admission and Prometheus metrics, and it is stopped with the environment.
+ */
+import { execFileSync } from 'node:child_process';
+import { generateKeyPair } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
+import { StartError, UsageError } from '../../errors.ts';
+import { freeLoopbackPort, portListening, readLogTail, SupervisedProcess, stopProcessGroup } from '../../process.ts';
+import { createCa, issueClientCert, issueServingCert } from '../../tls.ts';
+import type { StartedTarget, TargetDescriptor, WebhookDialect } from '../target.ts';
+import { REPO_ROOT, resolveBinaries } from './binaries.ts';
+import { READY_ANNOTATION } from './pod-runtime.ts';
+import type { PodRuntimeConfig } from './pod-runtime-main.ts';
+
+export interface EmbeddedOptions {
+  logsDir: string;
+  discoveryBucket: string;
+  webhookFlags?: Record<string, string>;
+  region?: string;
+  envId?: string;
+  stateFile?: string;
+  keepAliveAfterExit?: boolean;
+  startTimeoutMs?: number;
+  onProgress?: (line: string) => void;
+}
+
+export interface EmbeddedTarget extends StartedTarget {
+  /** The env state file (see stopEnvironmentFromState). */
+  statePath: string;
+  /** Milliseconds from the start of startEmbeddedTarget until each component was ready, plus 'total'. */
+  timings: Record<string, number>;
+  /** False when moto runs without the launcher (IRSA_MOTO_MODE=plain): no IAM enforcement. */
+  enforcesIam: boolean;
+  /** Process ids (= process group ids), ports and the temporary directory, for checks after stop. */
+  state: EnvState;
+}
+
+/** What a later process needs to stop an environment it did not start. */
+export interface EnvState {
+  envId: string;
+  ownerPid: number;
+  startedAt: string;
+  workDir: string;
+  logsDir: string;
+  processes: { name: string; pid: number }[];
+  ports: Record<string, number>;
+  descriptor: TargetDescriptor;
+}
+
+const NODE_NAME = 'kwok-node';
+const LOOPBACK = '127.0.0.1';
+const DEFAULT_DIALECT: WebhookDialect = {
+  annotationPrefix: 'eks.amazonaws.com',
+  audience: 'sts.amazonaws.com',
+  mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount',
+  tokenFileName: 'token',
+  defaultExpirationSeconds: 86400,
+};
+/** moto's default account; the launcher reports the real one in its credentials file. */
+const MOTO_DEFAULT_ACCOUNT = '123456789012';
+const STOP_GRACE_MS = 1000;
+/**
+ * etcd and kube-apiserver drain connections for seconds on SIGTERM; their state is thrown away
+ * with the environment, so they get a short grace before SIGKILL.
+ */
+const STATELESS_STOP = new Set(['etcd', 'kube-apiserver']);
+const STATELESS_STOP_GRACE_MS = 300;
+
+function dialectFrom(flags: Record<string, string>): WebhookDialect {
+  return {
+    annotationPrefix: flags['annotation-prefix'] ?? DEFAULT_DIALECT.annotationPrefix,
+    audience: flags['token-audience'] ?? DEFAULT_DIALECT.audience,
+    mountPath: (flags['token-mount-path'] ?? DEFAULT_DIALECT.mountPath).replace(/\/+$/, ''),
+    tokenFileName: DEFAULT_DIALECT.tokenFileName,
+    defaultExpirationSeconds: Number(flags['token-expiration'] ?? DEFAULT_DIALECT.defaultExpirationSeconds),
+  };
+}
+
+interface HttpResult {
+  status: number;
+  body: string;
+}
+
+interface TlsMaterial {
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+
+/** One GET with a 2 s timeout; https when `tls` is given (trusting only the env's CA). */
+function get(url: string, tls?: TlsMaterial): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const options = { method: 'GET', timeout: 2000, ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : {}) };
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function kubeconfigYaml(server: string, caFile: string, certFile: string, keyFile: string, user: string): string {
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '- name: irsa-embedded',
+    '  cluster:',
+    `    server: ${server}`,
+    `    certificate-authority: ${caFile}`,
+    'users:',
+    `- name: ${user}`,
+    '  user:',
+    `    client-certificate: ${certFile}`,
+    `    client-key: ${keyFile}`,
+    'contexts:',
+    '- name: irsa-embedded',
+    '  context:',
+    '    cluster: irsa-embedded',
+    `    user: ${user}`,
+    'current-context: irsa-embedded',
+    '',
+  ].join('\n');
+}
+
+/** A minimal environment for components: nothing of the harness user's environment (AWS_*, KUBECONFIG) leaks in. */
+function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    LANG: 'C.UTF-8',
+    ...(process.env.TZ ? { TZ: process.env.TZ } : {}),
+    ...extra,
+  };
+}
+
+interface MotoCommand {
+  command: string;
+  args: (port: number, certFile: string, keyFile: string, region: string, credsFile: string) => string[];
+  /** True when IAM is enforced (the launcher); false for plain moto (development fallback). */
+  enforcesIam: boolean;
+  venvBin: string;
+}
+
+/**
+ * The venv (tools/python-env.sh) provides moto and the AWS CLI. The launcher is used when present;
+ * IRSA_MOTO_MODE=plain forces plain `moto.server` (no IAM enforcement), for development only.
+ */
+function resolveMoto(): MotoCommand {
+  let venv = process.env.IRSA_VENV;
+  if (!venv) {
+    try {
+      venv = execFileSync('bash', [join(REPO_ROOT, 'tools/python-env.sh')], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }).trim();
+    } catch (e) {
+      const stderr = (e as { stderr?: string }).stderr ?? '';
+      const lines = stderr.trim().split('\n');
+      const cause = lines.find((l) => l.startsWith('irsa: '))?.slice(6) ?? 'tools/python-env.sh failed';
+      const hint = lines.find((l) => l.startsWith('hint: '))?.slice(6) ?? 'run bash tools/python-env.sh to see why';
+      throw new UsageError(cause, hint);
+    }
+  }
+  const python = join(venv, 'bin/python');
+  if (!existsSync(python))
+    throw new UsageError(`no Python in ${venv}`, 'unset IRSA_VENV, or run bash tools/python-env.sh');
+  const launcher = join(REPO_ROOT, 'tools/moto/launcher.py');
+  if (existsSync(launcher) && process.env.IRSA_MOTO_MODE !== 'plain') {
+    return {
+      command: python,
+      args: (port, cert, key, region, creds) => [
+        launcher,
+        '--host',
+        LOOPBACK,
+        '--port',
+        String(port),
+        '--tls-cert',
+        cert,
+        '--tls-key',
+        key,
+        '--region',
+        region,
+        '--admin-credentials-out',
+        creds,
+      ],
+      enforcesIam: true,
+      venvBin: join(venv, 'bin'),
+    };
+  }
+  return {
+    command: python,
+    args: (port, cert, key) => ['-m', 'moto.server', '-H', LOOPBACK, '-p', String(port), '-c', cert, '-k', key],
+    enforcesIam: false,
+    venvBin: join(venv, 'bin'),
+  };
+}
+
+function nodeForCompanion(): string {
+  return process.env.IRSA_NODE || process.execPath;
+}
+
+/**
+ * Starts an embedded environment. On any failure everything already started is stopped, the
+ * temporary directory removed, and a UsageError (StartError for a component) thrown.
+ */
+export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<EmbeddedTarget> {
+  const t0 = performance.now();
+  const timings: Record<string, number> = {};
+  const mark = (name: string) => {
+    timings[name] = Math.round(performance.now() - t0);
+    options.onProgress?.(`embedded: ${name} ready after ${timings[name]} ms`);
+  };
+  const progress = (line: string) => options.onProgress?.(`embedded: ${line}`);
+  const timeoutMs = options.startTimeoutMs ?? 60_000;
+  const region = options.region ?? 'us-east-1';
+  const webhookFlags = options.webhookFlags ?? {};
+  const dialect = dialectFrom(webhookFlags);
+  const envId = options.envId ?? `emb-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+  // Input and environment problems first, before anything runs.
+  const bins = resolveBinaries();
+  const moto = resolveMoto();
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.discoveryBucket))
+    throw new UsageError(
+      `"${options.discoveryBucket}" is not a valid S3 bucket name`,
+      'use 3-63 lowercase letters, digits, dots or hyphens',
+    );
+
+  mkdirSync(options.logsDir, { recursive: true });
+  const workDir = mkdtempSync(join(tmpdir(), `irsa-${envId}-`));
+  const pki = join(workDir, 'pki');
+  mkdirSync(pki, { mode: 0o700 });
+  const started: SupervisedProcess[] = [];
+  const logs: Record<string, string> = {};
+  let stopped: Promise<void> | undefined;
+
+  const stopAll = (): Promise<void> => {
+    stopped ??= (async () => {
+      const t = performance.now();
+      process.off('exit', killOnExit);
+      const each = await Promise.all(
+        started.map(async (p) => {
+          await p.stop(STATELESS_STOP.has(p.name) ? STATELESS_STOP_GRACE_MS : STOP_GRACE_MS);
+          return `${p.name} ${Math.round(performance.now() - t)} ms${p.exitInfo?.signal === 'SIGKILL' ? ' (killed)' : ''}`;
+        }),
+      );
+      rmSync(workDir, { recursive: true, force: true });
+      if (options.stateFile) rmSync(options.stateFile, { force: true });
+      progress(`stopped in ${Math.round(performance.now() - t)} ms (${each.join(', ')})`);
+    })();
+    return stopped;
+  };
+  const killOnExit = () => {
+    for (const p of started) p.killSync();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  if (!options.keepAliveAfterExit) process.on('exit', killOnExit);
+
+  try {
+    // Ports, keys and certificates, all at once.
+    const portNames = [
+      'etcd',
+      'etcdPeer',
+      'apiserver',
+      'moto',
+      'webhook',
+      'webhookMetrics',
+      'kwok',
+      'kcm',
+      'scheduler',
+    ];
+    const portList = await Promise.all(portNames.map(() => freeLoopbackPort()));
+    const ports = Object.fromEntries(portNames.map((n, i) => [n, portList[i] as number])) as Record<string, number>;
+    const port = (n: string) => ports[n] as number;
+    const ca = await createCa(`irsa-conformance ${envId}`);
+    const [apiserverCert, loopbackCert, admin, kcm, scheduler, kwok, webhookUser, kubeletClient, saKey] =
+      await Promise.all([
+        issueServingCert(ca, {
+          ipSans: [LOOPBACK, '10.96.0.1'],
+          dnsSans: [
+            'localhost',
+            'kubernetes',
+            'kubernetes.default',
+            'kubernetes.default.svc',
+            'kubernetes.default.svc.cluster.local',
+          ],
+        }),
+        issueServingCert(ca, { ipSans: [LOOPBACK], dnsSans: ['localhost'] }),
+        issueClientCert(ca, { commonName: 'irsa-admin', organizations: ['system:masters'] }),
+        issueClientCert(ca, { commonName: 'system:kube-controller-manager', organizations: ['system:masters'] }),
+        issueClientCert(ca, { commonName: 'system:kube-scheduler', organizations: ['system:masters'] }),
+        issueClientCert(ca, { commonName: 'irsa:kwok', organizations: ['system:masters'] }),
+        issueClientCert(ca, { commonName: 'irsa:pod-identity-webhook' }),
+        issueClientCert(ca, { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'] }),
+        promisify(generateKeyPair)('rsa', {
+          modulusLength: 2048,
+          publicKeyEncoding: { type: 'spki', format: 'pem' },
+          privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+        }),
+      ]);
+    const file = (name: string, content: string, secret = false) => {
+      const path = join(pki, name);
+      writeFileSync(path, content, { mode: secret ? 0o600 : 0o644 });
+      return path;
+    };
+    const caFile = file('ca.crt', ca.certPem);
+    const pair = (name: string, c: { certPem: string; keyPem: string }) => ({
+      cert: file(`${name}.crt`, c.certPem),
+      key: file(`${name}.key`, c.keyPem, true),
+    });
+    const apiserverTls = pair('apiserver', apiserverCert);
+    const loopbackTls = pair('loopback', loopbackCert);
+    const kubeletClientTls = pair('apiserver-kubelet-client', kubeletClient);
+    const saPub = file('sa.pub', saKey.publicKey);
+    const saPriv = file('sa.key', saKey.privateKey, true);
+    const server = `https://${LOOPBACK}:${port('apiserver')}`;
+    const kubeconfigFor = (name: string, c: { certPem: string; keyPem: string }, user: string) => {
+      const p = pair(`${name}-client`, c);
+      const path = join(workDir, `${name}.kubeconfig`);
+      writeFileSync(path, kubeconfigYaml(server, caFile, p.cert, p.key, user), { mode: 0o600 });
+      return path;
+    };
+    const adminKubeconfig = kubeconfigFor('admin', admin, 'irsa-admin');
+    const kcmKubeconfig = kubeconfigFor('kube-controller-manager', kcm, 'kube-controller-manager');
+    const schedulerKubeconfig = kubeconfigFor('kube-scheduler', scheduler, 'kube-scheduler');
+    const kwokKubeconfig = kubeconfigFor('kwok', kwok, 'kwok');
+    const webhookKubeconfig = kubeconfigFor('pod-identity-webhook', webhookUser, 'pod-identity-webhook');
+    const issuer = `https://${LOOPBACK}:${port('moto')}/${options.discoveryBucket}`;
+    const motoCredsFile = join(workDir, 'moto-admin-credentials.json');
+    const adminTls: TlsMaterial = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
+
+    const start = async (name: string, command: string, args: string[], env = cleanEnv(), cwd = workDir) => {
+      const logFile = join(options.logsDir, `${name}.log`);
+      rmSync(logFile, { force: true });
+      logs[name] = logFile;
+      const p = await SupervisedProcess.start({ name, command, args, env, cwd, logFile });
+      started.push(p);
+      return p;
+    };
+
+    // Wave 1: etcd, moto and kube-apiserver together (kube-apiserver retries etcd until it answers).
+    const etcdData = join(workDir, 'etcd');
+    const etcdUrl = `http://${LOOPBACK}:${port('etcd')}`;
+    const etcd = await start('etcd', bins.etcd, [
+      '--name=irsa',
+      `--data-dir=${etcdData}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=http://${LOOPBACK}:${port('etcdPeer')}`,
+      `--initial-advertise-peer-urls=http://${LOOPBACK}:${port('etcdPeer')}`,
+      `--initial-cluster=irsa=http://${LOOPBACK}:${port('etcdPeer')}`,
+      '--initial-cluster-state=new',
+      // A throwaway store: durability costs start-up and request latency for nothing.
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ]);
+    const motoProc = await start(
+      'moto',
+      moto.command,
+      moto.args(port('moto'), loopbackTls.cert, loopbackTls.key, region, motoCredsFile),
+      cleanEnv({ HOME: workDir, PYTHONDONTWRITEBYTECODE: '1', AWS_DEFAULT_REGION: region }),
+    );
+    const apiserver = await start('kube-apiserver', bins.kubeApiserver, [
+      `--etcd-servers=${etcdUrl}`,
+      `--bind-address=${LOOPBACK}`,
+      `--advertise-address=${LOOPBACK}`,
+      `--secure-port=${port('apiserver')}`,
+      `--tls-cert-file=${apiserverTls.cert}`,
+      `--tls-private-key-file=${apiserverTls.key}`,
+      `--client-ca-file=${caFile}`,
+      `--service-account-issuer=${issuer}`,
+      `--service-account-key-file=${saPub}`,
+      `--service-account-signing-key-file=${saPriv}`,
+      '--authorization-mode=Node,RBAC',
+      '--service-cluster-ip-range=10.96.0.0/16',
+      // The Endpoints of the `kubernetes` Service would be 127.0.0.1, which Endpoints validation rejects.
+      '--endpoint-reconciler-type=none',
+      `--kubelet-client-certificate=${kubeletClientTls.cert}`,
+      `--kubelet-client-key=${kubeletClientTls.key}`,
+      `--kubelet-certificate-authority=${caFile}`,
+      '--kubelet-preferred-address-types=InternalIP,Hostname',
+      '--allow-privileged=true',
+      '--enable-priority-and-fairness=false',
+      '--profiling=false',
+      `--cert-dir=${join(workDir, 'apiserver-certs')}`,
+    ]);
+
+    const podRootTemplate = join(workDir, 'pods', '{namespace}', '{pod}');
+    const companionReady = join(workDir, 'pod-runtime.ready');
+    const companionConfig: PodRuntimeConfig = {
+      kubeconfigPath: adminKubeconfig,
+      nodeName: NODE_NAME,
+      nodeIp: LOOPBACK,
+      podRootTemplate,
+      pathPrefix: [moto.venvBin],
+      baseEnv: {},
+      readyFile: companionReady,
+    };
+    const companionConfigFile = join(workDir, 'pod-runtime.json');
+    writeFileSync(companionConfigFile, JSON.stringify(companionConfig, null, 2));
+    // The companion is a Node process (about a second to load): start it now; it waits for kube-apiserver.
+    const companionProc = await start(
+      'pod-runtime',
+      nodeForCompanion(),
+      ['--import', 'tsx', join(REPO_ROOT, 'support/targets/embedded/pod-runtime-main.ts'), companionConfigFile],
+      cleanEnv({ HOME: workDir, NODE_NO_WARNINGS: '1' }),
+      // `--import tsx` resolves from the working directory.
+      REPO_ROOT,
+    );
+
+    const etcdReady = etcd
+      .waitReady(async () => (await get(`${etcdUrl}/health`)).body.includes('"health":"true"'), {
+        what: 'GET /health',
+        timeoutMs,
+      })
+      .then(() => mark('etcd'));
+    const motoReady = motoProc
+      .waitReady(
+        async () => {
+          if (moto.enforcesIam && !existsSync(motoCredsFile)) return false;
+          await get(`https://${LOOPBACK}:${port('moto')}/`, { ca: ca.certPem });
+          return true;
+        },
+        { what: 'an https answer (and the admin credentials file)', timeoutMs },
+      )
+      .then(() => mark('moto'));
+    await Promise.all([
+      etcdReady,
+      apiserver.waitReady(async () => (await get(`${server}/readyz`, adminTls)).status === 200, {
+        what: 'GET /readyz',
+        timeoutMs,
+      }),
+    ]);
+    mark('kube-apiserver');
+
+    // Cluster objects the other components rely on: kwok's Exec CRD, the node, the webhook's RBAC.
+    const kc = new KubeConfig();
+    kc.loadFromFile(adminKubeconfig);
+    await bootstrapObjects(kc);
+    mark('cluster objects');
+
+    // Wave 2: everything that talks to the API server.
+    const kwokConfig = join(workDir, 'kwok.yaml');
+    writeFileSync(
+      kwokConfig,
+      readFileSync(join(REPO_ROOT, 'support/targets/embedded/assets/kwok-stages.yaml'), 'utf8').replaceAll(
+        '__READY_ANNOTATION__',
+        READY_ANNOTATION,
+      ),
+    );
+
+    const servingFlags = (p: number) => [
+      `--bind-address=${LOOPBACK}`,
+      `--secure-port=${p}`,
+      `--tls-cert-file=${loopbackTls.cert}`,
+      `--tls-private-key-file=${loopbackTls.key}`,
+    ];
+    const [kcmProc, schedulerProc, kwokProc, webhookProc] = await Promise.all([
+      start('kube-controller-manager', bins.kubeControllerManager, [
+        `--kubeconfig=${kcmKubeconfig}`,
+        `--authentication-kubeconfig=${kcmKubeconfig}`,
+        `--authorization-kubeconfig=${kcmKubeconfig}`,
+        ...servingFlags(port('kcm')),
+        '--leader-elect=false',
+        `--root-ca-file=${caFile}`,
+        '--use-service-account-credentials=false',
+        '--profiling=false',
+      ]),
+      start('kube-scheduler', bins.kubeScheduler, [
+        `--kubeconfig=${schedulerKubeconfig}`,
+        `--authentication-kubeconfig=${schedulerKubeconfig}`,
+        `--authorization-kubeconfig=${schedulerKubeconfig}`,
+        ...servingFlags(port('scheduler')),
+        '--leader-elect=false',
+        '--profiling=false',
+      ]),
+      // kwok's environment is the base of every exec'd command's environment: keep it minimal.
+      start(
+        'kwok',
+        bins.kwok,
+        [
+          `--kubeconfig=${kwokKubeconfig}`,
+          `--config=${kwokConfig}`,
+          `--manage-single-node=${NODE_NAME}`,
+          `--node-ip=${LOOPBACK}`,
+          '--node-name=localhost',
+          `--node-port=${port('kwok')}`,
+          `--server-address=${LOOPBACK}:${port('kwok')}`,
+          `--tls-cert-file=${loopbackTls.cert}`,
+          `--tls-private-key-file=${loopbackTls.key}`,
+          '--node-lease-duration-seconds=40',
+          '--enable-crds=Exec',
+        ],
+        cleanEnv({ HOME: workDir }),
+      ),
+      start('pod-identity-webhook', bins.webhook, [
+        '--in-cluster=false',
+        `--kubeconfig=${webhookKubeconfig}`,
+        `--tls-cert=${loopbackTls.cert}`,
+        `--tls-key=${loopbackTls.key}`,
+        `--port=${port('webhook')}`,
+        `--metrics-port=${port('webhookMetrics')}`,
+        ...Object.entries(webhookFlags).map(([k, v]) => `--${k}=${v}`),
+      ]),
+    ]);
+    const core = kc.makeApiClient(CoreV1Api);
+    const loopbackTlsMaterial: TlsMaterial = { ca: ca.certPem };
+    const healthz = (p: number) => async () =>
+      (await get(`https://${LOOPBACK}:${p}/healthz`, loopbackTlsMaterial)).status === 200;
+    await Promise.all([
+      motoReady,
+      kcmProc
+        .waitReady(
+          async () => {
+            if (!(await healthz(port('kcm'))())) return false;
+            // The ServiceAccount controller runs: namespaces get their `default` ServiceAccount.
+            await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
+            return true;
+          },
+          { what: 'GET /healthz and the default ServiceAccount', timeoutMs },
+        )
+        .then(() => mark('kube-controller-manager')),
+      schedulerProc
+        .waitReady(healthz(port('scheduler')), { what: 'GET /healthz', timeoutMs })
+        .then(() => mark('kube-scheduler')),
+      kwokProc
+        .waitReady(
+          async () => {
+            if (!(await healthz(port('kwok'))())) return false;
+            const node = await core.readNode({ name: NODE_NAME });
+            return (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+          },
+          { what: `GET /healthz and node ${NODE_NAME} Ready`, timeoutMs },
+        )
+        .then(() => mark('kwok')),
+      webhookProc
+        .waitReady(healthz(port('webhook')), { what: 'GET /healthz over TLS', timeoutMs })
+        .then(() => mark('pod-identity-webhook')),
+      companionProc
+        .waitReady(async () => existsSync(companionReady), { what: 'its pod watch', timeoutMs })
+        .then(() => mark('pod-runtime')),
+    ]);
+
+    const credentials = moto.enforcesIam
+      ? (JSON.parse(readFileSync(motoCredsFile, 'utf8')) as {
+          accessKeyId: string;
+          secretAccessKey: string;
+          accountId?: string;
+        })
+      : { accessKeyId: 'AKIAIRSAEMBEDDEDADMIN', secretAccessKey: 'embedded-moto-without-iam-enforcement' };
+    const endpoint = `https://${LOOPBACK}:${port('moto')}`;
+    const descriptor: TargetDescriptor = {
+      name: 'embedded',
+      envId,
+      kubeconfigPath: adminKubeconfig,
+      kubeContext: 'irsa-embedded',
+      aws: {
+        region,
+        endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey },
+        accountId: ('accountId' in credentials && credentials.accountId) || MOTO_DEFAULT_ACCOUNT,
+        caBundlePath: caFile,
+      },
+      podAwsEnv: {
+        AWS_ENDPOINT_URL: endpoint,
+        AWS_REGION: region,
+        AWS_DEFAULT_REGION: region,
+        AWS_CA_BUNDLE: caFile,
+      },
+      issuer: { mode: 'fixed', issuer, discoveryBucket: options.discoveryBucket },
+      webhook: {
+        mode: 'harness',
+        url: `https://${LOOPBACK}:${port('webhook')}/mutate`,
+        caBundle: Buffer.from(ca.certPem).toString('base64'),
+      },
+      dialect,
+      podRoot: podRootTemplate,
+      logs,
+    };
+    const statePath = options.stateFile ?? join(workDir, 'env-state.json');
+    const state: EnvState = {
+      envId,
+      ownerPid: process.pid,
+      startedAt: new Date().toISOString(),
+      workDir,
+      logsDir: options.logsDir,
+      processes: started.map((p) => ({ name: p.name, pid: p.pid })),
+      ports,
+      descriptor,
+    };
+    writeFileSync(statePath, JSON.stringify(state, null, 2), { mode: 0o600 });
+    mark('total');
+
+    // A component that dies later takes the environment down with it: a half environment only
+    // produces misleading failures.
+    for (const p of started) {
+      void p.exited.then((exit) => {
+        if (stopped) return;
+        progress(
+          `${p.name} exited unexpectedly (code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'}); stopping the environment. Last log lines:\n${p.tail(15)}`,
+        );
+        void stopAll();
+      });
+    }
+
+    return { descriptor, statePath, timings, enforcesIam: moto.enforcesIam, state, stop: stopAll };
+  } catch (e) {
+    await stopAll();
+    if (e instanceof UsageError) throw e;
+    throw new StartError(
+      'embedded target',
+      e instanceof Error ? e.message : String(e),
+      `see the component logs in ${options.logsDir}`,
+      '',
+      {
+        cause: e,
+      },
+    );
+  }
+}
+
+/** Objects every component after kube-apiserver needs; idempotent. */
+async function bootstrapObjects(kc: KubeConfig): Promise<void> {
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const createIfMissing = async (obj: KubernetesObject) => {
+    try {
+      await objects.create(obj);
+    } catch (e) {
+      if ((e as { code?: number }).code !== 409) throw e;
+    }
+  };
+  const crd = parseYaml(
+    readFileSync(join(REPO_ROOT, 'support/targets/embedded/assets/kwok-exec-crd.yaml'), 'utf8'),
+  ) as V1CustomResourceDefinition;
+  await Promise.all([
+    createIfMissing(crd),
+    createIfMissing({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name: NODE_NAME,
+        annotations: { 'node.alpha.kubernetes.io/ttl': '0', 'kwok.x-k8s.io/node': 'fake' },
+        labels: {
+          'kubernetes.io/hostname': NODE_NAME,
+          'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': 'amd64',
+          type: 'kwok',
+        },
+      },
+    } as KubernetesObject),
+    // What upstream's deploy/auth.yaml grants the webhook (it watches ServiceAccounts; ConfigMaps
+    // with --watch-config-map).
+    createIfMissing({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'irsa:pod-identity-webhook' },
+      rules: [{ apiGroups: [''], resources: ['serviceaccounts', 'configmaps'], verbs: ['get', 'watch', 'list'] }],
+    } as KubernetesObject),
+    createIfMissing({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'irsa:pod-identity-webhook' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'irsa:pod-identity-webhook' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'irsa:pod-identity-webhook' }],
+    } as KubernetesObject),
+  ]);
+  // kwok starts watching Execs right away: wait until the API serves them.
+  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  let delay = 20;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const current = await ext.readCustomResourceDefinition({ name: crd.metadata?.name as string });
+    if ((current.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True')) break;
+    if (Date.now() > deadline) throw new Error('the kwok Exec CRD was not established within 30 s');
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 250);
+  }
+}
+
+/**
+ * Stops an environment from its state file (e.g. a warm one started by `irsa env up` in another
+ * process): stops its process groups, removes its temporary directory and the state file.
+ * Idempotent; a missing state file means there is nothing to stop.
+ */
+export async function stopEnvironmentFromState(stateFile: string): Promise<void> {
+  let state: EnvState;
+  try {
+    state = JSON.parse(readFileSync(stateFile, 'utf8')) as EnvState;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new UsageError(
+      `cannot read the environment state ${stateFile}: ${(e as Error).message}`,
+      'delete it and stop leftover processes by hand',
+    );
+  }
+  await Promise.all(state.processes.map((p) => stopProcessGroup(p.pid, STOP_GRACE_MS)));
+  rmSync(state.workDir, { recursive: true, force: true });
+  rmSync(stateFile, { force: true });
+}
+
+/** Ports of a state that still accept connections (for tests and `env down` checks). */
+export async function listeningPorts(ports: Record<string, number>): Promise<string[]> {
+  const results = await Promise.all(
+    Object.entries(ports).map(async ([name, p]) => ((await portListening(p)) ? `${name}:${p}` : undefined)),
+  );
+  return results.filter((r): r is string => r !== undefined);
+}
+
+export { readLogTail };
