@@ -10,8 +10,8 @@
  * Stopping: SIGTERM to the group, SIGKILL after a bound. Also usable on groups this process did
  * not start (a warm environment recorded in a state file) and synchronously from an exit handler.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { StartError } from './errors.ts';
 
@@ -107,6 +107,27 @@ async function waitGroupGone(pgid: number, timeoutMs: number): Promise<boolean> 
   return true;
 }
 
+/**
+ * argv[0] of a running process, or undefined if there is no such process. Used to make sure a pid
+ * from a state file still belongs to the program that was started (pids are reused).
+ */
+export function processCommand(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
+  } catch {
+    // No procfs (macOS): ask ps.
+    try {
+      return (
+        execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' })
+          .trim()
+          .split(' ')[0] || undefined
+      );
+    } catch {
+      return undefined;
+    }
+  }
+}
+
 /** SIGTERM to the group, SIGKILL after `graceMs`; resolves when no member is left (or gives up after 5 s more). */
 export async function stopProcessGroup(pgid: number, graceMs = 1500): Promise<void> {
   if (!groupAlive(pgid)) return;
@@ -120,6 +141,7 @@ export async function stopProcessGroup(pgid: number, graceMs = 1500): Promise<vo
 export class SupervisedProcess {
   readonly name: string;
   readonly pid: number;
+  readonly command: string;
   readonly logFile: string;
   /** Resolves when the group leader exits. */
   readonly exited: Promise<ExitInfo>;
@@ -129,6 +151,7 @@ export class SupervisedProcess {
   private constructor(spec: ProcessSpec, child: ChildProcess, pid: number) {
     this.name = spec.name;
     this.pid = pid;
+    this.command = spec.command;
     this.logFile = spec.logFile;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {

@@ -10,18 +10,25 @@
  * skipped with the reason. Tokens are decoded, never printed.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CreateAccessKeyCommand, CreateUserCommand } from '@aws-sdk/client-iam';
 import { CreateBucketCommand, PutBucketPolicyCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod, Watch } from '@kubernetes/client-node';
 import { type Clients, createClients } from '../support/clients.ts';
-import { isUsageError } from '../support/errors.ts';
+import { isUsageError, StartError } from '../support/errors.ts';
 import { groupAlive, portListening } from '../support/process.ts';
 import { REPO_ROOT, resolveBinaries } from '../support/targets/embedded/binaries.ts';
-import { type EmbeddedTarget, startEmbeddedTarget } from '../support/targets/embedded/index.ts';
+import {
+  type EmbeddedTarget,
+  type EnvState,
+  startEmbeddedTarget,
+  stopEnvironmentFromState,
+} from '../support/targets/embedded/index.ts';
 import { execInPod } from '../support/targets/embedded/pod-runtime.ts';
 
 const NS = 'irsa-embedded-test';
@@ -338,5 +345,104 @@ describe('embedded target', {
       assert.ok(Date.now() < deadline, `${root} still exists 10 s after the pod was deleted`);
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
+  });
+});
+
+describe('warm embedded environment', {
+  skip: missing ? `component binaries missing: ${missing}` : false,
+  timeout: 120_000,
+}, () => {
+  it('outlives the process that started it and is stopped from its state file', async () => {
+    const stateFile = join(REPO_ROOT, 'reports/logs/test-embedded-warm/env-state.json');
+    mkdirSync(dirname(stateFile), { recursive: true });
+    rmSync(stateFile, { force: true });
+    // A separate process starts the environment and exits, as `irsa env up` would.
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `const { startEmbeddedTarget } = await import(${JSON.stringify(join(REPO_ROOT, 'support/targets/embedded/index.ts'))});
+         await startEmbeddedTarget({ logsDir: ${JSON.stringify(dirname(stateFile))}, discoveryBucket: 'irsa-warm',
+           stateFile: ${JSON.stringify(stateFile)}, keepAliveAfterExit: true });
+         process.exit(0);`,
+      ],
+      { cwd: REPO_ROOT, encoding: 'utf8', timeout: 100_000 },
+    );
+    assert.equal(child.status, 0, `the starting process succeeded: ${child.stderr}`);
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as EnvState;
+    try {
+      const dead = state.processes.filter((p) => !groupAlive(p.pid)).map((p) => p.name);
+      assert.deepEqual(dead, [], 'every component still runs after the starting process exited');
+      const kc = new KubeConfig();
+      kc.loadFromFile(state.descriptor.kubeconfigPath);
+      const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: 'default' });
+      assert.equal(ns.metadata?.name, 'default', 'the API server answers');
+    } finally {
+      await stopEnvironmentFromState(stateFile);
+    }
+    await stopEnvironmentFromState(stateFile); // idempotent: nothing left to stop
+    const alive = state.processes.filter((p) => groupAlive(p.pid)).map((p) => p.name);
+    assert.deepEqual(alive, [], 'no component is left');
+    const listening: string[] = [];
+    for (const [name, port] of Object.entries(state.ports)) {
+      if (await portListening(port)) listening.push(`${name}:${port}`);
+    }
+    assert.deepEqual(listening, [], 'no port is listening');
+    assert.equal(existsSync(state.workDir), false, 'the temporary directory is removed');
+    assert.equal(existsSync(stateFile), false, 'the state file is removed');
+  });
+});
+
+describe('embedded target start failures', { timeout: 120_000 }, () => {
+  it('names a missing binary with a hint, before starting anything', () => {
+    assert.throws(
+      () => resolveBinaries({ ...process.env, IRSA_KWOK_BIN: '/nonexistent/kwok' }),
+      (e: unknown) =>
+        isUsageError(e) &&
+        /kwok not found/.test(e.message) &&
+        /npm run conformance/.test(e.hint) &&
+        /IRSA_KWOK_BIN/.test(e.hint),
+    );
+  });
+
+  it('reports a component that exits during start with its log tail, and leaves nothing behind', {
+    skip: missing ? `component binaries missing: ${missing}` : false,
+  }, async () => {
+    const envId = `failtest-${process.pid}`;
+    const saved = process.env.IRSA_WEBHOOK_BIN;
+    process.env.IRSA_WEBHOOK_BIN = '/bin/false';
+    try {
+      await assert.rejects(
+        startEmbeddedTarget({
+          logsDir: join(REPO_ROOT, 'reports/logs/test-embedded-failure'),
+          discoveryBucket: 'irsa-failure',
+          envId,
+        }),
+        (e: unknown) =>
+          e instanceof StartError && e.component === 'pod-identity-webhook' && /exited during start/.test(e.message),
+      );
+    } finally {
+      if (saved === undefined) delete process.env.IRSA_WEBHOOK_BIN;
+      else process.env.IRSA_WEBHOOK_BIN = saved;
+    }
+    const marker = `irsa-${envId}-`;
+    assert.deepEqual(
+      readdirSync(tmpdir()).filter((d) => d.startsWith(marker)),
+      [],
+      'the temporary directory is removed',
+    );
+    const leftovers = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+        } catch {
+          return false;
+        }
+      });
+    assert.deepEqual(leftovers, [], 'no process of the environment is left');
   });
 });

@@ -33,8 +33,12 @@
  *   envId            default a random id
  *   stateFile        where the env state (pids, ports, dirs, descriptor) is written; default <workDir>/env-state.json
  *   keepAliveAfterExit  false (default): if this process exits without stop(), an exit handler kills
- *                    every component; true for a warm environment (`irsa env up`) stopped later
- *                    with stopEnvironmentFromState.
+ *                    every component (moto also exits with its parent); true for a warm environment
+ *                    (`irsa env up`) stopped later with stopEnvironmentFromState.
+ *   handleSignals    default !keepAliveAfterExit: on SIGINT/SIGTERM stop the environment, then
+ *                    re-raise the signal unless another listener (the coordinator's) handles it.
+ *                    Needed because components run in their own process groups: a terminal's
+ *                    Ctrl-C reaches only the harness.
  *   startTimeoutMs   per component readiness timeout, default 60 s (busy 2-core machines)
  *
  * Bind addresses: every component binds 127.0.0.1, except amazon-eks-pod-identity-webhook v0.6.17,
@@ -48,7 +52,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import {
   ApiextensionsV1Api,
@@ -60,7 +64,14 @@ import {
 } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { StartError, UsageError } from '../../errors.ts';
-import { freeLoopbackPort, portListening, readLogTail, SupervisedProcess, stopProcessGroup } from '../../process.ts';
+import {
+  freeLoopbackPort,
+  portListening,
+  processCommand,
+  readLogTail,
+  SupervisedProcess,
+  stopProcessGroup,
+} from '../../process.ts';
 import { createCa, issueClientCert, issueServingCert } from '../../tls.ts';
 import type { StartedTarget, TargetDescriptor, WebhookDialect } from '../target.ts';
 import { REPO_ROOT, resolveBinaries } from './binaries.ts';
@@ -75,6 +86,8 @@ export interface EmbeddedOptions {
   envId?: string;
   stateFile?: string;
   keepAliveAfterExit?: boolean;
+  /** Stop on SIGINT/SIGTERM (then re-raise the signal if nobody else listens). Default: !keepAliveAfterExit. */
+  handleSignals?: boolean;
   startTimeoutMs?: number;
   onProgress?: (line: string) => void;
 }
@@ -97,7 +110,8 @@ export interface EnvState {
   startedAt: string;
   workDir: string;
   logsDir: string;
-  processes: { name: string; pid: number }[];
+  /** Process group leaders; `command` guards against signalling a reused pid. */
+  processes: { name: string; pid: number; command: string }[];
   ports: Record<string, number>;
   descriptor: TargetDescriptor;
 }
@@ -298,6 +312,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     stopped ??= (async () => {
       const t = performance.now();
       process.off('exit', killOnExit);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       const each = await Promise.all(
         started.map(async (p) => {
           await p.stop(STATELESS_STOP.has(p.name) ? STATELESS_STOP_GRACE_MS : STOP_GRACE_MS);
@@ -314,7 +330,17 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     for (const p of started) p.killSync();
     rmSync(workDir, { recursive: true, force: true });
   };
+  const onSignal = (signal: NodeJS.Signals) => {
+    progress(`${signal}: stopping`);
+    void stopAll().finally(() => {
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  };
   if (!options.keepAliveAfterExit) process.on('exit', killOnExit);
+  if (options.handleSignals ?? !options.keepAliveAfterExit) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
 
   try {
     // Ports, keys and certificates, all at once.
@@ -417,7 +443,10 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     const motoProc = await start(
       'moto',
       moto.command,
-      moto.args(port('moto'), loopbackTls.cert, loopbackTls.key, region, motoCredsFile),
+      [
+        ...moto.args(port('moto'), loopbackTls.cert, loopbackTls.key, region, motoCredsFile),
+        ...(moto.enforcesIam && !options.keepAliveAfterExit ? ['--exit-with-parent'] : []),
+      ],
       cleanEnv({ HOME: workDir, PYTHONDONTWRITEBYTECODE: '1', AWS_DEFAULT_REGION: region }),
     );
     const apiserver = await start('kube-apiserver', bins.kubeApiserver, [
@@ -534,7 +563,9 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         '--leader-elect=false',
         '--profiling=false',
       ]),
-      // kwok's environment is the base of every exec'd command's environment: keep it minimal.
+      // kwok's environment is the base of every exec'd command's environment: keep it minimal. Its
+      // PATH also decides where argv[0] of an exec is found (Go resolves it with kwok's own PATH,
+      // not the Exec object's), so the venv's bin (the pinned `aws`) comes first here too.
       start(
         'kwok',
         bins.kwok,
@@ -551,7 +582,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
           '--node-lease-duration-seconds=40',
           '--enable-crds=Exec',
         ],
-        cleanEnv({ HOME: workDir }),
+        cleanEnv({ HOME: workDir, PATH: `${moto.venvBin}:${cleanEnv().PATH}` }),
       ),
       start('pod-identity-webhook', bins.webhook, [
         '--in-cluster=false',
@@ -645,7 +676,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       startedAt: new Date().toISOString(),
       workDir,
       logsDir: options.logsDir,
-      processes: started.map((p) => ({ name: p.name, pid: p.pid })),
+      processes: started.map((p) => ({ name: p.name, pid: p.pid, command: p.command })),
       ports,
       descriptor,
     };
@@ -754,8 +785,19 @@ export async function stopEnvironmentFromState(stateFile: string): Promise<void>
       'delete it and stop leftover processes by hand',
     );
   }
-  await Promise.all(state.processes.map((p) => stopProcessGroup(p.pid, STOP_GRACE_MS)));
-  rmSync(state.workDir, { recursive: true, force: true });
+  await Promise.all(
+    state.processes.map(async (p) => {
+      const running = processCommand(p.pid);
+      // A leader that is gone (or a pid now used by another program) is not ours to signal.
+      if (running !== undefined && running !== p.command) return;
+      await stopProcessGroup(p.pid, STATELESS_STOP.has(p.name) ? STATELESS_STOP_GRACE_MS : STOP_GRACE_MS);
+    }),
+  );
+  // Only ever delete a directory this module created (a corrupted state file must not point rm elsewhere).
+  const workDir = resolve(state.workDir);
+  if (dirname(workDir) === resolve(tmpdir()) && basename(workDir).startsWith(`irsa-${state.envId}-`)) {
+    rmSync(workDir, { recursive: true, force: true });
+  }
   rmSync(stateFile, { force: true });
 }
 

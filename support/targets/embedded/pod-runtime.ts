@@ -44,6 +44,8 @@ const KWOK_GROUP = 'kwok.x-k8s.io';
 const KWOK_VERSION = 'v1alpha1';
 /** kubelet's default for a serviceAccountToken source without expirationSeconds. */
 const DEFAULT_TOKEN_SECONDS = 3600;
+/** setTimeout fires at once for delays above 2^31-1 ms (24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface PodRuntimeOptions {
   kubeConfig: KubeConfig;
@@ -313,17 +315,20 @@ export class PodRuntimeCompanion {
     // The kubelet refreshes a projected token at 80 % of its lifetime; so does this companion.
     const ttlMs = (tr.status?.expirationTimestamp?.getTime() ?? Date.now() + expirationSeconds * 1000) - Date.now();
     if (ttlMs > 0 && !this.#stopped) {
-      const timer = setTimeout(() => {
-        state.timers = state.timers.filter((t) => t !== timer);
-        if (this.#pods.get(state.uid) !== state) return;
-        const current = this.#informer?.get(pod.metadata?.name as string, namespace) ?? pod;
-        const root = podRootFor(this.#o.podRootTemplate, namespace, pod.metadata?.name as string);
-        this.#materialiseVolumes(current, root, state).catch((e) =>
-          this.#o.log(
-            `pod ${namespace}/${pod.metadata?.name}: token refresh of volume ${volume.name} failed: ${errorText(e)}`,
-          ),
-        );
-      }, ttlMs * 0.8);
+      const timer = setTimeout(
+        () => {
+          state.timers = state.timers.filter((t) => t !== timer);
+          if (this.#pods.get(state.uid) !== state) return;
+          const current = this.#informer?.get(pod.metadata?.name as string, namespace) ?? pod;
+          const root = podRootFor(this.#o.podRootTemplate, namespace, pod.metadata?.name as string);
+          this.#materialiseVolumes(current, root, state).catch((e) =>
+            this.#o.log(
+              `pod ${namespace}/${pod.metadata?.name}: token refresh of volume ${volume.name} failed: ${errorText(e)}`,
+            ),
+          );
+        },
+        Math.min(ttlMs * 0.8, MAX_TIMER_MS),
+      );
       timer.unref();
       state.timers.push(timer);
     }
