@@ -22,7 +22,7 @@ import {
   ListUserPoliciesCommand,
 } from '@aws-sdk/client-iam';
 import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { PatchStrategy } from '@kubernetes/client-node';
 import { DELETE_CONFLICT_ERRORS, awsErrorName, describeAwsError, isAwsError, isThrottling } from './aws/errors.ts';
 import type { Clients } from './clients.ts';
 import { isNotFound, kubeStatus, waitForDeletion } from './kube/ops.ts';
@@ -136,7 +136,6 @@ export async function deleteResource(c: Clients, ref: ResourceRef, timeoutSecond
         undefined,
         undefined,
         PatchStrategy.MergePatch,
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
       return;
   }

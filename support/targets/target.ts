@@ -81,6 +81,8 @@ export interface TargetDescriptor {
   podAwsEnv: Record<string, string>;
   issuer: IssuerControl;
   webhook: WebhookRegistration;
+  /** The pod identity webhook's release (e.g. v0.6.17) where known: decides which admission versions it answers. */
+  webhookVersion?: string;
   dialect: WebhookDialect;
   /**
    * Where files that a pod sees at an absolute path live for processes exec'd into it, with

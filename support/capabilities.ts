@@ -1,0 +1,192 @@
+/**
+ * Capabilities are measured on the target at start, not declared: each probe performs the
+ * smallest operation whose outcome differs between a target that can and one that cannot.
+ * Probe resources are tagged, recorded in the ledger (scope "probe") and deleted right after.
+ * A scenario tagged @requires-<capability> is skipped with the probe's reason where it is missing.
+ */
+import { CreateAccessKeyCommand, CreateRoleCommand, CreateUserCommand } from '@aws-sdk/client-iam';
+import { ListBucketsCommand, PutBucketPolicyCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { awsErrorName, describeAwsError } from './aws/errors.ts';
+import { flushLedger } from './cleanup.ts';
+import type { Clients } from './clients.ts';
+import type { HarnessConfig } from './config.ts';
+import { execInPod, waitForReadyPod } from './kube/ops.ts';
+import type { Ledger } from './ledger.ts';
+import { awsTags, kubeLabels, resourceName } from './names.ts';
+import { bucketUrl, createTaggedBucket } from './provision/infrastructure.ts';
+import { loadSetup } from './setup/setup.ts';
+import { CAPABILITIES, type Capability, type CapabilityMatrix, type CapabilityResult, type TargetDescriptor } from './targets/target.ts';
+
+const yes = (reason: string): CapabilityResult => ({ available: true, reason });
+const no = (reason: string): CapabilityResult => ({ available: false, reason });
+
+/** An unsigned, well-formed but meaningless JWT: real STS refuses it, an emulator that does not validate accepts it. */
+function garbageToken(): string {
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${b64({ alg: 'RS256', kid: 'irsa-conformance-probe' })}.${b64({ iss: 'https://irsa-conformance.invalid', sub: 'probe', aud: 'sts.amazonaws.com', exp: Math.floor(Date.now() / 1000) + 600 })}.${Buffer.from('not-a-signature').toString('base64url')}`;
+}
+
+export async function probeCapabilities(args: {
+  clients: Clients;
+  target: TargetDescriptor;
+  config: HarnessConfig;
+  runId: string;
+  ledger: Ledger;
+  issuer: string;
+  log: (line: string) => void;
+}): Promise<CapabilityMatrix> {
+  const { clients: c, target, config, runId, ledger } = args;
+  const scope = 'probe';
+  const writes = target.name !== 'live' || config.live.mode === 'provision';
+  const results: Partial<Record<Capability, CapabilityResult>> = {};
+  results['writes-allowed'] = writes ? yes(`${target.name} target in a writing mode`) : no('verify-only mode writes nothing');
+  results['https-issuer'] = args.issuer.startsWith('https://') ? yes(`issuer ${args.issuer}`) : no(`issuer ${args.issuer} is not https (AWS requires https)`);
+  const sts = new STSClient(c.awsClientOptions());
+  const ctx = { clients: c, target, setup: loadSetup(config.setupDir), config, runId, ledger, scope, log: args.log };
+
+  const probeTokens = async () => {
+    try {
+      await sts.send(
+        new AssumeRoleWithWebIdentityCommand({
+          RoleArn: `arn:aws:iam::${target.aws.accountId}:role/irsa-conformance-probe-${runId}`,
+          RoleSessionName: 'irsa-conformance-probe',
+          WebIdentityToken: garbageToken(),
+        }),
+      );
+      results['validates-tokens'] = no('AssumeRoleWithWebIdentity accepted an unsigned token from an unknown issuer');
+    } catch (e) {
+      results['validates-tokens'] = yes(`AssumeRoleWithWebIdentity refused an unsigned token (${awsErrorName(e) ?? describeAwsError(e)})`);
+    }
+  };
+
+  const probeTrust = async () => {
+    if (!writes) return;
+    // A role whose trust policy admits only an identity provider that does not exist: a target that
+    // evaluates trust policies refuses any token for it.
+    const roleName = resourceName('irsa-probe-trust', runId, undefined, 64);
+    await c.iam.send(
+      new CreateRoleCommand({
+        RoleName: roleName,
+        AssumeRolePolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Federated: `arn:aws:iam::${target.aws.accountId}:oidc-provider/irsa-conformance.invalid` }, Action: 'sts:AssumeRoleWithWebIdentity' }],
+        }),
+        Tags: awsTags(runId),
+      }),
+    );
+    ledger.record(scope, { kind: 'iam-role', roleName });
+    try {
+      await sts.send(new AssumeRoleWithWebIdentityCommand({ RoleArn: `arn:aws:iam::${target.aws.accountId}:role/${roleName}`, RoleSessionName: 'probe', WebIdentityToken: garbageToken() }));
+      results['evaluates-trust-policies'] = no('AssumeRoleWithWebIdentity succeeded for a role that trusts only a nonexistent identity provider');
+    } catch (e) {
+      results['evaluates-trust-policies'] = yes(`AssumeRoleWithWebIdentity was refused for a role trusting a nonexistent provider (${awsErrorName(e) ?? 'error'})`);
+    }
+  };
+
+  const probeIam = async () => {
+    // ListBuckets (GET /) with no signature at all, as an anonymous client on the network would send it.
+    const s3Root = target.aws.endpoint ? `${target.aws.endpoint.replace(/\/$/, '')}/` : `https://s3.${target.aws.region}.amazonaws.com/`;
+    const anonymousList = await c.anonymousGet(s3Root);
+    const anonymousRefused = anonymousList.status === 403;
+    if (!anonymousRefused) {
+      results['enforces-iam'] = no('an anonymous ListBuckets succeeded');
+      return;
+    }
+    if (!writes) {
+      results['enforces-iam'] = yes('an anonymous ListBuckets was refused');
+      return;
+    }
+    const userName = resourceName('irsa-probe-user', runId, undefined, 64);
+    await c.iam.send(new CreateUserCommand({ UserName: userName, Tags: awsTags(runId) }));
+    ledger.record(scope, { kind: 'iam-user', userName });
+    const key = await c.iam.send(new CreateAccessKeyCommand({ UserName: userName }));
+    const creds = { accessKeyId: key.AccessKey?.AccessKeyId as string, secretAccessKey: key.AccessKey?.SecretAccessKey as string };
+    const asUser = new S3Client({ ...c.awsClientOptions(creds), forcePathStyle: target.aws.forcePathStyle });
+    try {
+      await asUser.send(new ListBucketsCommand({}));
+      results['enforces-iam'] = no('an IAM user without any policy could list buckets');
+    } catch (e) {
+      results['enforces-iam'] =
+        awsErrorName(e) === 'AccessDenied'
+          ? yes('an IAM user without any policy got AccessDenied on ListBuckets')
+          : no(`an IAM user without any policy got ${describeAwsError(e)} instead of AccessDenied`);
+    }
+  };
+
+  const probePublicReads = async () => {
+    if (!writes) return;
+    const bucket = resourceName('irsa-probe-public', runId);
+    await createTaggedBucket(ctx, bucket);
+    await c.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'public.txt', Body: 'public' }));
+    await c.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'private.txt', Body: 'private' }));
+    await c.s3.send(
+      new PutBucketPolicyCommand({
+        Bucket: bucket,
+        Policy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${bucket}/public.txt` }] }),
+      }),
+    );
+    const pub = await c.anonymousGet(`${bucketUrl(ctx, bucket)}/public.txt`);
+    const priv = await c.anonymousGet(`${bucketUrl(ctx, bucket)}/private.txt`);
+    results['anonymous-public-reads'] =
+      pub.status === 200 && pub.body === 'public'
+        ? yes(`anonymous GET of a policy-public object: 200; of a private one: ${priv.status}`)
+        : no(`anonymous GET of a policy-public object returned HTTP ${pub.status}`);
+  };
+
+  const probePods = async () => {
+    const nodes = await c.core.listNode();
+    const ready = nodes.items.filter((n) => (n.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True'));
+    if (ready.length === 0) {
+      results['runs-pods'] = no('the cluster has no Ready node');
+      results['exec-into-pods'] = no('no Ready node to run a pod on');
+      return;
+    }
+    if (!writes) {
+      results['runs-pods'] = yes(`${ready.length} Ready node(s)`);
+      results['exec-into-pods'] = yes('assumed from Ready nodes (verify-only creates no probe pod)');
+      return;
+    }
+    const namespace = resourceName('irsa-probe', runId);
+    await c.core.createNamespace({ body: { metadata: { name: namespace, labels: kubeLabels(runId) } } });
+    ledger.record(scope, { kind: 'k8s-namespace', name: namespace });
+    await c.core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: 'probe', labels: { ...kubeLabels(runId), app: 'irsa-probe' } },
+        spec: { containers: [{ name: 'probe', image: ctx.setup.spec.application.image, command: ['sleep'], args: ['infinity'] }] },
+      },
+    });
+    try {
+      const pod = await waitForReadyPod(c, namespace, 'app=irsa-probe', config.timeouts.assertSeconds);
+      results['runs-pods'] = yes(`a probe pod became Ready on ${pod.spec?.nodeName}`);
+    } catch (e) {
+      results['runs-pods'] = no(`a probe pod did not become Ready: ${(e as Error).message}`);
+      results['exec-into-pods'] = no('no running probe pod to exec into');
+      return;
+    }
+    const r = await execInPod(c, namespace, 'probe', 'probe', ['echo', 'irsa-probe-ok'], 30).catch((e: unknown) => ({ stdout: '', stderr: String(e), exitCode: -1 }));
+    results['exec-into-pods'] =
+      r.exitCode === 0 && r.stdout.trim() === 'irsa-probe-ok' ? yes('exec of echo in a probe pod returned its output') : no(`exec in a probe pod failed: ${r.stderr.trim().slice(0, 200)}`);
+  };
+
+  const settled = await Promise.allSettled([probeTokens(), probeTrust(), probeIam(), probePublicReads(), probePods()]);
+  const errors = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => describeAwsError(s.reason));
+  const cleanup = await flushLedger(c, ledger, { scope, timeoutSeconds: config.timeouts.cleanupSeconds });
+  for (const f of cleanup.failed) args.log(`warning: probe cleanup of ${f.what} failed: ${f.error}`);
+  const matrix = {} as CapabilityMatrix;
+  for (const cap of CAPABILITIES) {
+    matrix[cap] = results[cap] ?? no(errors.length ? `probe failed: ${errors.join('; ').slice(0, 300)}` : 'not measurable in this mode');
+  }
+  if (!matrix['validates-tokens'].available && results['evaluates-trust-policies'] === undefined) {
+    matrix['evaluates-trust-policies'] = no('tokens are not validated, so trust policies cannot be evaluated for them');
+  }
+  return matrix;
+}
+
+export function formatCapabilityMatrix(target: string, m: CapabilityMatrix): string {
+  const width = Math.max(...CAPABILITIES.map((c) => c.length));
+  const lines = [`Capabilities of the ${target} target (measured at start):`];
+  for (const cap of CAPABILITIES) lines.push(`  ${cap.padEnd(width)}  ${m[cap].available ? 'yes' : 'no '}  ${m[cap].reason}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,252 @@
+/**
+ * `npm run conformance`: the coordinator of a run.
+ *   1. options and configuration (cucumber profile + IRSA_* settings), validated: exit 2 on bad input
+ *   2. a dry run of the selected features: an undefined step is bad input (exit 2), before anything starts
+ *   3. target up (or attached), capabilities probed, run state written for the worker threads
+ *   4. cucumber in this process (progress on the terminal, reports/ html junit ndjson rerun)
+ *   5. the run's remaining ledger flushed in reverse order, the target stopped, the matrix printed
+ * SIGINT/SIGTERM at any point: no new steps start, the ledger is flushed, the target stopped,
+ * exit 130/143. A second SIGINT exits at once and prints what was left behind.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfiguration, loadSupport, runCucumber } from '@cucumber/cucumber/api';
+import type { Envelope } from '@cucumber/messages';
+import { formatCapabilityMatrix, probeCapabilities } from '../capabilities.ts';
+import { flushLedger } from '../cleanup.ts';
+import { createClients } from '../clients.ts';
+import { type HarnessConfig, loadConfig } from '../config.ts';
+import { UsageError } from '../errors.ts';
+import { describeRef, Ledger } from '../ledger.ts';
+import { configureLog, log } from '../log.ts';
+import { newRunId } from '../names.ts';
+import { repoRoot, runsRoot } from '../paths.ts';
+import { observeClusterIssuer } from '../provision/infrastructure.ts';
+import { registerSecret } from '../redact.ts';
+import { runStatePath, writeRunState } from '../run-state.ts';
+import { loadSetup } from '../setup/setup.ts';
+import { startTarget, type TargetHandle } from '../targets/start.ts';
+
+export interface ConformanceOptions {
+  argv: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Overrides of settings (the self-test points runs at fault setups). */
+  overrides?: Record<string, unknown>;
+  /** Called with every cucumber message (the self-test reads results from them). */
+  onMessage?: (e: Envelope) => void;
+}
+
+export interface ConformanceResult {
+  exitCode: number;
+  runId?: string;
+  counts: { passed: number; failed: number; skipped: number; other: number };
+  /** Scenario name -> status and the first failure message. */
+  scenarios: { name: string; uri: string; status: string; message?: string }[];
+}
+
+const OWN_FLAGS = new Set(['-p', '--profile']);
+
+function splitArgs(argv: string[]): { profile?: string; cucumberArgs: string[] } {
+  const cucumberArgs: string[] = [];
+  let profile: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (OWN_FLAGS.has(a)) {
+      profile = argv[++i];
+      if (!profile) throw new UsageError(`${a} needs a profile name`, 'use -p embedded, -p docker or -p live');
+    } else if (a.startsWith('--profile=')) profile = a.slice('--profile='.length);
+    else cucumberArgs.push(a);
+  }
+  return profile === undefined ? { cucumberArgs } : { profile, cucumberArgs };
+}
+
+async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
+  const { profile, cucumberArgs } = splitArgs(argv);
+  try {
+    return await loadConfiguration(
+      { file: 'cucumber.js', profiles: profile ? [profile] : [], provided: cucumberArgs },
+      { cwd: repoRoot, env },
+    );
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0] ?? '';
+    if (/profile/i.test(msg)) throw new UsageError(`unknown profile ${JSON.stringify(profile)}: ${msg}`, 'profiles: embedded (default), docker, live');
+    throw new UsageError(`cannot read the cucumber options: ${msg}`, 'see `npx cucumber-js --help` for the options the suite accepts');
+  }
+}
+
+/** Names every step of the selected scenarios that no step definition matches. */
+async function findUndefinedSteps(runConfiguration: Parameters<typeof runCucumber>[0], env: NodeJS.ProcessEnv): Promise<string[]> {
+  const pickleSteps = new Map<string, { text: string; uri: string }>();
+  const undefinedSteps: string[] = [];
+  await runCucumber(
+    { ...runConfiguration, runtime: { ...runConfiguration.runtime, dryRun: true, parallel: 0 }, formats: { stdout: 'summary', files: {}, publish: false, options: {} } },
+    { cwd: repoRoot, env, stdout: new (await import('node:stream')).PassThrough(), stderr: process.stderr },
+    (e) => {
+      if (e.pickle) for (const s of e.pickle.steps) pickleSteps.set(s.id, { text: s.text, uri: e.pickle.uri });
+      if (e.testCase) {
+        for (const ts of e.testCase.testSteps) {
+          if (ts.pickleStepId && (ts.stepDefinitionIds ?? []).length === 0) {
+            const s = pickleSteps.get(ts.pickleStepId);
+            if (s) undefinedSteps.push(`${s.uri}: "${s.text}"`);
+          }
+        }
+      }
+    },
+  );
+  return [...new Set(undefinedSteps)];
+}
+
+/** Tracks each scenario's outcome from the message stream (for the summary and the self-test). */
+function resultCollector() {
+  const pickles = new Map<string, { name: string; uri: string }>();
+  const caseToPickle = new Map<string, string>();
+  const startedToCase = new Map<string, string>();
+  const worst = new Map<string, { status: string; message?: string }>();
+  const rank: Record<string, number> = { PASSED: 0, SKIPPED: 1, PENDING: 2, UNDEFINED: 3, AMBIGUOUS: 4, FAILED: 5, UNKNOWN: 1 };
+  const finished: { name: string; uri: string; status: string; message?: string }[] = [];
+  return {
+    onMessage(e: Envelope) {
+      if (e.pickle) pickles.set(e.pickle.id, { name: e.pickle.name, uri: e.pickle.uri });
+      if (e.testCase) caseToPickle.set(e.testCase.id, e.testCase.pickleId);
+      if (e.testCaseStarted) {
+        startedToCase.set(e.testCaseStarted.id, e.testCaseStarted.testCaseId);
+        worst.set(e.testCaseStarted.id, { status: 'PASSED' });
+      }
+      if (e.testStepFinished) {
+        const r = e.testStepFinished.testStepResult;
+        const cur = worst.get(e.testStepFinished.testCaseStartedId);
+        if (cur && (rank[r.status] ?? 0) > (rank[cur.status] ?? 0)) {
+          worst.set(e.testStepFinished.testCaseStartedId, { status: r.status, ...(r.message ? { message: r.message } : {}) });
+        }
+      }
+      if (e.testCaseFinished && !e.testCaseFinished.willBeRetried) {
+        const id = e.testCaseFinished.testCaseStartedId;
+        const pickle = pickles.get(caseToPickle.get(startedToCase.get(id) ?? '') ?? '');
+        const w = worst.get(id) ?? { status: 'UNKNOWN' };
+        finished.push({ name: pickle?.name ?? '?', uri: pickle?.uri ?? '?', status: w.status, ...(w.message ? { message: w.message } : {}) });
+      }
+    },
+    result() {
+      const counts = { passed: 0, failed: 0, skipped: 0, other: 0 };
+      for (const s of finished) {
+        if (s.status === 'PASSED') counts.passed++;
+        else if (s.status === 'FAILED') counts.failed++;
+        else if (s.status === 'SKIPPED') counts.skipped++;
+        else counts.other++;
+      }
+      return { counts, scenarios: finished };
+    },
+  };
+}
+
+export async function runConformance(opts: ConformanceOptions): Promise<ConformanceResult> {
+  const env = opts.env ?? process.env;
+  const empty = { counts: { passed: 0, failed: 0, skipped: 0, other: 0 }, scenarios: [] };
+  // 1. configuration
+  const resolved = await resolveCucumber(opts.argv, env);
+  const profileTarget = (resolved.useConfiguration.worldParameters as { target?: string } | undefined)?.target;
+  const config: HarnessConfig = loadConfig(env, { ...(env.IRSA_TARGET ? {} : profileTarget ? { target: profileTarget } : {}), ...(opts.overrides ?? {}) });
+  const setup = loadSetup(config.setupDir);
+  mkdirSync(config.reportsDir, { recursive: true });
+  configureLog({ file: path.join(config.reportsDir, 'logs', 'harness.log'), verbose: config.verbose });
+  const formats = resolved.runConfiguration.formats;
+  // Reports go where the settings say (reports/ unless IRSA_REPORTS_DIR).
+  const files: Record<string, string> = {};
+  for (const [file, formatter] of Object.entries(formats.files)) files[path.join(config.reportsDir, path.basename(file))] = formatter;
+  // Support code is loaded once: ESM modules are cached, so a second load would register no steps.
+  const support = await loadSupport(resolved.runConfiguration, { cwd: repoRoot, env });
+  const runConfiguration = { ...resolved.runConfiguration, formats: { ...formats, files }, support };
+
+  // 2. undefined steps are bad input: refuse before anything is created
+  const undefinedSteps = await findUndefinedSteps(runConfiguration, env);
+  if (undefinedSteps.length > 0) {
+    throw new UsageError(
+      `${undefinedSteps.length} step(s) match no step definition, e.g. ${undefinedSteps[0]}`,
+      'fix the step text (docs/steps.md lists every step) or add a definition under steps/',
+    );
+  }
+
+  // 3. target, run directory, capabilities
+  const runId = newRunId();
+  const runDir = path.join(runsRoot, runId);
+  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const ledger = new Ledger(path.join(runDir, 'ledger.jsonl'));
+  let target: TargetHandle | undefined;
+  let interrupted: NodeJS.Signals | undefined;
+  let finishing: Promise<void> | undefined;
+
+  const teardown = async (): Promise<void> => {
+    if (!target) return;
+    const t = target;
+    const c = createClients(t.descriptor);
+    try {
+      const report = await flushLedger(c, ledger, { timeoutSeconds: config.timeouts.cleanupSeconds });
+      if (report.deleted.length) log.debug(`deleted at the end of the run: ${report.deleted.join(', ')}`);
+      for (const f of report.failed) log.warn(`could not delete ${f.what}: ${f.error} (remove it with \`npm run sweep -- --run-id ${runId}\`)`);
+      const kept = ledger.outstanding(undefined, true).filter((e) => !report.failed.some((f) => f.what === describeRef(e.ref)));
+      if (kept.length) log.info(`kept for inspection (IRSA_KEEP_ON_FAILURE): ${kept.map((e) => describeRef(e.ref)).join(', ')}; remove with \`npm run sweep -- --run-id ${runId}\``);
+    } finally {
+      c.destroy();
+      if (t.owned) await t.stop();
+      target = undefined;
+    }
+  };
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) {
+      // Second signal: leave now, but say what stays behind.
+      const left = ledger.outstanding(undefined, true).map((e) => describeRef(e.ref));
+      process.stderr.write(`\nirsa: forced exit; left behind: ${left.length ? left.join(', ') : 'nothing recorded'}${target?.owned ? ' (and the target processes, stopped by their exit handler)' : ''}\n`);
+      process.exit(signal === 'SIGTERM' ? 143 : 130);
+    }
+    interrupted = signal;
+    writeFileSync(path.join(runDir, 'INTERRUPTED'), signal);
+    process.stderr.write(`\nirsa: ${signal}: no new steps start; cleaning up (press Ctrl-C again to exit at once)\n`);
+    finishing ??= teardown().finally(() => {
+      rmSync(runDir, { recursive: true, force: true });
+      process.exit(signal === 'SIGTERM' ? 143 : 130);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const collector = resultCollector();
+  try {
+    log.info(`irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}`);
+    const started = Date.now();
+    target = await startTarget(config, setup, (line) => log.debug(line));
+    if (interrupted) return { exitCode: 130, runId, ...empty };
+    for (const secret of [target.descriptor.aws.credentials?.secretAccessKey, target.descriptor.aws.credentials?.sessionToken]) if (secret) registerSecret(secret);
+    const clients = createClients(target.descriptor);
+    try {
+      const issuer = await observeClusterIssuer(clients, config.timeouts.assertSeconds);
+      log.info(`target ready in ${((Date.now() - started) / 1000).toFixed(1)} s; cluster issuer ${issuer}`);
+      target.descriptor.capabilities = await probeCapabilities({ clients, target: target.descriptor, config, runId, ledger, issuer, log: log.warn });
+    } finally {
+      clients.destroy();
+    }
+    if (interrupted) return { exitCode: 130, runId, ...empty };
+    writeRunState({ runId, runDir, startedAt: new Date().toISOString(), config, target: target.descriptor });
+    const childEnv = { ...env, IRSA_RUN_STATE: runStatePath(runDir) };
+    process.env.IRSA_RUN_STATE = childEnv.IRSA_RUN_STATE;
+
+    // 4. the suite
+    const { success } = await runCucumber(runConfiguration, { cwd: repoRoot, env: childEnv, stdout: process.stdout, stderr: process.stderr }, (e) => {
+      collector.onMessage(e);
+      opts.onMessage?.(e);
+    });
+    const { counts, scenarios } = collector.result();
+    process.stderr.write(`\n${formatCapabilityMatrix(config.target, target.descriptor.capabilities)}\n`);
+    for (const s of scenarios.filter((x) => x.status === 'SKIPPED')) log.debug(`skipped: ${s.name}`);
+    process.stderr.write(`Scenarios: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${counts.other ? `, ${counts.other} other` : ''}\n`);
+    process.stderr.write(`Reports: ${path.relative(process.cwd(), config.reportsDir) || '.'}/cucumber.html junit.xml cucumber.ndjson rerun.txt\n`);
+    return { exitCode: success && counts.failed === 0 && counts.other === 0 ? 0 : 1, runId, counts, scenarios };
+  } finally {
+    if (!interrupted) {
+      await teardown();
+      rmSync(runDir, { recursive: true, force: true });
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    } else if (finishing) await finishing;
+  }
+}

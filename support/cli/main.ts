@@ -1,0 +1,54 @@
+/**
+ * The harness's entry point (tools/irsa runs it on Node >= 22 with tsx):
+ *   conformance [-p embedded|docker|live] [cucumber options]   run the suite
+ *   test                                                        lint, types, unit tests, suite, self-test
+ *   selftest                                                    the fault catalogue
+ *   env up|down|status                                          a warm embedded environment
+ *   sweep [--run-id ID] [--older-than 2h] [--dry-run]           delete what earlier runs left
+ *   bench                                                       the benchmark
+ *   steps-doc                                                   regenerate docs/steps.md
+ * Exit codes: 0 ok, 1 failed checks, 2 bad input or environment, 130/143 interrupted.
+ */
+import { formatUsageError, isUsageError } from '../errors.ts';
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'conformance': {
+      const { runConformance } = await import('./conformance.ts');
+      return (await runConformance({ argv: rest })).exitCode;
+    }
+    case 'test':
+      return (await import('./test.ts')).runTests(rest);
+    case 'selftest':
+      return (await import('./selftest.ts')).runSelfTest(rest);
+    case 'env':
+      return (await import('./env.ts')).runEnv(rest);
+    case 'sweep':
+      return (await import('./sweep.ts')).runSweep(rest);
+    case 'bench':
+      return (await import('./bench.ts')).runBench(rest);
+    case 'steps-doc':
+      return (await import('./steps-doc.ts')).runStepsDoc(rest);
+    default:
+      process.stderr.write(
+        `irsa: unknown command ${JSON.stringify(command ?? '')}\nhint: commands: conformance, test, selftest, env, sweep, bench, steps-doc\n`,
+      );
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (isUsageError(e)) {
+      process.stderr.write(`${formatUsageError(e)}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`irsa: ${(e as Error)?.stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

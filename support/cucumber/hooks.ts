@@ -1,0 +1,75 @@
+/**
+ * Scenario lifecycle: skip what the target cannot do (with the probe's reason), refuse to start
+ * steps after an interrupt, gather diagnostics on failure before cleanup, then delete the
+ * scenario's resources in reverse order (or keep them with IRSA_KEEP_ON_FAILURE).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { After, AfterAll, Before, BeforeStep, Status, setDefaultTimeout } from '@cucumber/cucumber';
+import { flushLedger } from '../cleanup.ts';
+import { describeRef } from '../ledger.ts';
+import { collectDiagnostics } from '../diagnose/scenario.ts';
+import type { Capability } from '../targets/target.ts';
+import { IrsaWorld, releaseWorkerShared, workerShared } from './world.ts';
+
+// Steps carry their own per-operation timeouts; this is the outer bound of one step.
+setDefaultTimeout(180_000);
+
+Before(function (this: IrsaWorld, { pickle }) {
+  const caps = this.state.target.capabilities;
+  const missing: string[] = [];
+  for (const tag of pickle.tags.map((t) => t.name)) {
+    if (!tag.startsWith('@requires-')) continue;
+    const cap = tag.slice('@requires-'.length) as Capability;
+    const result = caps?.[cap];
+    if (!result) missing.push(`${cap}: unknown capability (see support/targets/target.ts)`);
+    else if (!result.available) missing.push(`${cap}: ${result.reason}`);
+  }
+  if (missing.length > 0) {
+    this.attach(`Skipped: the ${this.state.target.name} target lacks ${missing.join('; ')}`, 'text/plain');
+    return 'skipped';
+  }
+  return undefined;
+});
+
+BeforeStep(function (this: IrsaWorld) {
+  if (existsSync(path.join(this.state.runDir, 'INTERRUPTED'))) {
+    throw new Error('the run was interrupted (SIGINT/SIGTERM): no further steps are started');
+  }
+});
+
+After(async function (this: IrsaWorld, { result, pickle }) {
+  const failed = result?.status === Status.FAILED;
+  if (failed) {
+    try {
+      for (const d of await collectDiagnostics(this)) this.attach(d.body, d.mediaType);
+    } catch (e) {
+      this.attach(`diagnostics could not be collected: ${(e as Error).message}`, 'text/plain');
+    }
+  }
+  const { config } = this.state;
+  const keep = failed && config.keepOnFailure;
+  const report = await flushLedger(this.clients, workerShared().ledger, {
+    scope: this.scopeId,
+    timeoutSeconds: config.timeouts.cleanupSeconds,
+    keep,
+    keepReason: `kept after failure of "${pickle.name}"`,
+  });
+  if (report.kept.length > 0) {
+    this.attach(
+      `Kept for inspection (IRSA_KEEP_ON_FAILURE):\n${report.kept.map((k) => `  - ${k}`).join('\n')}\nRemove them later with: npm run sweep -- --run-id ${this.state.runId}`,
+      'text/plain',
+    );
+  }
+  if (report.failed.length > 0) {
+    // Never hide the scenario's own failure: report cleanup problems as an attachment, and the
+    // coordinator retries what is still outstanding at the end of the run.
+    this.attach(`Cleanup problems:\n${report.failed.map((f) => `  - ${f.what}: ${f.error}`).join('\n')}`, 'text/plain');
+  }
+});
+
+AfterAll(() => {
+  releaseWorkerShared();
+});
+
+export { describeRef };

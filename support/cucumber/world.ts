@@ -1,0 +1,109 @@
+/**
+ * Per-scenario state and the only door to the reports: every attachment and log line of a
+ * scenario goes through redact() here, so steps cannot leak a token by forgetting to.
+ * Clients, the run state and the ledger are per worker thread and shared by its scenarios.
+ */
+import path from 'node:path';
+import { type IWorldOptions, setWorldConstructor, World } from '@cucumber/cucumber';
+import type { V1Pod } from '@kubernetes/client-node';
+import { type Clients, createClients } from '../clients.ts';
+import { Ledger } from '../ledger.ts';
+import { newScopeId } from '../names.ts';
+import type { ProvisionContext } from '../provision/context.ts';
+import type { Tenant } from '../provision/application.ts';
+import { redact, redactObject } from '../redact.ts';
+import { readRunState, type RunState } from '../run-state.ts';
+import { loadSetup, type LoadedSetup } from '../setup/setup.ts';
+import type { ExecResult } from '../kube/ops.ts';
+
+interface WorkerShared {
+  state: RunState;
+  clients: Clients;
+  ledger: Ledger;
+  setup: LoadedSetup;
+}
+let shared: WorkerShared | undefined;
+
+export function workerShared(): WorkerShared {
+  if (!shared) {
+    const state = readRunState();
+    shared = {
+      state,
+      clients: createClients(state.target),
+      ledger: new Ledger(path.join(state.runDir, 'ledger.jsonl')),
+      setup: loadSetup(state.config.setupDir),
+    };
+  }
+  return shared;
+}
+
+export function releaseWorkerShared(): void {
+  shared?.clients.destroy();
+  shared = undefined;
+}
+
+export class IrsaWorld extends World {
+  /** Ledger scope of this scenario: its resources are deleted after it. */
+  readonly scopeId = newScopeId();
+  tenants = new Map<string, Tenant>();
+  /** The pod the last "pod of team X" step resolved, by team label. */
+  pods = new Map<string, V1Pod>();
+  lastExec?: ExecResult & { command: string };
+  /** The last upload a pod attempted, to explain an unexpected success. */
+  lastUpload?: { label: string; bucket: string; key: string };
+  /** Web-identity tokens read from pods, by team label: registered as secrets, never attached. */
+  tokens = new Map<string, string>();
+  /** Extra buckets created by the scenario (e.g. "another bucket"), by name in the feature. */
+  buckets = new Map<string, string>();
+  notes: string[] = [];
+
+  constructor(options: IWorldOptions) {
+    super(options);
+    const attach = this.attach.bind(this);
+    // The structural redaction: strings and JSON pass through redact(); binary data is refused.
+    (this as { attach: unknown }).attach = ((data: unknown, mediaTypeOrOptions?: unknown) => {
+      if (typeof data !== 'string') throw new Error('attachments must be text (binary data cannot be redacted)');
+      return attach(redact(data), mediaTypeOrOptions as never);
+    }) as typeof this.attach;
+    const logFn = this.log.bind(this);
+    (this as { log: unknown }).log = ((text: string) => logFn(redact(text))) as typeof this.log;
+  }
+
+  get shared(): WorkerShared {
+    return workerShared();
+  }
+
+  get state(): RunState {
+    return this.shared.state;
+  }
+
+  get clients(): Clients {
+    return this.shared.clients;
+  }
+
+  provisionContext(scope: string = this.scopeId): ProvisionContext {
+    const s = this.shared;
+    return {
+      clients: s.clients,
+      target: s.state.target,
+      setup: s.setup,
+      config: s.state.config,
+      runId: s.state.runId,
+      ledger: s.ledger,
+      scope,
+      log: (line) => this.log(line),
+    };
+  }
+
+  attachJson(title: string, value: unknown): void {
+    this.attach(JSON.stringify({ [title]: redactObject(value) }, null, 2), 'application/json');
+  }
+
+  tenant(label: string): Tenant {
+    const t = this.tenants.get(label);
+    if (!t) throw new Error(`no team "${label}" in this scenario; known: ${[...this.tenants.keys()].join(', ') || 'none'}`);
+    return t;
+  }
+}
+
+setWorldConstructor(IrsaWorld);

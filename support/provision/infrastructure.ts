@@ -1,0 +1,219 @@
+/**
+ * The infrastructure team's half of the article, as functions: read the cluster's signing keys
+ * and issuer, build and publish the discovery document and JWKS, create the IAM OIDC identity
+ * provider, register the pod identity webhook. Every value comes from the setup description.
+ */
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { CreateOpenIDConnectProviderCommand, GetOpenIDConnectProviderCommand } from '@aws-sdk/client-iam';
+import {
+  CreateBucketCommand,
+  PutBucketPolicyCommand,
+  PutBucketTaggingCommand,
+  PutObjectCommand,
+  PutPublicAccessBlockCommand,
+  type BucketLocationConstraint,
+} from '@aws-sdk/client-s3';
+import type { V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { isAwsError } from '../aws/errors.ts';
+import type { Clients } from '../clients.ts';
+import { UsageError } from '../errors.ts';
+import { isNotFound } from '../kube/ops.ts';
+import { awsTags, TAG_RUN_ID } from '../names.ts';
+import { buildJwks, type Jwks, keysFromJwks, keysFromOpenShiftConfigMap, kidForKey } from '../oidc/jwks.ts';
+import { decodeTokenClaims } from '../oidc/token.ts';
+import { retry } from '../retry.ts';
+import { isNone, renderJson, renderYaml } from '../setup/setup.ts';
+import type { ProvisionContext } from './context.ts';
+
+export interface ClusterSigningKeys {
+  /** Where they were read: "/openid/v1/jwks" or "ConfigMap openshift-kube-apiserver/bound-sa-token-signing-certs". */
+  source: string;
+  keys: { kid: string; key: KeyObject }[];
+}
+
+/** OpenShift keeps every signing key (one more per rotation) in a ConfigMap; others serve /openid/v1/jwks. */
+export async function readClusterSigningKeys(c: Clients): Promise<ClusterSigningKeys> {
+  try {
+    const cm = await c.core.readNamespacedConfigMap({ name: 'bound-sa-token-signing-certs', namespace: 'openshift-kube-apiserver' });
+    const keys = keysFromOpenShiftConfigMap(cm.data ?? {}).map((key) => ({ kid: kidForKey(key), key }));
+    return { source: 'ConfigMap openshift-kube-apiserver/bound-sa-token-signing-certs', keys };
+  } catch (e) {
+    if (!isNotFound(e) && !(e as { code?: number }).code) throw e;
+  }
+  const { OpenidApi } = await import('@kubernetes/client-node');
+  const body = await c.kc.makeApiClient(OpenidApi).getServiceAccountIssuerOpenIDKeyset();
+  const jwks: unknown = typeof body === 'string' ? JSON.parse(body) : body;
+  return { source: '/openid/v1/jwks', keys: keysFromJwks(jwks, '/openid/v1/jwks') };
+}
+
+/**
+ * The issuer the cluster puts into service-account tokens, observed (not configured): the `iss`
+ * of a short TokenRequest for the default ServiceAccount of the default namespace.
+ */
+export async function observeClusterIssuer(c: Clients, timeoutSeconds: number): Promise<string> {
+  const { value } = await retry(
+    () =>
+      c.core.createNamespacedServiceAccountToken({
+        name: 'default',
+        namespace: 'default',
+        body: { spec: { audiences: ['irsa-conformance-issuer-probe'], expirationSeconds: 600 } },
+      }),
+    {
+      operation: 'reading the cluster issuer (TokenRequest for default/default)',
+      waitingFor: 'the default ServiceAccount to exist',
+      timeoutSeconds,
+      retryable: isNotFound,
+    },
+  );
+  const token = value.status?.token;
+  if (!token) throw new Error('TokenRequest returned no token');
+  const iss = decodeTokenClaims(token).iss;
+  if (!iss) throw new Error('the cluster issued a token without iss');
+  return iss;
+}
+
+export function publishedJwks(ctx: ProvisionContext, clusterKeys: ClusterSigningKeys): Jwks {
+  let keys = clusterKeys.keys.map((k) => k.key);
+  if (ctx.setup.spec.discovery.keys === 'unrelated') {
+    // A key the cluster never signs with: tokens' kids will not be found in keys.json.
+    keys = [generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey];
+  }
+  return buildJwks(keys, { duplicateWithEmptyKid: ctx.setup.spec.discovery.duplicateKeyWithEmptyKid });
+}
+
+export function discoveryDocumentFor(ctx: ProvisionContext, issuer: string): Record<string, unknown> {
+  return renderJson(ctx.setup, ctx.setup.spec.discovery.document, { issuer });
+}
+
+/** Public URL of a bucket: the emulator's path-style URL, or S3's virtual-hosted one. */
+export function bucketUrl(ctx: { target: ProvisionContext['target'] }, bucket: string): string {
+  const a = ctx.target.aws;
+  return a.endpoint ? `${a.endpoint.replace(/\/$/, '')}/${bucket}` : `https://${bucket}.s3.${a.region}.amazonaws.com`;
+}
+
+export async function createTaggedBucket(ctx: ProvisionContext, bucket: string): Promise<void> {
+  const c = ctx.clients;
+  const region = ctx.target.aws.region;
+  try {
+    await c.s3.send(
+      new CreateBucketCommand({
+        Bucket: bucket,
+        ...(region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: region as BucketLocationConstraint } }),
+      }),
+    );
+  } catch (e) {
+    if (isAwsError(e, 'BucketAlreadyOwnedByYou', 'BucketAlreadyExists')) {
+      throw new UsageError(`bucket ${bucket} already exists`, 'a bucket of this name belongs to another run or user; run `npm run sweep` or choose another setup');
+    }
+    throw e;
+  }
+  ctx.ledger.record(ctx.scope, { kind: 's3-bucket', bucket });
+  await c.s3.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet: awsTags(ctx.runId) } }));
+}
+
+export interface PublishedDiscovery {
+  bucket: string;
+  url: string;
+  document: Record<string, unknown>;
+  jwks: Jwks;
+}
+
+/** Creates the discovery bucket, uploads both documents and, unless the setup says none, the public-read policy. */
+export async function publishDiscovery(ctx: ProvisionContext, bucket: string, document: Record<string, unknown>, jwks: Jwks): Promise<PublishedDiscovery> {
+  const c = ctx.clients;
+  await createTaggedBucket(ctx, bucket);
+  const put = (Key: string, body: unknown) =>
+    c.s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: JSON.stringify(body, null, 2), ContentType: 'application/json' }));
+  await put('.well-known/openid-configuration', document);
+  await put('keys.json', jwks);
+  const policyFile = ctx.setup.spec.discovery.bucketPolicy;
+  if (!isNone(policyFile)) {
+    // New buckets block public policies; allow a policy (never ACLs), as the article needs public read.
+    await c.s3.send(
+      new PutPublicAccessBlockCommand({
+        Bucket: bucket,
+        PublicAccessBlockConfiguration: { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: false, RestrictPublicBuckets: false },
+      }),
+    );
+    const policy = renderJson(ctx.setup, policyFile, { bucket });
+    await c.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(policy) }));
+  }
+  return { bucket, url: bucketUrl(ctx, bucket), document, jwks };
+}
+
+export interface IdentityProvider {
+  arn: string;
+  /** As IAM stores it: without the scheme. */
+  url: string;
+  clientIds: string[];
+}
+
+export async function createIdentityProvider(ctx: ProvisionContext, issuer: string): Promise<IdentityProvider> {
+  const spec = ctx.setup.spec.identityProvider;
+  const url = spec.url.replace(/\$\{issuer\}/g, issuer);
+  let arn: string;
+  try {
+    const out = await ctx.clients.iam.send(
+      new CreateOpenIDConnectProviderCommand({ Url: url, ClientIDList: spec.clientIds, Tags: awsTags(ctx.runId) }),
+    );
+    arn = out.OpenIDConnectProviderArn as string;
+  } catch (e) {
+    if (isAwsError(e, 'EntityAlreadyExists')) {
+      throw new UsageError(
+        `an IAM OIDC identity provider for ${url} already exists and was not created by this run`,
+        'delete it (or run `npm run sweep` if an earlier run left it) before provisioning',
+      );
+    }
+    throw e;
+  }
+  ctx.ledger.record(ctx.scope, { kind: 'iam-oidc-provider', arn });
+  return readIdentityProvider(ctx.clients, arn);
+}
+
+export async function readIdentityProvider(c: Clients, arn: string): Promise<IdentityProvider> {
+  const got = await c.iam.send(new GetOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: arn }));
+  return { arn, url: got.Url ?? '', clientIds: got.ClientIDList ?? [] };
+}
+
+export function webhookConfigurationName(runId: string): string {
+  return `pod-identity-webhook-${runId}`;
+}
+
+/**
+ * Registers the MutatingWebhookConfiguration from the setup's template where the harness owns
+ * the webhook; on clusters that bring their own (OpenShift 4.6+), nothing is created.
+ * Returns the name of the configuration to check, or undefined when none is registered.
+ */
+export async function registerWebhook(ctx: ProvisionContext): Promise<string | undefined> {
+  const reg = ctx.target.webhook;
+  if (reg.mode === 'existing') return reg.configurationName;
+  const file = ctx.setup.spec.webhook.configuration;
+  if (isNone(file)) return undefined;
+  const clientConfig =
+    reg.mode === 'harness'
+      ? { url: reg.url, caBundle: reg.caBundle }
+      : { service: { namespace: reg.namespace, name: reg.serviceName, path: reg.path }, caBundle: reg.caBundle };
+  const name = webhookConfigurationName(ctx.runId);
+  const body = renderYaml<V1MutatingWebhookConfiguration>(ctx.setup, file, {
+    name,
+    runId: ctx.runId,
+    webhookClientConfig: JSON.stringify(clientConfig),
+  });
+  await ctx.clients.admission.createMutatingWebhookConfiguration({ body });
+  ctx.ledger.record(ctx.scope, { kind: 'k8s-cluster-object', apiVersion: 'admissionregistration.k8s.io/v1', k8sKind: 'MutatingWebhookConfiguration', name });
+  return name;
+}
+
+/** Mutating webhook configurations that intercept pod CREATE. */
+export async function podCreateWebhooks(c: Clients): Promise<V1MutatingWebhookConfiguration[]> {
+  const list = await c.admission.listMutatingWebhookConfiguration();
+  return list.items.filter((cfg) =>
+    (cfg.webhooks ?? []).some((w) =>
+      (w.rules ?? []).some(
+        (r) => (r.operations ?? []).some((o) => o === 'CREATE' || o === '*') && (r.resources ?? []).some((res) => res === 'pods' || res === '*'),
+      ),
+    ),
+  );
+}
+
+export { TAG_RUN_ID };

@@ -1,0 +1,71 @@
+/**
+ * Starts (or attaches to) the target a run asks for. The only place that knows the targets by
+ * name; everything after it works on the TargetDescriptor.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { HarnessConfig } from '../config.ts';
+import { UsageError } from '../errors.ts';
+import { newRunId } from '../names.ts';
+import type { LoadedSetup } from '../setup/setup.ts';
+import type { StartedTarget, TargetDescriptor } from './target.ts';
+
+export interface TargetHandle extends StartedTarget {
+  /** True when this process started it (and stops it); false when attached to a warm environment. */
+  owned: boolean;
+  timings?: Record<string, number>;
+}
+
+export function discoveryBucketFor(envId: string): string {
+  return `irsa-oidc-${envId}`;
+}
+
+export async function startTarget(config: HarnessConfig, setup: LoadedSetup, onProgress: (line: string) => void): Promise<TargetHandle> {
+  if (config.attach) return attachTarget(config, setup);
+  switch (config.target) {
+    case 'embedded': {
+      const { startEmbeddedTarget } = await import('./embedded/index.ts');
+      const envId = newRunId().replace(/^ic/, 'env');
+      const t = await startEmbeddedTarget({
+        logsDir: path.join(config.reportsDir, 'logs', envId),
+        discoveryBucket: discoveryBucketFor(envId),
+        webhookFlags: setup.spec.webhook.flags,
+        region: config.region,
+        envId,
+        startTimeoutMs: config.timeouts.startSeconds * 1000,
+        onProgress,
+      });
+      const { readVersions } = await import('./embedded/binaries.ts');
+      t.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
+      return { ...t, owned: true, timings: t.timings };
+    }
+    case 'docker': {
+      const { startDockerTarget } = await import('./docker/index.ts');
+      const t = await startDockerTarget(config, setup, onProgress);
+      return { ...t, owned: true };
+    }
+    case 'live': {
+      const { connectLiveTarget } = await import('./live/index.ts');
+      const t = await connectLiveTarget(config, setup, onProgress);
+      return { ...t, owned: false };
+    }
+  }
+}
+
+/** A warm environment started by `npm run env -- up`: its state file holds the descriptor. */
+function attachTarget(config: HarnessConfig, setup: LoadedSetup): TargetHandle {
+  const file = config.attach as string;
+  if (!existsSync(file)) {
+    throw new UsageError(`no warm environment state at ${file}`, 'start one with `npm run env -- up`, or unset IRSA_ATTACH');
+  }
+  const state = JSON.parse(readFileSync(file, 'utf8')) as { descriptor: TargetDescriptor; ownerPid?: number; webhookFlags?: Record<string, string> };
+  const want = JSON.stringify(setup.spec.webhook.flags);
+  const have = JSON.stringify(state.webhookFlags ?? setup.spec.webhook.flags);
+  if (want !== have) {
+    throw new UsageError(
+      `the warm environment's webhook runs with flags ${have}, the setup ${setup.dir} wants ${want}`,
+      'start a warm environment for this setup (IRSA_SETUP=... npm run env -- up) or run without IRSA_ATTACH',
+    );
+  }
+  return { descriptor: state.descriptor, owned: false, stop: async () => undefined };
+}
