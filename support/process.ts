@@ -14,6 +14,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { StartError } from './errors.ts';
+import { redact } from './redact.ts';
 
 export interface ProcessSpec {
   /** Component name, used in errors and progress lines. */
@@ -42,19 +43,6 @@ export interface ReadinessOptions {
 
 const DEFAULT_HINT = 'read the log named above; a busy port or a stale environment are the usual causes';
 
-/**
- * Masks what must never reach a terminal or report: JWTs (service-account tokens) and values that
- * look like AWS secret keys or session tokens.
- */
-export function redactSecrets(text: string): string {
-  return text
-    .replace(/eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+/g, '<redacted-jwt>')
-    .replace(
-      /((?:secret_?access_?key|SecretAccessKey|session_?token|SessionToken|X-Amz-Security-Token)["'=:\s]+)[^\s"'&,}]+/gi,
-      '$1<redacted>',
-    );
-}
-
 /** The last `maxLines` lines of a log file (at most the last 64 KiB), secrets masked. */
 export function readLogTail(file: string, maxLines = 30): string {
   let fd: number | undefined;
@@ -66,7 +54,7 @@ export function readLogTail(file: string, maxLines = 30): string {
     readSync(fd, buf, 0, length, size - length);
     const lines = buf.toString('utf8').split('\n');
     if (lines.at(-1) === '') lines.pop();
-    return redactSecrets(lines.slice(-maxLines).join('\n'));
+    return redact(lines.slice(-maxLines).join('\n'));
   } catch {
     return '';
   } finally {
@@ -224,7 +212,7 @@ export class SupervisedProcess {
         lastError = e instanceof Error ? e.message : String(e);
       }
       if (Date.now() >= deadline) {
-        const why = lastError ? ` (last probe error: ${redactSecrets(lastError)})` : '';
+        const why = lastError ? ` (last probe error: ${redact(lastError)})` : '';
         throw this.startError(
           `not ready after ${options.timeoutMs / 1000} s waiting for ${options.what}${why}`,
           options.hint,

@@ -72,6 +72,7 @@ import {
   SupervisedProcess,
   stopProcessGroup,
 } from '../../process.ts';
+import { registerSecret } from '../../redact.ts';
 import { createCa, issueClientCert, issueServingCert } from '../../tls.ts';
 import type { StartedTarget, TargetDescriptor, WebhookDialect } from '../target.ts';
 import { REPO_ROOT, resolveBinaries } from './binaries.ts';
@@ -460,6 +461,9 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       `--service-account-issuer=${issuer}`,
       `--service-account-key-file=${saPub}`,
       `--service-account-signing-key-file=${saPriv}`,
+      // Where the harness publishes the JWKS next to the discovery document (the article's layout),
+      // so that kube-apiserver's own discovery document agrees with the published one.
+      `--service-account-jwks-uri=${issuer}/keys.json`,
       '--authorization-mode=Node,RBAC',
       '--service-cluster-ip-range=10.96.0.0/16',
       // The Endpoints of the `kubernetes` Service would be 127.0.0.1, which Endpoints validation rejects.
@@ -639,6 +643,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
           accountId?: string;
         })
       : { accessKeyId: 'AKIAIRSAEMBEDDEDADMIN', secretAccessKey: 'embedded-moto-without-iam-enforcement' };
+    registerSecret(credentials.secretAccessKey);
     const endpoint = `https://${LOOPBACK}:${port('moto')}`;
     const descriptor: TargetDescriptor = {
       name: 'embedded',
