@@ -32,7 +32,10 @@ Given(
     const tenant = tenantNames(label, this.state.runId, this.scopeId, serviceAccount);
     this.tenants.set(label, tenant);
     await createTenantAwsResources(this.provisionContext(), tenant, infra);
-    this.attach(`team ${label}: namespace ${tenant.namespace}, ServiceAccount ${tenant.serviceAccount}, bucket ${tenant.appBucket}, role ${tenant.roleArn}`, 'text/plain');
+    this.attach(
+      `team ${label}: namespace ${tenant.namespace}, ServiceAccount ${tenant.serviceAccount}, bucket ${tenant.appBucket}, role ${tenant.roleArn}`,
+      'text/plain',
+    );
   },
 );
 
@@ -46,20 +49,29 @@ async function deployTeam(world: IrsaWorld, label: string, annotate: boolean): P
   await createDeployment(ctx, deploymentManifest(ctx, tenant.namespace, tenant.deployment, tenant.serviceAccount));
 }
 
-Given('team {string} has deployed the sample app with its ServiceAccount annotated with the role ARN', async function (this: IrsaWorld, label: string) {
-  await deployTeam(this, label, true);
-});
+Given(
+  'team {string} has deployed the sample app with its ServiceAccount annotated with the role ARN',
+  async function (this: IrsaWorld, label: string) {
+    await deployTeam(this, label, true);
+  },
+);
 
-Given('team {string} has deployed the sample app with a ServiceAccount that has no role annotation', async function (this: IrsaWorld, label: string) {
-  await deployTeam(this, label, false);
-});
+Given(
+  'team {string} has deployed the sample app with a ServiceAccount that has no role annotation',
+  async function (this: IrsaWorld, label: string) {
+    await deployTeam(this, label, false);
+  },
+);
 
-Given('another bucket {string} that team {string} has no permission for', async function (this: IrsaWorld, name: string, label: string) {
-  this.tenant(label);
-  const bucket = resourceName(`ocp-iam-other-${name}`, this.state.runId, this.scopeId);
-  await createTaggedBucket(this.provisionContext(), bucket);
-  this.buckets.set(name, bucket);
-});
+Given(
+  'another bucket {string} that team {string} has no permission for',
+  async function (this: IrsaWorld, name: string, label: string) {
+    this.tenant(label);
+    const bucket = resourceName(`ocp-iam-other-${name}`, this.state.runId, this.scopeId);
+    await createTaggedBucket(this.provisionContext(), bucket);
+    this.buckets.set(name, bucket);
+  },
+);
 
 export function bucketByName(world: IrsaWorld, name: string): string {
   const b = world.buckets.get(name);
@@ -67,7 +79,7 @@ export function bucketByName(world: IrsaWorld, name: string): string {
   return b;
 }
 
-Then('the role\'s trust policy admits the token of team {string}', async function (this: IrsaWorld, label: string) {
+Then("the role's trust policy admits the token of team {string}", async function (this: IrsaWorld, label: string) {
   const tenant = this.tenant(label);
   const infra = await infrastructure(this);
   const token = this.tokens.get(label);
@@ -83,46 +95,78 @@ Then('the role\'s trust policy admits the token of team {string}', async functio
     roleArn: tenant.roleArn as string,
   });
   this.attach(`trust policy simulation: ${sim.decision}: ${sim.explanation}`, 'text/plain');
-  assert.equal(sim.decision, 'Allowed', `the trust policy of role ${tenant.roleName} does not admit the pod's token: ${sim.explanation}`);
+  assert.equal(
+    sim.decision,
+    'Allowed',
+    `the trust policy of role ${tenant.roleName} does not admit the pod's token: ${sim.explanation}`,
+  );
 });
 
-Then('the permission policy of team {string} explains the denial of s3:PutObject on the bucket {string}', async function (this: IrsaWorld, label: string, name: string) {
-  const tenant = this.tenant(label);
-  const bucket = bucketByName(this, name);
-  const sim = await simulatePermission({
-    policies: [{ name: tenant.policyName, document: permissionPolicyFor(this.provisionContext(), tenant) }],
-    principalArn: tenant.roleArn as string,
-    action: 's3:PutObject',
-    resource: `arn:aws:s3:::${bucket}/ocp-validation.txt`,
-  });
-  this.attach(`policy simulation of s3:PutObject on ${bucket}: ${sim.decision}: ${sim.explanation}`, 'text/plain');
-  assert.notEqual(sim.decision, 'Allowed', `the permission policy allows s3:PutObject on ${bucket}: ${sim.allowingStatements.join(', ')}`);
-});
+Then(
+  'the permission policy of team {string} explains the denial of s3:PutObject on the bucket {string}',
+  async function (this: IrsaWorld, label: string, name: string) {
+    const tenant = this.tenant(label);
+    const bucket = bucketByName(this, name);
+    const sim = await simulatePermission({
+      policies: [{ name: tenant.policyName, document: permissionPolicyFor(this.provisionContext(), tenant) }],
+      principalArn: tenant.roleArn as string,
+      action: 's3:PutObject',
+      resource: `arn:aws:s3:::${bucket}/ocp-validation.txt`,
+    });
+    this.attach(`policy simulation of s3:PutObject on ${bucket}: ${sim.decision}: ${sim.explanation}`, 'text/plain');
+    assert.notEqual(
+      sim.decision,
+      'Allowed',
+      `the permission policy allows s3:PutObject on ${bucket}: ${sim.allowingStatements.join(', ')}`,
+    );
+  },
+);
 
-Then('the trust policy of team {string} admits only its own ServiceAccount', async function (this: IrsaWorld, label: string) {
-  const tenant = this.tenant(label);
-  const infra = await infrastructure(this);
-  const doc = trustPolicyFor(this.provisionContext(), tenant, infra);
-  const findings = lintTrustPolicy(doc, { issuerHostPath: issuerHostPath(infra.issuer) });
-  for (const f of findings) this.attach(`${f.severity} [${f.rule}] statement ${f.statement}: ${f.message}`, 'text/plain');
-  const strict = this.state.config.lintProfile === 'strict' || this.shared.setup.spec.lint.profile === 'strict';
-  assert.ok(!lintFails(findings, strict), `the trust policy of role ${tenant.roleName} is not least privilege: ${findings.map((f) => f.message).join('; ')}`);
-});
+Then(
+  'the trust policy of team {string} admits only its own ServiceAccount',
+  async function (this: IrsaWorld, label: string) {
+    const tenant = this.tenant(label);
+    const infra = await infrastructure(this);
+    const doc = trustPolicyFor(this.provisionContext(), tenant, infra);
+    const findings = lintTrustPolicy(doc, { issuerHostPath: issuerHostPath(infra.issuer) });
+    for (const f of findings)
+      this.attach(`${f.severity} [${f.rule}] statement ${f.statement}: ${f.message}`, 'text/plain');
+    const strict = this.state.config.lintProfile === 'strict' || this.shared.setup.spec.lint.profile === 'strict';
+    assert.ok(
+      !lintFails(findings, strict),
+      `the trust policy of role ${tenant.roleName} is not least privilege: ${findings.map((f) => f.message).join('; ')}`,
+    );
+  },
+);
 
-Then('the permission policy of team {string} grants object access only inside its app bucket', async function (this: IrsaWorld, label: string) {
-  const tenant = this.tenant(label);
-  const findings = lintPermissionPolicy(permissionPolicyFor(this.provisionContext(), tenant), tenant.policyName);
-  for (const f of findings) this.attach(`${f.severity} [${f.rule}] statement ${f.statement}: ${f.message}`, 'text/plain');
-  const strict = this.state.config.lintProfile === 'strict' || this.shared.setup.spec.lint.profile === 'strict';
-  assert.ok(!lintFails(findings, strict), `the permission policy ${tenant.policyName} is not least privilege: ${findings.map((f) => f.message).join('; ')}`);
-});
+Then(
+  'the permission policy of team {string} grants object access only inside its app bucket',
+  async function (this: IrsaWorld, label: string) {
+    const tenant = this.tenant(label);
+    const findings = lintPermissionPolicy(permissionPolicyFor(this.provisionContext(), tenant), tenant.policyName);
+    for (const f of findings)
+      this.attach(`${f.severity} [${f.rule}] statement ${f.statement}: ${f.message}`, 'text/plain');
+    const strict = this.state.config.lintProfile === 'strict' || this.shared.setup.spec.lint.profile === 'strict';
+    assert.ok(
+      !lintFails(findings, strict),
+      `the permission policy ${tenant.policyName} is not least privilege: ${findings.map((f) => f.message).join('; ')}`,
+    );
+  },
+);
 
-Then('{string} in the app bucket of team {string} holds what the pod wrote', async function (this: IrsaWorld, key: string, label: string) {
-  const tenant = this.tenant(label);
-  const obj = await this.clients.s3.send(new GetObjectCommand({ Bucket: tenant.appBucket, Key: key }));
-  const body = await (obj.Body as { transformToString(): Promise<string> }).transformToString();
-  assert.equal(body.trim(), uploadBody(this), `s3://${tenant.appBucket}/${key} holds ${JSON.stringify(body.slice(0, 100))}, not what the pod wrote`);
-});
+Then(
+  '{string} in the app bucket of team {string} holds what the pod wrote',
+  async function (this: IrsaWorld, key: string, label: string) {
+    const tenant = this.tenant(label);
+    const obj = await this.clients.s3.send(new GetObjectCommand({ Bucket: tenant.appBucket, Key: key }));
+    const body = await (obj.Body as { transformToString(): Promise<string> }).transformToString();
+    assert.equal(
+      body.trim(),
+      uploadBody(this),
+      `s3://${tenant.appBucket}/${key} holds ${JSON.stringify(body.slice(0, 100))}, not what the pod wrote`,
+    );
+  },
+);
 
 /** What the pod writes: the article's message plus the scenario's id, so a stale object cannot pass. */
 export function uploadBody(world: IrsaWorld): string {

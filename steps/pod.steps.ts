@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { Then, When } from '@cucumber/cucumber';
 import type { V1Pod } from '@kubernetes/client-node';
+import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { diagnoseToken } from '../support/diagnose/token.ts';
 import { execInPod, waitForReadyPod } from '../support/kube/ops.ts';
-import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import { decodeTokenClaims } from '../support/oidc/token.ts';
 import { simulatePermission } from '../support/policy/simulate.ts';
 import { permissionPolicyFor } from '../support/provision/application.ts';
@@ -22,7 +22,12 @@ async function podOf(world: IrsaWorld, label: string): Promise<V1Pod> {
   const known = world.pods.get(label);
   if (known) return known;
   const tenant = world.tenant(label);
-  const pod = await waitForReadyPod(world.clients, tenant.namespace, `app=${tenant.deployment}`, world.state.config.timeouts.assertSeconds);
+  const pod = await waitForReadyPod(
+    world.clients,
+    tenant.namespace,
+    `app=${tenant.deployment}`,
+    world.state.config.timeouts.assertSeconds,
+  );
   world.pods.set(label, pod);
   return pod;
 }
@@ -37,16 +42,27 @@ function envOf(c: { env?: { name: string; value?: string }[] }, name: string): s
 
 /** The path a pod's file has for a process exec'd into it (differs from the spec on the embedded runtime). */
 function inPodPath(world: IrsaWorld, pod: V1Pod, specPath: string): string {
-  const root = world.state.target.podRoot.replace('{namespace}', pod.metadata?.namespace ?? '').replace('{pod}', pod.metadata?.name ?? '');
+  const root = world.state.target.podRoot
+    .replace('{namespace}', pod.metadata?.namespace ?? '')
+    .replace('{pod}', pod.metadata?.name ?? '');
   return `${root}${specPath}`;
 }
 
 async function run(world: IrsaWorld, label: string, command: string): Promise<void> {
   const pod = await podOf(world, label);
   const container = pod.spec?.containers[0]?.name as string;
-  const r = await execInPod(world.clients, pod.metadata?.namespace as string, pod.metadata?.name as string, container, ['sh', '-c', command], world.state.config.timeouts.assertSeconds);
+  const r = await execInPod(
+    world.clients,
+    pod.metadata?.namespace as string,
+    pod.metadata?.name as string,
+    container,
+    ['sh', '-c', command],
+    world.state.config.timeouts.assertSeconds,
+  );
   world.lastExec = { ...r, command };
-  world.log(`$ ${command}\n(exit ${r.exitCode})\n${r.stdout.slice(0, 2000)}${r.stderr ? `\nstderr: ${r.stderr.slice(0, 2000)}` : ''}`);
+  world.log(
+    `$ ${command}\n(exit ${r.exitCode})\n${r.stdout.slice(0, 2000)}${r.stderr ? `\nstderr: ${r.stderr.slice(0, 2000)}` : ''}`,
+  );
 }
 
 Then('the pod of team {string} is Running', async function (this: IrsaWorld, label: string) {
@@ -55,12 +71,15 @@ Then('the pod of team {string} is Running', async function (this: IrsaWorld, lab
 });
 
 Then(
-  'every container of the pod of team {string} has AWS_ROLE_ARN set to the team\'s role ARN and AWS_WEB_IDENTITY_TOKEN_FILE set to the token path',
+  "every container of the pod of team {string} has AWS_ROLE_ARN set to the team's role ARN and AWS_WEB_IDENTITY_TOKEN_FILE set to the token path",
   async function (this: IrsaWorld, label: string) {
     const pod = await podOf(this, label);
     const tenant = this.tenant(label);
     const d = this.state.target.dialect;
-    const sa = await this.clients.core.readNamespacedServiceAccount({ namespace: tenant.namespace, name: tenant.serviceAccount });
+    const sa = await this.clients.core.readNamespacedServiceAccount({
+      namespace: tenant.namespace,
+      name: tenant.serviceAccount,
+    });
     const annotation = sa.metadata?.annotations?.[`${d.annotationPrefix}/role-arn`];
     for (const c of containersOf(pod)) {
       const roleArn = envOf(c, 'AWS_ROLE_ARN');
@@ -68,8 +87,16 @@ Then(
       const why = annotation
         ? 'the webhook did not mutate the pod (is a MutatingWebhookConfiguration registered and answering? see the webhook log)'
         : `the ServiceAccount ${tenant.namespace}/${tenant.serviceAccount} has no ${d.annotationPrefix}/role-arn annotation, so the webhook leaves the pod alone`;
-      assert.equal(roleArn, tenant.roleArn, `container ${c.name}: AWS_ROLE_ARN is ${JSON.stringify(roleArn)}, expected ${tenant.roleArn}: env and token volume missing because ${why}`);
-      assert.equal(tokenFile, `${d.mountPath}/${d.tokenFileName}`, `container ${c.name}: AWS_WEB_IDENTITY_TOKEN_FILE is ${JSON.stringify(tokenFile)}`);
+      assert.equal(
+        roleArn,
+        tenant.roleArn,
+        `container ${c.name}: AWS_ROLE_ARN is ${JSON.stringify(roleArn)}, expected ${tenant.roleArn}: env and token volume missing because ${why}`,
+      );
+      assert.equal(
+        tokenFile,
+        `${d.mountPath}/${d.tokenFileName}`,
+        `container ${c.name}: AWS_WEB_IDENTITY_TOKEN_FILE is ${JSON.stringify(tokenFile)}`,
+      );
     }
   },
 );
@@ -79,42 +106,79 @@ Then(
   async function (this: IrsaWorld, label: string, volume: string, audience: string, expiration: number, path: string) {
     const pod = await podOf(this, label);
     const v = pod.spec?.volumes?.find((x) => x.name === volume);
-    assert.ok(v, `the pod has no volume ${volume} (volumes: ${(pod.spec?.volumes ?? []).map((x) => x.name).join(', ')}): the webhook did not mutate it`);
+    assert.ok(
+      v,
+      `the pod has no volume ${volume} (volumes: ${(pod.spec?.volumes ?? []).map((x) => x.name).join(', ')}): the webhook did not mutate it`,
+    );
     const source = v.projected?.sources?.find((s) => s.serviceAccountToken)?.serviceAccountToken;
     assert.ok(source, `volume ${volume} is not a projected service-account token`);
-    assert.equal(source.audience, audience, `volume ${volume} requests audience ${source.audience}, expected ${audience}`);
-    assert.equal(source.expirationSeconds, expiration, `volume ${volume} requests expirationSeconds ${source.expirationSeconds}, expected ${expiration}`);
+    assert.equal(
+      source.audience,
+      audience,
+      `volume ${volume} requests audience ${source.audience}, expected ${audience}`,
+    );
+    assert.equal(
+      source.expirationSeconds,
+      expiration,
+      `volume ${volume} requests expirationSeconds ${source.expirationSeconds}, expected ${expiration}`,
+    );
     assert.equal(source.path, path, `volume ${volume} writes the token at ${source.path}, expected ${path}`);
   },
 );
 
-Then('every container of the pod of team {string} mounts {string} read-only at {string}', async function (this: IrsaWorld, label: string, volume: string, mountPath: string) {
-  const pod = await podOf(this, label);
-  for (const c of containersOf(pod)) {
-    const m = c.volumeMounts?.find((x) => x.name === volume);
-    assert.ok(m, `container ${c.name} does not mount ${volume}`);
-    assert.equal(m.mountPath, mountPath, `container ${c.name} mounts ${volume} at ${m.mountPath}`);
-    assert.equal(m.readOnly, true, `container ${c.name} mounts ${volume} writable`);
-  }
-});
+Then(
+  'every container of the pod of team {string} mounts {string} read-only at {string}',
+  async function (this: IrsaWorld, label: string, volume: string, mountPath: string) {
+    const pod = await podOf(this, label);
+    for (const c of containersOf(pod)) {
+      const m = c.volumeMounts?.find((x) => x.name === volume);
+      assert.ok(m, `container ${c.name} does not mount ${volume}`);
+      assert.equal(m.mountPath, mountPath, `container ${c.name} mounts ${volume} at ${m.mountPath}`);
+      assert.equal(m.readOnly, true, `container ${c.name} mounts ${volume} writable`);
+    }
+  },
+);
 
-Then('inside the pod of team {string} the environment has AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE', async function (this: IrsaWorld, label: string) {
-  const pod = await podOf(this, label);
-  const tenant = this.tenant(label);
-  await run(this, label, 'env');
-  assert.equal(this.lastExec?.exitCode, 0, `env failed in the pod: ${this.lastExec?.stderr}`);
-  const env = new Map((this.lastExec?.stdout ?? '').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
-  assert.equal(env.get('AWS_ROLE_ARN'), tenant.roleArn, `inside the pod AWS_ROLE_ARN is ${JSON.stringify(env.get('AWS_ROLE_ARN'))}`);
-  const d = this.state.target.dialect;
-  const expected = inPodPath(this, pod, `${d.mountPath}/${d.tokenFileName}`);
-  assert.equal(env.get('AWS_WEB_IDENTITY_TOKEN_FILE'), expected, `inside the pod AWS_WEB_IDENTITY_TOKEN_FILE is ${JSON.stringify(env.get('AWS_WEB_IDENTITY_TOKEN_FILE'))}`);
-});
+Then(
+  'inside the pod of team {string} the environment has AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE',
+  async function (this: IrsaWorld, label: string) {
+    const pod = await podOf(this, label);
+    const tenant = this.tenant(label);
+    await run(this, label, 'env');
+    assert.equal(this.lastExec?.exitCode, 0, `env failed in the pod: ${this.lastExec?.stderr}`);
+    const env = new Map(
+      (this.lastExec?.stdout ?? '')
+        .split('\n')
+        .filter((l) => l.includes('='))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+    );
+    assert.equal(
+      env.get('AWS_ROLE_ARN'),
+      tenant.roleArn,
+      `inside the pod AWS_ROLE_ARN is ${JSON.stringify(env.get('AWS_ROLE_ARN'))}`,
+    );
+    const d = this.state.target.dialect;
+    const expected = inPodPath(this, pod, `${d.mountPath}/${d.tokenFileName}`);
+    assert.equal(
+      env.get('AWS_WEB_IDENTITY_TOKEN_FILE'),
+      expected,
+      `inside the pod AWS_WEB_IDENTITY_TOKEN_FILE is ${JSON.stringify(env.get('AWS_WEB_IDENTITY_TOKEN_FILE'))}`,
+    );
+  },
+);
 
 Then('inside the pod of team {string} the token file is readable', async function (this: IrsaWorld, label: string) {
   // The token is a secret: it stays in memory, registered for redaction, and is never logged.
   const pod = await podOf(this, label);
   const container = pod.spec?.containers[0]?.name as string;
-  const r = await execInPod(this.clients, pod.metadata?.namespace as string, pod.metadata?.name as string, container, ['sh', '-c', 'cat "$AWS_WEB_IDENTITY_TOKEN_FILE"'], this.state.config.timeouts.assertSeconds);
+  const r = await execInPod(
+    this.clients,
+    pod.metadata?.namespace as string,
+    pod.metadata?.name as string,
+    container,
+    ['sh', '-c', 'cat "$AWS_WEB_IDENTITY_TOKEN_FILE"'],
+    this.state.config.timeouts.assertSeconds,
+  );
   const token = r.stdout.trim();
   if (token) registerSecret(token);
   assert.equal(r.exitCode, 0, `reading $AWS_WEB_IDENTITY_TOKEN_FILE failed: ${r.stderr.trim()}`);
@@ -123,7 +187,7 @@ Then('inside the pod of team {string} the token file is readable', async functio
 });
 
 Then(
-  'the token of team {string} has iss equal to the cluster\'s issuer, aud {string}, the sub of its ServiceAccount and a lifetime of {int} s',
+  "the token of team {string} has iss equal to the cluster's issuer, aud {string}, the sub of its ServiceAccount and a lifetime of {int} s",
   async function (this: IrsaWorld, label: string, audience: string, lifetime: number) {
     const infra = await infrastructure(this);
     const tenant = this.tenant(label);
@@ -131,10 +195,26 @@ Then(
     assert.ok(token, 'no token was read');
     const claims = decodeTokenClaims(token);
     this.attachJson('token claims', claims);
-    assert.equal(claims.iss, infra.clusterIssuer, `token iss ${JSON.stringify(claims.iss)} differs from the cluster issuer ${JSON.stringify(infra.clusterIssuer)}`);
-    assert.deepEqual(claims.aud, [audience], `token aud is ${JSON.stringify(claims.aud)}, expected [${JSON.stringify(audience)}]`);
-    assert.equal(claims.sub, `system:serviceaccount:${tenant.namespace}:${tenant.serviceAccount}`, `token sub is ${claims.sub}`);
-    assert.equal((claims.exp ?? 0) - (claims.iat ?? 0), lifetime, `token lifetime is ${(claims.exp ?? 0) - (claims.iat ?? 0)} s, expected ${lifetime} s`);
+    assert.equal(
+      claims.iss,
+      infra.clusterIssuer,
+      `token iss ${JSON.stringify(claims.iss)} differs from the cluster issuer ${JSON.stringify(infra.clusterIssuer)}`,
+    );
+    assert.deepEqual(
+      claims.aud,
+      [audience],
+      `token aud is ${JSON.stringify(claims.aud)}, expected [${JSON.stringify(audience)}]`,
+    );
+    assert.equal(
+      claims.sub,
+      `system:serviceaccount:${tenant.namespace}:${tenant.serviceAccount}`,
+      `token sub is ${claims.sub}`,
+    );
+    assert.equal(
+      (claims.exp ?? 0) - (claims.iat ?? 0),
+      lifetime,
+      `token lifetime is ${(claims.exp ?? 0) - (claims.iat ?? 0)} s, expected ${lifetime} s`,
+    );
   },
 );
 
@@ -159,7 +239,10 @@ Then(
       },
       identityProvider: { url: idp.url, clientIds: idp.clientIds },
     });
-    this.attach(diagnosis.checks.map((c) => `${c.ok ? 'ok  ' : c.skipped ? 'skip' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n'), 'text/plain');
+    this.attach(
+      diagnosis.checks.map((c) => `${c.ok ? 'ok  ' : c.skipped ? 'skip' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n'),
+      'text/plain',
+    );
     assert.ok(diagnosis.ok, `STS would refuse the pod's token: ${diagnosis.firstFailure}`);
   },
 );
@@ -168,16 +251,22 @@ When('the pod of team {string} runs {string}', async function (this: IrsaWorld, 
   await run(this, label, command);
 });
 
-When('the pod of team {string} uploads {string} to the app bucket of team {string}', async function (this: IrsaWorld, label: string, key: string, owner: string) {
-  const bucket = this.tenant(owner).appBucket;
-  await run(this, label, `echo "${uploadBody(this)}" | aws s3 cp - s3://${bucket}/${key}`);
-});
+When(
+  'the pod of team {string} uploads {string} to the app bucket of team {string}',
+  async function (this: IrsaWorld, label: string, key: string, owner: string) {
+    const bucket = this.tenant(owner).appBucket;
+    await run(this, label, `echo "${uploadBody(this)}" | aws s3 cp - s3://${bucket}/${key}`);
+  },
+);
 
-When('the pod of team {string} uploads {string} to the bucket {string}', async function (this: IrsaWorld, label: string, key: string, name: string) {
-  const bucket = bucketByName(this, name);
-  await run(this, label, `echo "${uploadBody(this)}" | aws s3 cp - s3://${bucket}/${key}`);
-  this.lastUpload = { label, bucket, key };
-});
+When(
+  'the pod of team {string} uploads {string} to the bucket {string}',
+  async function (this: IrsaWorld, label: string, key: string, name: string) {
+    const bucket = bucketByName(this, name);
+    await run(this, label, `echo "${uploadBody(this)}" | aws s3 cp - s3://${bucket}/${key}`);
+    this.lastUpload = { label, bucket, key };
+  },
+);
 
 Then('the command succeeds', function (this: IrsaWorld) {
   const e = this.lastExec;
@@ -198,16 +287,25 @@ Then('the command fails with AccessDenied', async function (this: IrsaWorld) {
       action: 's3:PutObject',
       resource: `arn:aws:s3:::${bucket}/${key}`,
     });
-    assert.fail(`\`${e.command}\` succeeded, but the role must not write to ${bucket}: allowed by ${sim.allowingStatements.join(', ') || sim.explanation}`);
+    assert.fail(
+      `\`${e.command}\` succeeded, but the role must not write to ${bucket}: allowed by ${sim.allowingStatements.join(', ') || sim.explanation}`,
+    );
   }
   assert.notEqual(e.exitCode, 0, `\`${e.command}\` succeeded, but the role's policy must not allow it`);
-  assert.match(e.stderr, /AccessDenied/, `\`${e.command}\` failed, but not with AccessDenied: ${e.stderr.trim().slice(0, 500)}`);
+  assert.match(
+    e.stderr,
+    /AccessDenied/,
+    `\`${e.command}\` failed, but not with AccessDenied: ${e.stderr.trim().slice(0, 500)}`,
+  );
 });
 
 Then('the caller is a session of the role of team {string}', function (this: IrsaWorld, label: string) {
   const tenant = this.tenant(label);
   const out = JSON.parse(this.lastExec?.stdout ?? '{}') as { Arn?: string };
-  assert.ok(out.Arn && isAssumedRoleArn(out.Arn, tenant.roleName), `the caller is ${out.Arn}, expected a session arn:aws:sts::<account>:assumed-role/${tenant.roleName}/...`);
+  assert.ok(
+    out.Arn && isAssumedRoleArn(out.Arn, tenant.roleName),
+    `the caller is ${out.Arn}, expected a session arn:aws:sts::<account>:assumed-role/${tenant.roleName}/...`,
+  );
 });
 
 Then('the output lists the app bucket of team {string}', function (this: IrsaWorld, label: string) {

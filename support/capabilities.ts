@@ -16,7 +16,13 @@ import type { Ledger } from './ledger.ts';
 import { awsTags, kubeLabels, resourceName } from './names.ts';
 import { bucketUrl, createTaggedBucket } from './provision/infrastructure.ts';
 import { loadSetup } from './setup/setup.ts';
-import { CAPABILITIES, type Capability, type CapabilityMatrix, type CapabilityResult, type TargetDescriptor } from './targets/target.ts';
+import {
+  CAPABILITIES,
+  type Capability,
+  type CapabilityMatrix,
+  type CapabilityResult,
+  type TargetDescriptor,
+} from './targets/target.ts';
 
 const yes = (reason: string): CapabilityResult => ({ available: true, reason });
 const no = (reason: string): CapabilityResult => ({ available: false, reason });
@@ -40,8 +46,12 @@ export async function probeCapabilities(args: {
   const scope = 'probe';
   const writes = target.name !== 'live' || config.live.mode === 'provision';
   const results: Partial<Record<Capability, CapabilityResult>> = {};
-  results['writes-allowed'] = writes ? yes(`${target.name} target in a writing mode`) : no('verify-only mode writes nothing');
-  results['https-issuer'] = args.issuer.startsWith('https://') ? yes(`issuer ${args.issuer}`) : no(`issuer ${args.issuer} is not https (AWS requires https)`);
+  results['writes-allowed'] = writes
+    ? yes(`${target.name} target in a writing mode`)
+    : no('verify-only mode writes nothing');
+  results['https-issuer'] = args.issuer.startsWith('https://')
+    ? yes(`issuer ${args.issuer}`)
+    : no(`issuer ${args.issuer} is not https (AWS requires https)`);
   const sts = new STSClient(c.awsClientOptions());
   const ctx = { clients: c, target, setup: loadSetup(config.setupDir), config, runId, ledger, scope, log: args.log };
 
@@ -56,7 +66,9 @@ export async function probeCapabilities(args: {
       );
       results['validates-tokens'] = no('AssumeRoleWithWebIdentity accepted an unsigned token from an unknown issuer');
     } catch (e) {
-      results['validates-tokens'] = yes(`AssumeRoleWithWebIdentity refused an unsigned token (${awsErrorName(e) ?? describeAwsError(e)})`);
+      results['validates-tokens'] = yes(
+        `AssumeRoleWithWebIdentity refused an unsigned token (${awsErrorName(e) ?? describeAwsError(e)})`,
+      );
     }
   };
 
@@ -70,23 +82,41 @@ export async function probeCapabilities(args: {
         RoleName: roleName,
         AssumeRolePolicyDocument: JSON.stringify({
           Version: '2012-10-17',
-          Statement: [{ Effect: 'Allow', Principal: { Federated: `arn:aws:iam::${target.aws.accountId}:oidc-provider/irsa-conformance.invalid` }, Action: 'sts:AssumeRoleWithWebIdentity' }],
+          Statement: [
+            {
+              Effect: 'Allow',
+              Principal: { Federated: `arn:aws:iam::${target.aws.accountId}:oidc-provider/irsa-conformance.invalid` },
+              Action: 'sts:AssumeRoleWithWebIdentity',
+            },
+          ],
         }),
         Tags: awsTags(runId),
       }),
     );
     ledger.record(scope, { kind: 'iam-role', roleName });
     try {
-      await sts.send(new AssumeRoleWithWebIdentityCommand({ RoleArn: `arn:aws:iam::${target.aws.accountId}:role/${roleName}`, RoleSessionName: 'probe', WebIdentityToken: garbageToken() }));
-      results['evaluates-trust-policies'] = no('AssumeRoleWithWebIdentity succeeded for a role that trusts only a nonexistent identity provider');
+      await sts.send(
+        new AssumeRoleWithWebIdentityCommand({
+          RoleArn: `arn:aws:iam::${target.aws.accountId}:role/${roleName}`,
+          RoleSessionName: 'probe',
+          WebIdentityToken: garbageToken(),
+        }),
+      );
+      results['evaluates-trust-policies'] = no(
+        'AssumeRoleWithWebIdentity succeeded for a role that trusts only a nonexistent identity provider',
+      );
     } catch (e) {
-      results['evaluates-trust-policies'] = yes(`AssumeRoleWithWebIdentity was refused for a role trusting a nonexistent provider (${awsErrorName(e) ?? 'error'})`);
+      results['evaluates-trust-policies'] = yes(
+        `AssumeRoleWithWebIdentity was refused for a role trusting a nonexistent provider (${awsErrorName(e) ?? 'error'})`,
+      );
     }
   };
 
   const probeIam = async () => {
     // ListBuckets (GET /) with no signature at all, as an anonymous client on the network would send it.
-    const s3Root = target.aws.endpoint ? `${target.aws.endpoint.replace(/\/$/, '')}/` : `https://s3.${target.aws.region}.amazonaws.com/`;
+    const s3Root = target.aws.endpoint
+      ? `${target.aws.endpoint.replace(/\/$/, '')}/`
+      : `https://s3.${target.aws.region}.amazonaws.com/`;
     const anonymousList = await c.anonymousGet(s3Root);
     const anonymousRefused = anonymousList.status === 403;
     if (!anonymousRefused) {
@@ -101,7 +131,10 @@ export async function probeCapabilities(args: {
     await c.iam.send(new CreateUserCommand({ UserName: userName, Tags: awsTags(runId) }));
     ledger.record(scope, { kind: 'iam-user', userName });
     const key = await c.iam.send(new CreateAccessKeyCommand({ UserName: userName }));
-    const creds = { accessKeyId: key.AccessKey?.AccessKeyId as string, secretAccessKey: key.AccessKey?.SecretAccessKey as string };
+    const creds = {
+      accessKeyId: key.AccessKey?.AccessKeyId as string,
+      secretAccessKey: key.AccessKey?.SecretAccessKey as string,
+    };
     const asUser = new S3Client({ ...c.awsClientOptions(creds), forcePathStyle: target.aws.forcePathStyle });
     try {
       await asUser.send(new ListBucketsCommand({}));
@@ -123,7 +156,12 @@ export async function probeCapabilities(args: {
     await c.s3.send(
       new PutBucketPolicyCommand({
         Bucket: bucket,
-        Policy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${bucket}/public.txt` }] }),
+        Policy: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [
+            { Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${bucket}/public.txt` },
+          ],
+        }),
       }),
     );
     const pub = await c.anonymousGet(`${bucketUrl(ctx, bucket)}/public.txt`);
@@ -136,7 +174,9 @@ export async function probeCapabilities(args: {
 
   const probePods = async () => {
     const nodes = await c.core.listNode();
-    const ready = nodes.items.filter((n) => (n.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True'));
+    const ready = nodes.items.filter((n) =>
+      (n.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True'),
+    );
     if (ready.length === 0) {
       results['runs-pods'] = no('the cluster has no Ready node');
       results['exec-into-pods'] = no('no Ready node to run a pod on');
@@ -154,7 +194,11 @@ export async function probeCapabilities(args: {
       namespace,
       body: {
         metadata: { name: 'probe', labels: { ...kubeLabels(runId), app: 'irsa-probe' } },
-        spec: { containers: [{ name: 'probe', image: ctx.setup.spec.application.image, command: ['sleep'], args: ['infinity'] }] },
+        spec: {
+          containers: [
+            { name: 'probe', image: ctx.setup.spec.application.image, command: ['sleep'], args: ['infinity'] },
+          ],
+        },
       },
     });
     try {
@@ -165,18 +209,28 @@ export async function probeCapabilities(args: {
       results['exec-into-pods'] = no('no running probe pod to exec into');
       return;
     }
-    const r = await execInPod(c, namespace, 'probe', 'probe', ['echo', 'irsa-probe-ok'], 30).catch((e: unknown) => ({ stdout: '', stderr: String(e), exitCode: -1 }));
+    const r = await execInPod(c, namespace, 'probe', 'probe', ['echo', 'irsa-probe-ok'], 30).catch((e: unknown) => ({
+      stdout: '',
+      stderr: String(e),
+      exitCode: -1,
+    }));
     results['exec-into-pods'] =
-      r.exitCode === 0 && r.stdout.trim() === 'irsa-probe-ok' ? yes('exec of echo in a probe pod returned its output') : no(`exec in a probe pod failed: ${r.stderr.trim().slice(0, 200)}`);
+      r.exitCode === 0 && r.stdout.trim() === 'irsa-probe-ok'
+        ? yes('exec of echo in a probe pod returned its output')
+        : no(`exec in a probe pod failed: ${r.stderr.trim().slice(0, 200)}`);
   };
 
   const settled = await Promise.allSettled([probeTokens(), probeTrust(), probeIam(), probePublicReads(), probePods()]);
-  const errors = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => describeAwsError(s.reason));
+  const errors = settled
+    .filter((s): s is PromiseRejectedResult => s.status === 'rejected')
+    .map((s) => describeAwsError(s.reason));
   const cleanup = await flushLedger(c, ledger, { scope, timeoutSeconds: config.timeouts.cleanupSeconds });
   for (const f of cleanup.failed) args.log(`warning: probe cleanup of ${f.what} failed: ${f.error}`);
   const matrix = {} as CapabilityMatrix;
   for (const cap of CAPABILITIES) {
-    matrix[cap] = results[cap] ?? no(errors.length ? `probe failed: ${errors.join('; ').slice(0, 300)}` : 'not measurable in this mode');
+    matrix[cap] =
+      results[cap] ??
+      no(errors.length ? `probe failed: ${errors.join('; ').slice(0, 300)}` : 'not measurable in this mode');
   }
   if (!matrix['validates-tokens'].available && results['evaluates-trust-policies'] === undefined) {
     matrix['evaluates-trust-policies'] = no('tokens are not validated, so trust policies cannot be evaluated for them');
@@ -187,6 +241,7 @@ export async function probeCapabilities(args: {
 export function formatCapabilityMatrix(target: string, m: CapabilityMatrix): string {
   const width = Math.max(...CAPABILITIES.map((c) => c.length));
   const lines = [`Capabilities of the ${target} target (measured at start):`];
-  for (const cap of CAPABILITIES) lines.push(`  ${cap.padEnd(width)}  ${m[cap].available ? 'yes' : 'no '}  ${m[cap].reason}`);
+  for (const cap of CAPABILITIES)
+    lines.push(`  ${cap.padEnd(width)}  ${m[cap].available ? 'yes' : 'no '}  ${m[cap].reason}`);
   return lines.join('\n');
 }

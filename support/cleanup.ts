@@ -4,6 +4,7 @@
  * stays in the ledger so the coordinator, and later `npm run sweep`, can try again.
  */
 import {
+  DeleteAccessKeyCommand,
   DeleteOpenIDConnectProviderCommand,
   DeletePolicyCommand,
   DeletePolicyVersionCommand,
@@ -11,7 +12,6 @@ import {
   DeleteRolePolicyCommand,
   DeleteUserCommand,
   DeleteUserPolicyCommand,
-  DeleteAccessKeyCommand,
   DetachRolePolicyCommand,
   DetachUserPolicyCommand,
   ListAccessKeysCommand,
@@ -23,10 +23,10 @@ import {
 } from '@aws-sdk/client-iam';
 import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { PatchStrategy } from '@kubernetes/client-node';
-import { DELETE_CONFLICT_ERRORS, awsErrorName, describeAwsError, isAwsError, isThrottling } from './aws/errors.ts';
+import { awsErrorName, DELETE_CONFLICT_ERRORS, describeAwsError, isAwsError, isThrottling } from './aws/errors.ts';
 import type { Clients } from './clients.ts';
 import { isNotFound, kubeStatus, waitForDeletion } from './kube/ops.ts';
-import { type Ledger, type LedgerEntry, type ResourceRef, describeRef } from './ledger.ts';
+import { describeRef, type Ledger, type LedgerEntry, type ResourceRef } from './ledger.ts';
 import { retry } from './retry.ts';
 
 const GONE = ['NoSuchEntity', 'NoSuchBucket', 'NotFound'];
@@ -59,9 +59,11 @@ export async function deleteResource(c: Clients, ref: ResourceRef, timeoutSecond
       const RoleName = ref.roleName;
       try {
         const attached = await c.iam.send(new ListAttachedRolePoliciesCommand({ RoleName }));
-        for (const p of attached.AttachedPolicies ?? []) await ignoreGone(c.iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn: p.PolicyArn })));
+        for (const p of attached.AttachedPolicies ?? [])
+          await ignoreGone(c.iam.send(new DetachRolePolicyCommand({ RoleName, PolicyArn: p.PolicyArn })));
         const inline = await c.iam.send(new ListRolePoliciesCommand({ RoleName }));
-        for (const PolicyName of inline.PolicyNames ?? []) await ignoreGone(c.iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName })));
+        for (const PolicyName of inline.PolicyNames ?? [])
+          await ignoreGone(c.iam.send(new DeleteRolePolicyCommand({ RoleName, PolicyName })));
       } catch (e) {
         if (isAwsError(e, ...GONE)) return;
         throw e;
@@ -73,7 +75,10 @@ export async function deleteResource(c: Clients, ref: ResourceRef, timeoutSecond
       try {
         const versions = await c.iam.send(new ListPolicyVersionsCommand({ PolicyArn: ref.policyArn }));
         for (const v of versions.Versions ?? []) {
-          if (!v.IsDefaultVersion) await ignoreGone(c.iam.send(new DeletePolicyVersionCommand({ PolicyArn: ref.policyArn, VersionId: v.VersionId })));
+          if (!v.IsDefaultVersion)
+            await ignoreGone(
+              c.iam.send(new DeletePolicyVersionCommand({ PolicyArn: ref.policyArn, VersionId: v.VersionId })),
+            );
         }
       } catch (e) {
         if (isAwsError(e, ...GONE)) return;
@@ -123,10 +128,18 @@ export async function deleteResource(c: Clients, ref: ResourceRef, timeoutSecond
       );
       return;
     case 'k8s-cluster-object':
-      await ignoreGone(c.objects.delete({ apiVersion: ref.apiVersion, kind: ref.k8sKind, metadata: { name: ref.name } }));
+      await ignoreGone(
+        c.objects.delete({ apiVersion: ref.apiVersion, kind: ref.k8sKind, metadata: { name: ref.name } }),
+      );
       return;
     case 'k8s-namespaced-object':
-      await ignoreGone(c.objects.delete({ apiVersion: ref.apiVersion, kind: ref.k8sKind, metadata: { name: ref.name, namespace: ref.namespace } }));
+      await ignoreGone(
+        c.objects.delete({
+          apiVersion: ref.apiVersion,
+          kind: ref.k8sKind,
+          metadata: { name: ref.name, namespace: ref.namespace },
+        }),
+      );
       return;
     case 'k8s-patch-revert':
       await c.objects.patch(

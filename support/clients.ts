@@ -44,7 +44,11 @@ export interface Clients {
   /** An unauthenticated GET, as AWS STS or a browser would fetch the discovery documents. */
   anonymousGet(url: string): Promise<HttpResult>;
   /** AWS client options for another identity (e.g. role credentials), same endpoint and trust. */
-  awsClientOptions(credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }): Record<string, unknown>;
+  awsClientOptions(credentials?: {
+    accessKeyId: string;
+    secretAccessKey: string;
+    sessionToken?: string;
+  }): Record<string, unknown>;
   destroy(): void;
 }
 
@@ -53,15 +57,27 @@ export function loadKubeConfig(file: string, context?: string): KubeConfig {
   try {
     kc.loadFromFile(file);
   } catch (e) {
-    throw new UsageError(`cannot read kubeconfig ${file}: ${(e as Error).message.split('\n')[0]}`, 'set KUBECONFIG (or IRSA_KUBECONFIG) to a readable kubeconfig file');
+    throw new UsageError(
+      `cannot read kubeconfig ${file}: ${(e as Error).message.split('\n')[0]}`,
+      'set KUBECONFIG (or IRSA_KUBECONFIG) to a readable kubeconfig file',
+    );
   }
   if (context) {
     if (!kc.getContexts().some((c) => c.name === context)) {
-      throw new UsageError(`kubeconfig ${file} has no context ${context}`, `contexts: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'}`);
+      throw new UsageError(
+        `kubeconfig ${file} has no context ${context}`,
+        `contexts: ${
+          kc
+            .getContexts()
+            .map((c) => c.name)
+            .join(', ') || 'none'
+        }`,
+      );
     }
     kc.setCurrentContext(context);
   }
-  if (!kc.getCurrentCluster()) throw new UsageError(`kubeconfig ${file} has no current cluster`, 'set a current-context or IRSA_KUBE_CONTEXT');
+  if (!kc.getCurrentCluster())
+    throw new UsageError(`kubeconfig ${file} has no current cluster`, 'set a current-context or IRSA_KUBE_CONTEXT');
   return kc;
 }
 
@@ -70,7 +86,12 @@ export function createClients(t: TargetDescriptor): Clients {
   const ca = t.aws.caBundlePath ? [...tls.rootCertificates, readFileSync(t.aws.caBundlePath, 'utf8')] : undefined;
   const agent = new https.Agent({ keepAlive: true, maxSockets: 64, ...(ca ? { ca } : {}) });
   const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const requestHandler = new NodeHttpHandler({ httpsAgent: agent, httpAgent, connectionTimeout: 5000, requestTimeout: 30000 });
+  const requestHandler = new NodeHttpHandler({
+    httpsAgent: agent,
+    httpAgent,
+    connectionTimeout: 5000,
+    requestTimeout: 30000,
+  });
   const awsClientOptions = (credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }) => ({
     region: t.aws.region,
     requestHandler,
@@ -86,7 +107,9 @@ export function createClients(t: TargetDescriptor): Clients {
       const req = lib.get(u, { agent: u.protocol === 'https:' ? agent : httpAgent, timeout: 10000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }),
+        );
         res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out after 10 s`)));

@@ -13,7 +13,9 @@ import { repoRoot } from './paths.ts';
 const targetNames = ['embedded', 'docker', 'live'] as const;
 
 const positiveInt = z.coerce.number().int().positive();
-const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
+  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 
 export const configSchema = z
   .object({
@@ -128,14 +130,20 @@ function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): 
 
 function readConfigFile(file: string): Record<string, unknown> {
   if (!existsSync(file)) {
-    throw new UsageError(`config file ${file} does not exist`, 'set IRSA_CONFIG to a readable YAML or JSON file, or unset it');
+    throw new UsageError(
+      `config file ${file} does not exist`,
+      'set IRSA_CONFIG to a readable YAML or JSON file, or unset it',
+    );
   }
   let parsed: unknown;
   try {
     parsed = parseYaml(readFileSync(file, 'utf8'));
   } catch (e) {
     const first = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-    throw new UsageError(`config file ${file} is not valid YAML/JSON: ${first}`, 'fix the syntax at the position named above');
+    throw new UsageError(
+      `config file ${file} is not valid YAML/JSON: ${first}`,
+      'fix the syntax at the position named above',
+    );
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
@@ -152,7 +160,10 @@ function describeIssue(issue: z.core.$ZodIssue, fromEnv: Map<string, string>): s
   return `${where}: ${issue.message}`;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): HarnessConfig {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Record<string, unknown> = {},
+): HarnessConfig {
   const configFile = env.IRSA_CONFIG ? path.resolve(env.IRSA_CONFIG) : undefined;
   const raw: Record<string, unknown> = configFile ? readConfigFile(configFile) : {};
   const fromEnv = new Map<string, string>();
@@ -180,5 +191,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
       'point IRSA_SETUP at a directory like fixtures/setups/default',
     );
   }
-  return { ...cfg, setupDir, reportsDir: path.resolve(repoRoot, cfg.reportsDir), ...(configFile ? { configFile } : {}) };
+  return {
+    ...cfg,
+    setupDir,
+    reportsDir: path.resolve(repoRoot, cfg.reportsDir),
+    ...(configFile ? { configFile } : {}),
+  };
 }

@@ -15,7 +15,14 @@ export type ResourceRef =
   | { kind: 'k8s-namespace'; name: string }
   | { kind: 'k8s-cluster-object'; apiVersion: string; k8sKind: string; name: string }
   | { kind: 'k8s-namespaced-object'; apiVersion: string; k8sKind: string; namespace: string; name: string }
-  | { kind: 'k8s-patch-revert'; description: string; apiVersion: string; k8sKind: string; name: string; mergePatch: unknown };
+  | {
+      kind: 'k8s-patch-revert';
+      description: string;
+      apiVersion: string;
+      k8sKind: string;
+      name: string;
+      mergePatch: unknown;
+    };
 
 export interface LedgerEntry {
   id: string;
@@ -24,7 +31,10 @@ export interface LedgerEntry {
   createdAt: string;
 }
 
-type Line = { op: 'created'; entry: LedgerEntry } | { op: 'deleted'; id: string } | { op: 'kept'; id: string; reason: string };
+type Line =
+  | { op: 'created'; entry: LedgerEntry }
+  | { op: 'deleted'; id: string }
+  | { op: 'kept'; id: string; reason: string };
 
 export function describeRef(ref: ResourceRef): string {
   switch (ref.kind) {
@@ -89,6 +99,8 @@ export class Ledger {
       else if (line.op === 'deleted') created.delete(line.id);
       else kept.add(line.id);
     }
-    return [...created.values()].filter((e) => (scope === undefined || e.scope === scope) && (includeKept || !kept.has(e.id)));
+    return [...created.values()].filter(
+      (e) => (scope === undefined || e.scope === scope) && (includeKept || !kept.has(e.id)),
+    );
   }
 }

@@ -23,7 +23,11 @@ export function newScopeId(): string {
 
 /** `<base>-<runId>[-<scope>]`, lowercased, cut to `max` characters (S3 buckets: 63). */
 export function resourceName(base: string, runId: string, scope?: string, max = 63): string {
-  const name = [base, runId, scope].filter(Boolean).join('-').toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  const name = [base, runId, scope]
+    .filter(Boolean)
+    .join('-')
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-');
   if (name.length <= max) return name;
   // Keep the unique tail; shorten the readable base.
   const tail = [runId, scope].filter(Boolean).join('-');

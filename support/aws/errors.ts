@@ -1,9 +1,27 @@
 /** AWS errors by name: which are retryable (eventual consistency, throttling) and how to print one. */
 
 /** IAM is eventually consistent: a new role or IdP may be refused for seconds after creation. */
-export const IAM_PROPAGATION_ERRORS = new Set(['InvalidIdentityToken', 'AccessDenied', 'NoSuchEntity', 'MalformedPolicyDocument']);
-export const THROTTLING_ERRORS = new Set(['Throttling', 'ThrottlingException', 'TooManyRequestsException', 'RequestLimitExceeded', 'SlowDown', 'ServiceUnavailable', 'InternalError']);
-export const DELETE_CONFLICT_ERRORS = new Set(['DeleteConflict', 'BucketNotEmpty', 'OperationAborted', 'ConcurrentModification']);
+export const IAM_PROPAGATION_ERRORS = new Set([
+  'InvalidIdentityToken',
+  'AccessDenied',
+  'NoSuchEntity',
+  'MalformedPolicyDocument',
+]);
+export const THROTTLING_ERRORS = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+]);
+export const DELETE_CONFLICT_ERRORS = new Set([
+  'DeleteConflict',
+  'BucketNotEmpty',
+  'OperationAborted',
+  'ConcurrentModification',
+]);
 
 export function awsErrorName(e: unknown): string | undefined {
   if (e && typeof e === 'object' && 'name' in e && typeof (e as { name: unknown }).name === 'string') {

@@ -69,17 +69,31 @@ async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
     );
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0] ?? '';
-    if (/profile/i.test(msg)) throw new UsageError(`unknown profile ${JSON.stringify(profile)}: ${msg}`, 'profiles: embedded (default), docker, live');
-    throw new UsageError(`cannot read the cucumber options: ${msg}`, 'see `npx cucumber-js --help` for the options the suite accepts');
+    if (/profile/i.test(msg))
+      throw new UsageError(
+        `unknown profile ${JSON.stringify(profile)}: ${msg}`,
+        'profiles: embedded (default), docker, live',
+      );
+    throw new UsageError(
+      `cannot read the cucumber options: ${msg}`,
+      'see `npx cucumber-js --help` for the options the suite accepts',
+    );
   }
 }
 
 /** Names every step of the selected scenarios that no step definition matches. */
-async function findUndefinedSteps(runConfiguration: Parameters<typeof runCucumber>[0], env: NodeJS.ProcessEnv): Promise<string[]> {
+async function findUndefinedSteps(
+  runConfiguration: Parameters<typeof runCucumber>[0],
+  env: NodeJS.ProcessEnv,
+): Promise<string[]> {
   const pickleSteps = new Map<string, { text: string; uri: string }>();
   const undefinedSteps: string[] = [];
   await runCucumber(
-    { ...runConfiguration, runtime: { ...runConfiguration.runtime, dryRun: true, parallel: 0 }, formats: { stdout: 'summary', files: {}, publish: false, options: {} } },
+    {
+      ...runConfiguration,
+      runtime: { ...runConfiguration.runtime, dryRun: true, parallel: 0 },
+      formats: { stdout: 'summary', files: {}, publish: false, options: {} },
+    },
     { cwd: repoRoot, env, stdout: new (await import('node:stream')).PassThrough(), stderr: process.stderr },
     (e) => {
       if (e.pickle) for (const s of e.pickle.steps) pickleSteps.set(s.id, { text: s.text, uri: e.pickle.uri });
@@ -102,7 +116,15 @@ function resultCollector() {
   const caseToPickle = new Map<string, string>();
   const startedToCase = new Map<string, string>();
   const worst = new Map<string, { status: string; message?: string }>();
-  const rank: Record<string, number> = { PASSED: 0, SKIPPED: 1, PENDING: 2, UNDEFINED: 3, AMBIGUOUS: 4, FAILED: 5, UNKNOWN: 1 };
+  const rank: Record<string, number> = {
+    PASSED: 0,
+    SKIPPED: 1,
+    PENDING: 2,
+    UNDEFINED: 3,
+    AMBIGUOUS: 4,
+    FAILED: 5,
+    UNKNOWN: 1,
+  };
   const finished: { name: string; uri: string; status: string; message?: string }[] = [];
   return {
     onMessage(e: Envelope) {
@@ -116,14 +138,22 @@ function resultCollector() {
         const r = e.testStepFinished.testStepResult;
         const cur = worst.get(e.testStepFinished.testCaseStartedId);
         if (cur && (rank[r.status] ?? 0) > (rank[cur.status] ?? 0)) {
-          worst.set(e.testStepFinished.testCaseStartedId, { status: r.status, ...(r.message ? { message: r.message } : {}) });
+          worst.set(e.testStepFinished.testCaseStartedId, {
+            status: r.status,
+            ...(r.message ? { message: r.message } : {}),
+          });
         }
       }
       if (e.testCaseFinished && !e.testCaseFinished.willBeRetried) {
         const id = e.testCaseFinished.testCaseStartedId;
         const pickle = pickles.get(caseToPickle.get(startedToCase.get(id) ?? '') ?? '');
         const w = worst.get(id) ?? { status: 'UNKNOWN' };
-        finished.push({ name: pickle?.name ?? '?', uri: pickle?.uri ?? '?', status: w.status, ...(w.message ? { message: w.message } : {}) });
+        finished.push({
+          name: pickle?.name ?? '?',
+          uri: pickle?.uri ?? '?',
+          status: w.status,
+          ...(w.message ? { message: w.message } : {}),
+        });
       }
     },
     result() {
@@ -145,14 +175,18 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   // 1. configuration
   const resolved = await resolveCucumber(opts.argv, env);
   const profileTarget = (resolved.useConfiguration.worldParameters as { target?: string } | undefined)?.target;
-  const config: HarnessConfig = loadConfig(env, { ...(env.IRSA_TARGET ? {} : profileTarget ? { target: profileTarget } : {}), ...(opts.overrides ?? {}) });
+  const config: HarnessConfig = loadConfig(env, {
+    ...(env.IRSA_TARGET ? {} : profileTarget ? { target: profileTarget } : {}),
+    ...(opts.overrides ?? {}),
+  });
   const setup = loadSetup(config.setupDir);
   mkdirSync(config.reportsDir, { recursive: true });
   configureLog({ file: path.join(config.reportsDir, 'logs', 'harness.log'), verbose: config.verbose });
   const formats = resolved.runConfiguration.formats;
   // Reports go where the settings say (reports/ unless IRSA_REPORTS_DIR).
   const files: Record<string, string> = {};
-  for (const [file, formatter] of Object.entries(formats.files)) files[path.join(config.reportsDir, path.basename(file))] = formatter;
+  for (const [file, formatter] of Object.entries(formats.files))
+    files[path.join(config.reportsDir, path.basename(file))] = formatter;
   // Support code is loaded once: ESM modules are cached, so a second load would register no steps.
   const support = await loadSupport(resolved.runConfiguration, { cwd: repoRoot, env });
   const runConfiguration = { ...resolved.runConfiguration, formats: { ...formats, files }, support };
@@ -182,9 +216,15 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     try {
       const report = await flushLedger(c, ledger, { timeoutSeconds: config.timeouts.cleanupSeconds });
       if (report.deleted.length) log.debug(`deleted at the end of the run: ${report.deleted.join(', ')}`);
-      for (const f of report.failed) log.warn(`could not delete ${f.what}: ${f.error} (remove it with \`npm run sweep -- --run-id ${runId}\`)`);
-      const kept = ledger.outstanding(undefined, true).filter((e) => !report.failed.some((f) => f.what === describeRef(e.ref)));
-      if (kept.length) log.info(`kept for inspection (IRSA_KEEP_ON_FAILURE): ${kept.map((e) => describeRef(e.ref)).join(', ')}; remove with \`npm run sweep -- --run-id ${runId}\``);
+      for (const f of report.failed)
+        log.warn(`could not delete ${f.what}: ${f.error} (remove it with \`npm run sweep -- --run-id ${runId}\`)`);
+      const kept = ledger
+        .outstanding(undefined, true)
+        .filter((e) => !report.failed.some((f) => f.what === describeRef(e.ref)));
+      if (kept.length)
+        log.info(
+          `kept for inspection (IRSA_KEEP_ON_FAILURE): ${kept.map((e) => describeRef(e.ref)).join(', ')}; remove with \`npm run sweep -- --run-id ${runId}\``,
+        );
     } finally {
       c.destroy();
       if (t.owned) await t.stop();
@@ -196,7 +236,9 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     if (interrupted) {
       // Second signal: leave now, but say what stays behind.
       const left = ledger.outstanding(undefined, true).map((e) => describeRef(e.ref));
-      process.stderr.write(`\nirsa: forced exit; left behind: ${left.length ? left.join(', ') : 'nothing recorded'}${target?.owned ? ' (and the target processes, stopped by their exit handler)' : ''}\n`);
+      process.stderr.write(
+        `\nirsa: forced exit; left behind: ${left.length ? left.join(', ') : 'nothing recorded'}${target?.owned ? ' (and the target processes, stopped by their exit handler)' : ''}\n`,
+      );
       process.exit(signal === 'SIGTERM' ? 143 : 130);
     }
     interrupted = signal;
@@ -212,16 +254,30 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
 
   const collector = resultCollector();
   try {
-    log.info(`irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}`);
+    log.info(
+      `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}`,
+    );
     const started = Date.now();
     target = await startTarget(config, setup, (line) => log.debug(line));
     if (interrupted) return { exitCode: 130, runId, ...empty };
-    for (const secret of [target.descriptor.aws.credentials?.secretAccessKey, target.descriptor.aws.credentials?.sessionToken]) if (secret) registerSecret(secret);
+    for (const secret of [
+      target.descriptor.aws.credentials?.secretAccessKey,
+      target.descriptor.aws.credentials?.sessionToken,
+    ])
+      if (secret) registerSecret(secret);
     const clients = createClients(target.descriptor);
     try {
       const issuer = await observeClusterIssuer(clients, config.timeouts.assertSeconds);
       log.info(`target ready in ${((Date.now() - started) / 1000).toFixed(1)} s; cluster issuer ${issuer}`);
-      target.descriptor.capabilities = await probeCapabilities({ clients, target: target.descriptor, config, runId, ledger, issuer, log: log.warn });
+      target.descriptor.capabilities = await probeCapabilities({
+        clients,
+        target: target.descriptor,
+        config,
+        runId,
+        ledger,
+        issuer,
+        log: log.warn,
+      });
     } finally {
       clients.destroy();
     }
@@ -231,15 +287,23 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     process.env.IRSA_RUN_STATE = childEnv.IRSA_RUN_STATE;
 
     // 4. the suite
-    const { success } = await runCucumber(runConfiguration, { cwd: repoRoot, env: childEnv, stdout: process.stdout, stderr: process.stderr }, (e) => {
-      collector.onMessage(e);
-      opts.onMessage?.(e);
-    });
+    const { success } = await runCucumber(
+      runConfiguration,
+      { cwd: repoRoot, env: childEnv, stdout: process.stdout, stderr: process.stderr },
+      (e) => {
+        collector.onMessage(e);
+        opts.onMessage?.(e);
+      },
+    );
     const { counts, scenarios } = collector.result();
     process.stderr.write(`\n${formatCapabilityMatrix(config.target, target.descriptor.capabilities)}\n`);
     for (const s of scenarios.filter((x) => x.status === 'SKIPPED')) log.debug(`skipped: ${s.name}`);
-    process.stderr.write(`Scenarios: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${counts.other ? `, ${counts.other} other` : ''}\n`);
-    process.stderr.write(`Reports: ${path.relative(process.cwd(), config.reportsDir) || '.'}/cucumber.html junit.xml cucumber.ndjson rerun.txt\n`);
+    process.stderr.write(
+      `Scenarios: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${counts.other ? `, ${counts.other} other` : ''}\n`,
+    );
+    process.stderr.write(
+      `Reports: ${path.relative(process.cwd(), config.reportsDir) || '.'}/cucumber.html junit.xml cucumber.ndjson rerun.txt\n`,
+    );
     return { exitCode: success && counts.failed === 0 && counts.other === 0 ? 0 : 1, runId, counts, scenarios };
   } finally {
     if (!interrupted) {

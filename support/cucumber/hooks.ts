@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { After, AfterAll, Before, BeforeStep, Status, setDefaultTimeout } from '@cucumber/cucumber';
 import { flushLedger } from '../cleanup.ts';
-import { describeRef } from '../ledger.ts';
 import { collectDiagnostics } from '../diagnose/scenario.ts';
+import { describeRef } from '../ledger.ts';
 import type { Capability } from '../targets/target.ts';
-import { IrsaWorld, releaseWorkerShared, workerShared } from './world.ts';
+import { type IrsaWorld, releaseWorkerShared, workerShared } from './world.ts';
 
 // Steps carry their own per-operation timeouts; this is the outer bound of one step.
 setDefaultTimeout(180_000);

@@ -7,14 +7,14 @@ import path from 'node:path';
 import { type IWorldOptions, setWorldConstructor, World } from '@cucumber/cucumber';
 import type { V1Pod } from '@kubernetes/client-node';
 import { type Clients, createClients } from '../clients.ts';
+import type { ExecResult } from '../kube/ops.ts';
 import { Ledger } from '../ledger.ts';
 import { newScopeId } from '../names.ts';
-import type { ProvisionContext } from '../provision/context.ts';
 import type { Tenant } from '../provision/application.ts';
+import type { ProvisionContext } from '../provision/context.ts';
 import { redact, redactObject } from '../redact.ts';
-import { readRunState, type RunState } from '../run-state.ts';
-import { loadSetup, type LoadedSetup } from '../setup/setup.ts';
-import type { ExecResult } from '../kube/ops.ts';
+import { type RunState, readRunState } from '../run-state.ts';
+import { type LoadedSetup, loadSetup } from '../setup/setup.ts';
 
 interface WorkerShared {
   state: RunState;
@@ -101,7 +101,8 @@ export class IrsaWorld extends World {
 
   tenant(label: string): Tenant {
     const t = this.tenants.get(label);
-    if (!t) throw new Error(`no team "${label}" in this scenario; known: ${[...this.tenants.keys()].join(', ') || 'none'}`);
+    if (!t)
+      throw new Error(`no team "${label}" in this scenario; known: ${[...this.tenants.keys()].join(', ') || 'none'}`);
     return t;
   }
 }

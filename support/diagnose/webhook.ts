@@ -21,7 +21,10 @@ export function answersOnlyV1beta1(version: string | undefined): boolean | undef
   return maj === 0 && (min < 6 || (min === 6 && pat <= 17));
 }
 
-export function preflightWebhookConfiguration(cfg: V1MutatingWebhookConfiguration, opts: { webhookVersion?: string }): WebhookFinding[] {
+export function preflightWebhookConfiguration(
+  cfg: V1MutatingWebhookConfiguration,
+  opts: { webhookVersion?: string },
+): WebhookFinding[] {
   const findings: WebhookFinding[] = [];
   const name = cfg.metadata?.name;
   for (const w of cfg.webhooks ?? []) {
@@ -35,7 +38,10 @@ export function preflightWebhookConfiguration(cfg: V1MutatingWebhookConfiguratio
       });
     }
     if (!versions.includes('v1beta1') && !versions.includes('v1')) {
-      findings.push({ severity: 'error', message: `${where} lists no admission review version the webhook answers (${JSON.stringify(versions)})` });
+      findings.push({
+        severity: 'error',
+        message: `${where} lists no admission review version the webhook answers (${JSON.stringify(versions)})`,
+      });
     }
     if ((w.failurePolicy ?? 'Fail') === 'Ignore') {
       findings.push({
@@ -44,7 +50,10 @@ export function preflightWebhookConfiguration(cfg: V1MutatingWebhookConfiguratio
       });
     }
     if (!w.clientConfig?.caBundle && w.clientConfig?.url) {
-      findings.push({ severity: 'warning', message: `${where} has no caBundle: kube-apiserver verifies ${w.clientConfig.url} against its system roots only` });
+      findings.push({
+        severity: 'warning',
+        message: `${where} has no caBundle: kube-apiserver verifies ${w.clientConfig.url} against its system roots only`,
+      });
     }
   }
   if ((cfg.webhooks ?? []).length === 0) findings.push({ severity: 'error', message: `${name} has no webhooks` });

@@ -29,12 +29,17 @@ export async function createObject<T extends KubernetesObject>(clients: Clients,
 }
 
 export function podIsReady(pod: V1Pod): boolean {
-  return pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+  return (
+    pod.status?.phase === 'Running' &&
+    (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+  );
 }
 
 function describePodState(pod: V1Pod | undefined): string {
   if (!pod) return 'no pod seen yet';
-  const conds = (pod.status?.conditions ?? []).map((c) => `${c.type}=${c.status}${c.reason ? `(${c.reason})` : ''}`).join(', ');
+  const conds = (pod.status?.conditions ?? [])
+    .map((c) => `${c.type}=${c.status}${c.reason ? `(${c.reason})` : ''}`)
+    .join(', ');
   return `pod ${pod.metadata?.name} phase ${pod.status?.phase ?? 'unknown'}${conds ? `, ${conds}` : ''}${pod.spec?.nodeName ? '' : ', not scheduled'}`;
 }
 
@@ -42,7 +47,12 @@ function describePodState(pod: V1Pod | undefined): string {
  * Waits until a pod matching the label selector is Running and Ready, watching the namespace.
  * Resolves with that pod. The timeout error says what the last pod looked like.
  */
-export async function waitForReadyPod(clients: Clients, namespace: string, labelSelector: string, timeoutSeconds: number): Promise<V1Pod> {
+export async function waitForReadyPod(
+  clients: Clients,
+  namespace: string,
+  labelSelector: string,
+  timeoutSeconds: number,
+): Promise<V1Pod> {
   const list = await clients.core.listNamespacedPod({ namespace, labelSelector });
   const ready = list.items.find((p) => podIsReady(p) && !p.metadata?.deletionTimestamp);
   if (ready) return ready;
@@ -52,7 +62,14 @@ export async function waitForReadyPod(clients: Clients, namespace: string, label
   try {
     return await new Promise<V1Pod>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new OperationTimeout(`waiting for a Ready pod (${labelSelector}) in ${namespace}`, describePodState(last), timeoutSeconds)),
+        () =>
+          reject(
+            new OperationTimeout(
+              `waiting for a Ready pod (${labelSelector}) in ${namespace}`,
+              describePodState(last),
+              timeoutSeconds,
+            ),
+          ),
         timeoutSeconds * 1000,
       );
       const done = (fn: () => void) => {
@@ -72,9 +89,12 @@ export async function waitForReadyPod(clients: Clients, namespace: string, label
             if (err) done(() => reject(err instanceof Error ? err : new Error(String(err))));
           },
         )
-        .then((c) => {
-          controller = c;
-        }, (err: unknown) => done(() => reject(err)));
+        .then(
+          (c) => {
+            controller = c;
+          },
+          (err: unknown) => done(() => reject(err)),
+        );
     });
   } finally {
     controller?.abort();
@@ -82,20 +102,34 @@ export async function waitForReadyPod(clients: Clients, namespace: string, label
 }
 
 /** Waits until an object is gone (404), watching its collection. */
-export async function waitForDeletion(clients: Clients, path: string, name: string, exists: () => Promise<boolean>, timeoutSeconds: number): Promise<void> {
+export async function waitForDeletion(
+  clients: Clients,
+  path: string,
+  name: string,
+  exists: () => Promise<boolean>,
+  timeoutSeconds: number,
+): Promise<void> {
   if (!(await exists())) return;
   const watch = new Watch(clients.kc);
   let controller: AbortController | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new OperationTimeout(`deleting ${name}`, 'its deletion to finish', timeoutSeconds)), timeoutSeconds * 1000);
+      const timer = setTimeout(
+        () => reject(new OperationTimeout(`deleting ${name}`, 'its deletion to finish', timeoutSeconds)),
+        timeoutSeconds * 1000,
+      );
       watch
-        .watch(path, { fieldSelector: `metadata.name=${name}` }, (phase: string) => {
-          if (phase === 'DELETED') {
-            clearTimeout(timer);
-            resolve();
-          }
-        }, () => undefined)
+        .watch(
+          path,
+          { fieldSelector: `metadata.name=${name}` },
+          (phase: string) => {
+            if (phase === 'DELETED') {
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+          () => undefined,
+        )
         .then(async (c) => {
           controller = c;
           // The object may have gone between the first check and the watch starting.
@@ -117,7 +151,14 @@ export interface ExecResult {
 }
 
 /** Runs argv in a container through the exec subresource; resolves with output and exit code. */
-export async function execInPod(clients: Clients, namespace: string, pod: string, container: string, argv: string[], timeoutSeconds = 60): Promise<ExecResult> {
+export async function execInPod(
+  clients: Clients,
+  namespace: string,
+  pod: string,
+  container: string,
+  argv: string[],
+  timeoutSeconds = 60,
+): Promise<ExecResult> {
   const exec = new Exec(clients.kc);
   const out = new PassThrough();
   const err = new PassThrough();
@@ -127,7 +168,8 @@ export async function execInPod(clients: Clients, namespace: string, pod: string
   err.on('data', (c: Buffer) => errChunks.push(c));
   const status = await new Promise<V1Status>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new OperationTimeout(`exec ${argv[0]} in ${namespace}/${pod}`, 'the command to finish', timeoutSeconds)),
+      () =>
+        reject(new OperationTimeout(`exec ${argv[0]} in ${namespace}/${pod}`, 'the command to finish', timeoutSeconds)),
       timeoutSeconds * 1000,
     );
     exec
@@ -135,15 +177,18 @@ export async function execInPod(clients: Clients, namespace: string, pod: string
         clearTimeout(timer);
         resolve(s);
       })
-      .then((ws) => {
-        ws.on('error', (e: Error) => {
+      .then(
+        (ws) => {
+          ws.on('error', (e: Error) => {
+            clearTimeout(timer);
+            reject(e);
+          });
+        },
+        (e: unknown) => {
           clearTimeout(timer);
           reject(e);
-        });
-      }, (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      });
+        },
+      );
   });
   let exitCode = 0;
   if (status.status !== 'Success') {
@@ -151,5 +196,9 @@ export async function execInPod(clients: Clients, namespace: string, pod: string
     exitCode = cause?.message ? Number.parseInt(cause.message, 10) : 1;
     if (!cause) errChunks.push(Buffer.from(status.message ?? ''));
   }
-  return { stdout: Buffer.concat(outChunks).toString('utf8'), stderr: Buffer.concat(errChunks).toString('utf8'), exitCode };
+  return {
+    stdout: Buffer.concat(outChunks).toString('utf8'),
+    stderr: Buffer.concat(errChunks).toString('utf8'),
+    exitCode,
+  };
 }

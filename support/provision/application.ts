@@ -42,7 +42,12 @@ export function tenantNames(label: string, runId: string, scopeId: string, servi
   };
 }
 
-export function trustPolicyFor(ctx: ProvisionContext, tenant: Tenant, infra: InfrastructureState, subject?: { namespace: string; serviceAccount: string }): Record<string, unknown> {
+export function trustPolicyFor(
+  ctx: ProvisionContext,
+  tenant: Tenant,
+  infra: InfrastructureState,
+  subject?: { namespace: string; serviceAccount: string },
+): Record<string, unknown> {
   return renderJson(ctx.setup, ctx.setup.spec.application.trustPolicy, {
     identityProviderArn: infra.identityProviderArn,
     issuerHostPath: issuerHostPath(infra.issuer),
@@ -57,11 +62,19 @@ export function permissionPolicyFor(ctx: ProvisionContext, tenant: Tenant): Reco
 }
 
 /** App bucket, policy, role (trust from the setup's template), policy attached. */
-export async function createTenantAwsResources(ctx: ProvisionContext, tenant: Tenant, infra: InfrastructureState): Promise<void> {
+export async function createTenantAwsResources(
+  ctx: ProvisionContext,
+  tenant: Tenant,
+  infra: InfrastructureState,
+): Promise<void> {
   const iam = ctx.clients.iam;
   await createTaggedBucket(ctx, tenant.appBucket);
   const policy = await iam.send(
-    new CreatePolicyCommand({ PolicyName: tenant.policyName, PolicyDocument: JSON.stringify(permissionPolicyFor(ctx, tenant)), Tags: awsTags(ctx.runId) }),
+    new CreatePolicyCommand({
+      PolicyName: tenant.policyName,
+      PolicyDocument: JSON.stringify(permissionPolicyFor(ctx, tenant)),
+      Tags: awsTags(ctx.runId),
+    }),
   );
   tenant.policyArn = policy.Policy?.Arn as string;
   ctx.ledger.record(ctx.scope, { kind: 'iam-policy', policyArn: tenant.policyArn });
@@ -91,7 +104,12 @@ export async function createNamespace(ctx: ProvisionContext, name: string): Prom
   ctx.ledger.record(ctx.scope, { kind: 'k8s-namespace', name });
 }
 
-export function serviceAccountManifest(ctx: ProvisionContext, namespace: string, name: string, roleArn: string): V1ServiceAccount {
+export function serviceAccountManifest(
+  ctx: ProvisionContext,
+  namespace: string,
+  name: string,
+  roleArn: string,
+): V1ServiceAccount {
   return renderYaml<V1ServiceAccount>(ctx.setup, ctx.setup.spec.application.serviceAccount, {
     namespace,
     name,
@@ -106,7 +124,12 @@ export async function createServiceAccount(ctx: ProvisionContext, sa: V1ServiceA
 }
 
 /** The sample Deployment from the setup's template, plus the env the target needs pods to have to reach AWS. */
-export function deploymentManifest(ctx: ProvisionContext, namespace: string, name: string, serviceAccount: string): V1Deployment {
+export function deploymentManifest(
+  ctx: ProvisionContext,
+  namespace: string,
+  name: string,
+  serviceAccount: string,
+): V1Deployment {
   const d = renderYaml<V1Deployment>(ctx.setup, ctx.setup.spec.application.deployment, {
     namespace,
     name,
@@ -115,8 +138,10 @@ export function deploymentManifest(ctx: ProvisionContext, namespace: string, nam
     runId: ctx.runId,
   });
   const extra = Object.entries(ctx.target.podAwsEnv).map(([n, value]) => ({ name: n, value }));
-  for (const c of d.spec?.template.spec?.containers ?? []) c.env = [...(c.env ?? []), ...extra.filter((e) => !(c.env ?? []).some((x) => x.name === e.name))];
-  for (const c of d.spec?.template.spec?.initContainers ?? []) c.env = [...(c.env ?? []), ...extra.filter((e) => !(c.env ?? []).some((x) => x.name === e.name))];
+  for (const c of d.spec?.template.spec?.containers ?? [])
+    c.env = [...(c.env ?? []), ...extra.filter((e) => !(c.env ?? []).some((x) => x.name === e.name))];
+  for (const c of d.spec?.template.spec?.initContainers ?? [])
+    c.env = [...(c.env ?? []), ...extra.filter((e) => !(c.env ?? []).some((x) => x.name === e.name))];
   return d;
 }
 

@@ -7,6 +7,7 @@
 import { closeSync, existsSync, openSync, readFileSync, renameSync, watch, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { OperationTimeout } from '../errors.ts';
+import { resourceName } from '../names.ts';
 import type { Jwks } from '../oidc/jwks.ts';
 import type { InfrastructureState } from '../run-state.ts';
 import type { ProvisionContext } from './context.ts';
@@ -19,7 +20,6 @@ import {
   readClusterSigningKeys,
   registerWebhook,
 } from './infrastructure.ts';
-import { resourceName } from '../names.ts';
 
 /** What the infrastructure checks need beyond the shared state: what was built and from what. */
 export interface InfrastructureRecord extends InfrastructureState {
@@ -53,7 +53,8 @@ async function provision(ctx: ProvisionContext): Promise<InfrastructureRecord> {
   const idp = await createIdentityProvider(ctx, issuer);
   created.push(`IAM OIDC identity provider ${idp.arn}`);
   const webhookConfigurationName = await registerWebhook(ctx);
-  if (webhookConfigurationName && ctx.target.webhook.mode !== 'existing') created.push(`MutatingWebhookConfiguration ${webhookConfigurationName}`);
+  if (webhookConfigurationName && ctx.target.webhook.mode !== 'existing')
+    created.push(`MutatingWebhookConfiguration ${webhookConfigurationName}`);
   return {
     issuer,
     clusterIssuer,
@@ -93,7 +94,10 @@ let cached: InfrastructureRecord | undefined;
 export async function ensureInfrastructure(ctx: ProvisionContext, runDir: string): Promise<InfrastructureRecord> {
   if (cached) return cached;
   const done = readPublished(runDir);
-  if (done) return (cached = done);
+  if (done) {
+    cached = done;
+    return done;
+  }
   let fd: number | undefined;
   try {
     fd = openSync(path.join(runDir, LOCK), 'wx');
@@ -105,7 +109,8 @@ export async function ensureInfrastructure(ctx: ProvisionContext, runDir: string
     try {
       const record = await provision({ ...ctx, scope: 'run' });
       publish(runDir, FILE, record);
-      return (cached = record);
+      cached = record;
+      return record;
     } catch (e) {
       publish(runDir, FAILED, { message: (e as Error).message });
       throw e;
@@ -123,12 +128,27 @@ export async function ensureInfrastructure(ctx: ProvisionContext, runDir: string
     const check = () => {
       try {
         const r = readPublished(runDir);
-        if (r) finish(() => resolve((cached = r)));
+        if (r) {
+          cached = r;
+          finish(() => resolve(r));
+        }
       } catch (e) {
         finish(() => reject(e));
       }
     };
-    const timer = setTimeout(() => finish(() => reject(new OperationTimeout('waiting for the infrastructure', 'the scenario provisioning it to finish', timeoutSeconds))), timeoutSeconds * 1000);
+    const timer = setTimeout(
+      () =>
+        finish(() =>
+          reject(
+            new OperationTimeout(
+              'waiting for the infrastructure',
+              'the scenario provisioning it to finish',
+              timeoutSeconds,
+            ),
+          ),
+        ),
+      timeoutSeconds * 1000,
+    );
     watcher.on('change', check);
     check();
   });

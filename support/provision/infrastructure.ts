@@ -6,12 +6,12 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { CreateOpenIDConnectProviderCommand, GetOpenIDConnectProviderCommand } from '@aws-sdk/client-iam';
 import {
+  type BucketLocationConstraint,
   CreateBucketCommand,
   PutBucketPolicyCommand,
   PutBucketTaggingCommand,
   PutObjectCommand,
   PutPublicAccessBlockCommand,
-  type BucketLocationConstraint,
 } from '@aws-sdk/client-s3';
 import type { V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import { isAwsError } from '../aws/errors.ts';
@@ -34,7 +34,10 @@ export interface ClusterSigningKeys {
 /** OpenShift keeps every signing key (one more per rotation) in a ConfigMap; others serve /openid/v1/jwks. */
 export async function readClusterSigningKeys(c: Clients): Promise<ClusterSigningKeys> {
   try {
-    const cm = await c.core.readNamespacedConfigMap({ name: 'bound-sa-token-signing-certs', namespace: 'openshift-kube-apiserver' });
+    const cm = await c.core.readNamespacedConfigMap({
+      name: 'bound-sa-token-signing-certs',
+      namespace: 'openshift-kube-apiserver',
+    });
     const keys = keysFromOpenShiftConfigMap(cm.data ?? {}).map((key) => ({ kid: kidForKey(key), key }));
     return { source: 'ConfigMap openshift-kube-apiserver/bound-sa-token-signing-certs', keys };
   } catch (e) {
@@ -98,12 +101,17 @@ export async function createTaggedBucket(ctx: ProvisionContext, bucket: string):
     await c.s3.send(
       new CreateBucketCommand({
         Bucket: bucket,
-        ...(region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: region as BucketLocationConstraint } }),
+        ...(region === 'us-east-1'
+          ? {}
+          : { CreateBucketConfiguration: { LocationConstraint: region as BucketLocationConstraint } }),
       }),
     );
   } catch (e) {
     if (isAwsError(e, 'BucketAlreadyOwnedByYou', 'BucketAlreadyExists')) {
-      throw new UsageError(`bucket ${bucket} already exists`, 'a bucket of this name belongs to another run or user; run `npm run sweep` or choose another setup');
+      throw new UsageError(
+        `bucket ${bucket} already exists`,
+        'a bucket of this name belongs to another run or user; run `npm run sweep` or choose another setup',
+      );
     }
     throw e;
   }
@@ -119,11 +127,23 @@ export interface PublishedDiscovery {
 }
 
 /** Creates the discovery bucket, uploads both documents and, unless the setup says none, the public-read policy. */
-export async function publishDiscovery(ctx: ProvisionContext, bucket: string, document: Record<string, unknown>, jwks: Jwks): Promise<PublishedDiscovery> {
+export async function publishDiscovery(
+  ctx: ProvisionContext,
+  bucket: string,
+  document: Record<string, unknown>,
+  jwks: Jwks,
+): Promise<PublishedDiscovery> {
   const c = ctx.clients;
   await createTaggedBucket(ctx, bucket);
   const put = (Key: string, body: unknown) =>
-    c.s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: JSON.stringify(body, null, 2), ContentType: 'application/json' }));
+    c.s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key,
+        Body: JSON.stringify(body, null, 2),
+        ContentType: 'application/json',
+      }),
+    );
   await put('.well-known/openid-configuration', document);
   await put('keys.json', jwks);
   const policyFile = ctx.setup.spec.discovery.bucketPolicy;
@@ -132,7 +152,12 @@ export async function publishDiscovery(ctx: ProvisionContext, bucket: string, do
     await c.s3.send(
       new PutPublicAccessBlockCommand({
         Bucket: bucket,
-        PublicAccessBlockConfiguration: { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: false, RestrictPublicBuckets: false },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          IgnorePublicAcls: true,
+          BlockPublicPolicy: false,
+          RestrictPublicBuckets: false,
+        },
       }),
     );
     const policy = renderJson(ctx.setup, policyFile, { bucket });
@@ -200,7 +225,12 @@ export async function registerWebhook(ctx: ProvisionContext): Promise<string | u
     webhookClientConfig: JSON.stringify(clientConfig),
   });
   await ctx.clients.admission.createMutatingWebhookConfiguration({ body });
-  ctx.ledger.record(ctx.scope, { kind: 'k8s-cluster-object', apiVersion: 'admissionregistration.k8s.io/v1', k8sKind: 'MutatingWebhookConfiguration', name });
+  ctx.ledger.record(ctx.scope, {
+    kind: 'k8s-cluster-object',
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    k8sKind: 'MutatingWebhookConfiguration',
+    name,
+  });
   return name;
 }
 
@@ -210,7 +240,9 @@ export async function podCreateWebhooks(c: Clients): Promise<V1MutatingWebhookCo
   return list.items.filter((cfg) =>
     (cfg.webhooks ?? []).some((w) =>
       (w.rules ?? []).some(
-        (r) => (r.operations ?? []).some((o) => o === 'CREATE' || o === '*') && (r.resources ?? []).some((res) => res === 'pods' || res === '*'),
+        (r) =>
+          (r.operations ?? []).some((o) => o === 'CREATE' || o === '*') &&
+          (r.resources ?? []).some((res) => res === 'pods' || res === '*'),
       ),
     ),
   );

@@ -37,7 +37,10 @@ const setupSchema = z
         image: z.string(),
       })
       .strict(),
-    lint: z.object({ profile: z.enum(['default', 'strict']).default('default') }).strict().default({ profile: 'default' }),
+    lint: z
+      .object({ profile: z.enum(['default', 'strict']).default('default') })
+      .strict()
+      .default({ profile: 'default' }),
   })
   .strict();
 
@@ -67,13 +70,24 @@ function deepMerge(base: Json, over: Json): Json {
 
 function readLayer(dir: string, seen: string[]): { raw: Json; layers: string[] } {
   const file = path.join(dir, 'setup.yaml');
-  if (!existsSync(file)) throw new UsageError(`setup description ${dir} has no setup.yaml`, 'point IRSA_SETUP at a directory like fixtures/setups/default');
-  if (seen.includes(dir)) throw new UsageError(`setup ${dir} extends itself (cycle: ${[...seen, dir].join(' -> ')})`, 'fix the extends: chain');
+  if (!existsSync(file))
+    throw new UsageError(
+      `setup description ${dir} has no setup.yaml`,
+      'point IRSA_SETUP at a directory like fixtures/setups/default',
+    );
+  if (seen.includes(dir))
+    throw new UsageError(
+      `setup ${dir} extends itself (cycle: ${[...seen, dir].join(' -> ')})`,
+      'fix the extends: chain',
+    );
   let raw: Json;
   try {
     raw = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as Json;
   } catch (e) {
-    throw new UsageError(`${file} is not valid YAML: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`, 'fix the syntax at the position named above');
+    throw new UsageError(
+      `${file} is not valid YAML: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`,
+      'fix the syntax at the position named above',
+    );
   }
   const parent = raw.extends;
   delete raw.extends;
@@ -103,7 +117,10 @@ export function templatePath(setup: LoadedSetup, file: string): string {
     const candidate = path.join(layer, file);
     if (existsSync(candidate)) return candidate;
   }
-  throw new UsageError(`setup ${setup.dir} names ${file}, which none of its layers has`, `add ${file} to ${setup.dir} or fix setup.yaml`);
+  throw new UsageError(
+    `setup ${setup.dir} names ${file}, which none of its layers has`,
+    `add ${file} to ${setup.dir} or fix setup.yaml`,
+  );
 }
 
 /** Substitutes ${name}; an unknown placeholder is an error naming it (no silent empty strings). */
@@ -111,7 +128,10 @@ export function substitute(text: string, vars: Record<string, string>, where: st
   return text.replace(/\$\{([A-Za-z][A-Za-z0-9]*)\}/g, (_, name: string) => {
     const v = vars[name];
     if (v === undefined) {
-      throw new UsageError(`${where} uses \${${name}}, which is not defined here`, `defined: ${Object.keys(vars).sort().join(', ')}`);
+      throw new UsageError(
+        `${where} uses \${${name}}, which is not defined here`,
+        `defined: ${Object.keys(vars).sort().join(', ')}`,
+      );
     }
     return v;
   });
@@ -127,7 +147,10 @@ export function renderJson<T = Json>(setup: LoadedSetup, file: string, vars: Rec
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new UsageError(`${templatePath(setup, file)} is not valid JSON after substitution: ${(e as Error).message}`, 'check the template');
+    throw new UsageError(
+      `${templatePath(setup, file)} is not valid JSON after substitution: ${(e as Error).message}`,
+      'check the template',
+    );
   }
 }
 
@@ -136,7 +159,10 @@ export function renderYaml<T = Json>(setup: LoadedSetup, file: string, vars: Rec
   try {
     return parseYaml(text) as T;
   } catch (e) {
-    throw new UsageError(`${templatePath(setup, file)} is not valid YAML after substitution: ${(e as Error).message.split('\n')[0]}`, 'check the template');
+    throw new UsageError(
+      `${templatePath(setup, file)} is not valid YAML after substitution: ${(e as Error).message.split('\n')[0]}`,
+      'check the template',
+    );
   }
 }
 

@@ -20,7 +20,11 @@ export function discoveryBucketFor(envId: string): string {
   return `irsa-oidc-${envId}`;
 }
 
-export async function startTarget(config: HarnessConfig, setup: LoadedSetup, onProgress: (line: string) => void): Promise<TargetHandle> {
+export async function startTarget(
+  config: HarnessConfig,
+  setup: LoadedSetup,
+  onProgress: (line: string) => void,
+): Promise<TargetHandle> {
   if (config.attach) return attachTarget(config, setup);
   switch (config.target) {
     case 'embedded': {
@@ -56,9 +60,16 @@ export async function startTarget(config: HarnessConfig, setup: LoadedSetup, onP
 function attachTarget(config: HarnessConfig, setup: LoadedSetup): TargetHandle {
   const file = config.attach as string;
   if (!existsSync(file)) {
-    throw new UsageError(`no warm environment state at ${file}`, 'start one with `npm run env -- up`, or unset IRSA_ATTACH');
+    throw new UsageError(
+      `no warm environment state at ${file}`,
+      'start one with `npm run env -- up`, or unset IRSA_ATTACH',
+    );
   }
-  const state = JSON.parse(readFileSync(file, 'utf8')) as { descriptor: TargetDescriptor; ownerPid?: number; webhookFlags?: Record<string, string> };
+  const state = JSON.parse(readFileSync(file, 'utf8')) as {
+    descriptor: TargetDescriptor;
+    ownerPid?: number;
+    webhookFlags?: Record<string, string>;
+  };
   const want = JSON.stringify(setup.spec.webhook.flags);
   const have = JSON.stringify(state.webhookFlags ?? setup.spec.webhook.flags);
   if (want !== have) {
