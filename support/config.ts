@@ -78,9 +78,28 @@ export const configSchema = z
         noPod: bool.default(false),
         annotationPrefix: z.string().optional(),
         audience: z.string().optional(),
+        /** Where the webhook mounts the token (detected from the webhook's Deployment when readable). */
+        mountPath: z.string().startsWith('/', 'an absolute path').optional(),
+        /** AWS endpoint override (an emulator reached through the live code path); unset for real AWS. */
+        awsEndpoint: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).optional(),
+        /** PEM file of a CA to trust for awsEndpoint. */
+        awsCaBundle: z.string().optional(),
+        /** Name of the cluster's MutatingWebhookConfiguration of the pod identity webhook (else detected). */
+        webhookConfiguration: z.string().optional(),
+        /** provision on a cluster without a webhook: the image the harness deploys it from. */
+        webhookImage: z.string().optional(),
+        /** provision on a cluster without a webhook: the namespace the harness deploys it into. */
+        webhookNamespace: z.string().default('irsa-pod-identity-webhook'),
+        /** OpenShift provision: how long the kube-apiserver rollout after the issuer patch may take. */
+        issuerRolloutSeconds: positiveInt.default(1800),
       })
       .strict()
-      .default({ mode: 'provision', noPod: false }),
+      .default({
+        mode: 'provision',
+        noPod: false,
+        webhookNamespace: 'irsa-pod-identity-webhook',
+        issuerRolloutSeconds: 1800,
+      }),
   })
   .strict();
 
@@ -104,6 +123,8 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_KUBE_BIN_DIR: 'embedded.kubeBinDir',
   IRSA_ETCD_BIN: 'embedded.etcdBinary',
   IRSA_DOCKER_AWS: 'docker.aws',
+  // KUBECONFIG first, so that IRSA_KUBECONFIG wins when both are set.
+  KUBECONFIG: 'live.kubeconfig',
   IRSA_KUBECONFIG: 'live.kubeconfig',
   IRSA_KUBE_CONTEXT: 'live.context',
   IRSA_AWS_ACCOUNT_ID: 'live.accountId',
@@ -116,6 +137,13 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_VERIFY_NO_POD: 'live.noPod',
   IRSA_ANNOTATION_PREFIX: 'live.annotationPrefix',
   IRSA_AUDIENCE: 'live.audience',
+  IRSA_TOKEN_MOUNT_PATH: 'live.mountPath',
+  IRSA_AWS_ENDPOINT: 'live.awsEndpoint',
+  IRSA_AWS_CA_BUNDLE: 'live.awsCaBundle',
+  IRSA_WEBHOOK_CONFIGURATION: 'live.webhookConfiguration',
+  IRSA_WEBHOOK_IMAGE: 'live.webhookImage',
+  IRSA_WEBHOOK_NAMESPACE: 'live.webhookNamespace',
+  IRSA_ISSUER_ROLLOUT_TIMEOUT: 'live.issuerRolloutSeconds',
 };
 
 function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
