@@ -185,16 +185,26 @@ export class PodRuntimeCompanion {
           rmSync(root, { recursive: true, force: true });
           mkdirSync(join(root, 'root'), { recursive: true, mode: 0o700 });
         }
+        const t0 = performance.now();
+        const phases: string[] = [];
+        const phase = (label: string) => phases.push(`${label} ${Math.round(performance.now() - t0)}`);
         await this.#materialiseVolumes(pod, root, state);
+        phase('volumes');
         if (refreshOnly) return;
         await this.#createExec(pod, root);
-        await this.#proveExec(pod);
+        phase('exec object');
+        const tries = await this.#proveExec(pod);
+        phase(`exec proven (${tries} tries)`);
         await this.#core.patchNamespacedPod(
           { name, namespace: ns, body: { metadata: { annotations: { [READY_ANNOTATION]: 'true' } } } },
           setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
         );
+        phase('annotated');
         state.done = true;
-        this.#o.log(`pod ${ref} prepared (attempt ${attempt})`);
+        // Watch events carry the timestamp as a string, listed objects as a Date.
+        const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
+        const age = Number.isNaN(created) ? 'unknown' : Date.now() - created;
+        this.#o.log(`pod ${ref} prepared (attempt ${attempt}; ms: ${phases.join(', ')}; ${age} ms after creation)`);
         return;
       } catch (e) {
         if (isStatus(e, 404)) return; // The pod is gone.
@@ -452,11 +462,11 @@ export class PodRuntimeCompanion {
    * kwok learns about the Exec object through its own watch; until then an exec fails. Running
    * `true` through the API server proves the whole exec path before the pod is marked ready.
    */
-  async #proveExec(pod: V1Pod): Promise<void> {
+  async #proveExec(pod: V1Pod): Promise<number> {
     const container = pod.spec?.containers[0]?.name as string;
     const deadline = Date.now() + 15_000;
     let delay = 20;
-    for (;;) {
+    for (let tries = 1; ; tries++) {
       const result = await execInPod(
         this.#o.kubeConfig,
         pod.metadata?.namespace as string,
@@ -464,7 +474,7 @@ export class PodRuntimeCompanion {
         container,
         ['true'],
       ).catch((e: unknown) => ({ exitCode: -1, stdout: '', stderr: errorText(e) }));
-      if (result.exitCode === 0) return;
+      if (result.exitCode === 0) return tries;
       if (Date.now() > deadline) throw new Error(`exec into the pod does not work yet: ${result.stderr.slice(0, 300)}`);
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(delay * 2, 500);
