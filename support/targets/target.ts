@@ -37,7 +37,19 @@ export type WebhookRegistration =
   /** The harness registers it from the setup's template, pointing at this endpoint. */
   | { mode: 'harness'; url: string; caBundle: string }
   /** The harness registers it for an in-cluster Service (docker target, live provision on plain clusters). */
-  | { mode: 'harness-service'; namespace: string; serviceName: string; path: string; caBundle: string }
+  | {
+      mode: 'harness-service';
+      namespace: string;
+      serviceName: string;
+      path: string;
+      caBundle: string;
+      /**
+       * Set when the webhook is deployed at provisioning, not at start (live provision on a cluster
+       * without one): registerWebhook deploys it (support/webhook-deploy.ts) with a fresh CA, records
+       * it in the ledger and uses that CA; `caBundle` is then ''.
+       */
+      deploy?: { image: string; flags: Record<string, string> };
+    }
   /** The cluster brings its own (OpenShift 4.6+, EKS): the harness only reads and checks it. */
   | { mode: 'existing'; configurationName: string };
 
@@ -95,6 +107,21 @@ export interface TargetDescriptor {
   logs: Record<string, string>;
   /** Filled in by the coordinator after probing. */
   capabilities?: CapabilityMatrix;
+  /**
+   * The harness must not change the target (live verify-only): the clients refuse every AWS command
+   * that is not a read and every Kubernetes write except TokenRequests and one pod's create/delete in
+   * `podNamespace` (support/targets/live/read-only.ts).
+   */
+  readOnly?: { podNamespace?: string };
+  /** What the target found out about the cluster, and where each value came from (printed, reported). */
+  detected?: DetectedValue[];
+}
+
+export interface DetectedValue {
+  name: string;
+  value: string;
+  /** "detected from …", "setting IRSA_…", "default". */
+  source: string;
 }
 
 /** A started target, owned by the coordinator process. */
