@@ -22,6 +22,7 @@ import {
 } from '@kubernetes/client-node';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { UsageError } from './errors.ts';
+import { guardKubeConfig, readOnlyAwsClient } from './targets/live/read-only.ts';
 import type { TargetDescriptor } from './targets/target.ts';
 
 export interface HttpResult {
@@ -83,6 +84,9 @@ export function loadKubeConfig(file: string, context?: string): KubeConfig {
 
 export function createClients(t: TargetDescriptor): Clients {
   const kc = loadKubeConfig(t.kubeconfigPath, t.kubeContext);
+  // Verify-only: writes are refused by the clients themselves, not by the care of each caller.
+  const guard = <C>(client: C): C => (t.readOnly ? readOnlyAwsClient(client) : client);
+  if (t.readOnly) guardKubeConfig(kc, t.readOnly);
   const ca = t.aws.caBundlePath ? [...tls.rootCertificates, readFileSync(t.aws.caBundlePath, 'utf8')] : undefined;
   const agent = new https.Agent({ keepAlive: true, maxSockets: 64, ...(ca ? { ca } : {}) });
   const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -123,9 +127,9 @@ export function createClients(t: TargetDescriptor): Clients {
     rbac: kc.makeApiClient(RbacAuthorizationV1Api),
     custom: kc.makeApiClient(CustomObjectsApi),
     objects: KubernetesObjectApi.makeApiClient(kc),
-    iam: new IAMClient(base),
-    s3: new S3Client({ ...base, forcePathStyle: t.aws.forcePathStyle }),
-    sts: new STSClient(base),
+    iam: guard(new IAMClient(base)),
+    s3: guard(new S3Client({ ...base, forcePathStyle: t.aws.forcePathStyle })),
+    sts: guard(new STSClient(base)),
     anonymousGet,
     awsClientOptions,
     destroy() {
