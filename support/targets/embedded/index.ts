@@ -60,7 +60,6 @@ import { promisify } from 'node:util';
 import {
   ApiextensionsV1Api,
   CoreV1Api,
-  CustomObjectsApi,
   KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
@@ -776,23 +775,10 @@ async function bootstrapObjects(kc: KubeConfig): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(delay * 2, 250);
   }
-  // The first write of an Exec takes kube-apiserver 2 s (measured: 2.0-2.1 s every time, later
-  // writes 5-10 ms; lazy set-up on its write path). Pay it now, in the background, so that a pod
-  // created a moment after start does not.
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const exec = { group: 'kwok.x-k8s.io', version: 'v1alpha1', namespace: 'default', plural: 'execs' };
-  void custom
-    .createNamespacedCustomObject({
-      ...exec,
-      body: {
-        apiVersion: 'kwok.x-k8s.io/v1alpha1',
-        kind: 'Exec',
-        metadata: { name: 'irsa-warm-up' },
-        spec: { execs: [{ local: { envs: [] } }] },
-      },
-    })
-    .then(() => custom.deleteNamespacedCustomObject({ ...exec, name: 'irsa-warm-up' }))
-    .catch(() => undefined);
+  // Note: kube-apiserver delays every create of a custom resource by 2 s while its CRD was
+  // Established less than 2 s ago (apiextensions-apiserver customresource_handler.go, for HA
+  // servers). So a pod created within about 2 s of start becomes Ready about 2 s later; nothing
+  // here waits for that window, which provisioning usually covers.
 }
 
 /**
