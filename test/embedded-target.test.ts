@@ -105,6 +105,10 @@ describe('embedded target', {
   let target: EmbeddedTarget;
   let clients: Clients;
   let pod: V1Pod;
+  let componentDied: (name: string) => void = () => undefined;
+  const died = new Promise<string>((resolve) => {
+    componentDied = resolve;
+  });
 
   before(async () => {
     const logsDir = join(REPO_ROOT, 'reports/logs/test-embedded-target');
@@ -114,6 +118,7 @@ describe('embedded target', {
       discoveryBucket: 'irsa-test-discovery',
       webhookFlags: { 'token-audience': 'sts.amazonaws.com', 'annotation-prefix': 'eks.amazonaws.com' },
       onProgress: (line) => process.stderr.write(`${line}\n`),
+      onUnexpectedExit: (component) => componentDied(component),
     });
     clients = createClients(target.descriptor);
   });
@@ -345,6 +350,14 @@ describe('embedded target', {
       assert.ok(Date.now() < deadline, `${root} still exists 10 s after the pod was deleted`);
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
+  });
+
+  // Last: it ends the environment (after() then checks that nothing is left).
+  it('stops everything when a component dies', async () => {
+    const kwok = target.state.processes.find((p) => p.name === 'kwok');
+    assert.ok(kwok, 'kwok is one of the processes');
+    process.kill(kwok.pid, 'SIGKILL');
+    assert.equal(await died, 'kwok');
   });
 });
 

@@ -94,6 +94,8 @@ export interface EmbeddedOptions {
   handleSignals?: boolean;
   startTimeoutMs?: number;
   onProgress?: (line: string) => void;
+  /** Called once if a component exits after start (the environment is then stopped). */
+  onUnexpectedExit?: (component: string, logTail: string) => void;
 }
 
 export interface EmbeddedTarget extends StartedTarget {
@@ -699,6 +701,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         progress(
           `${p.name} exited unexpectedly (code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'}); stopping the environment. Last log lines:\n${p.tail(15)}`,
         );
+        options.onUnexpectedExit?.(p.name, p.tail(30));
         void stopAll();
       });
     }
