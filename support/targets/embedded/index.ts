@@ -119,6 +119,8 @@ export interface EnvState {
   /** Process group leaders; `command` guards against signalling a reused pid. */
   processes: { name: string; pid: number; command: string }[];
   ports: Record<string, number>;
+  /** The webhook flags this environment runs with (an attaching run checks them against its setup). */
+  webhookFlags: Record<string, string>;
   descriptor: TargetDescriptor;
 }
 
@@ -688,6 +690,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       logsDir: options.logsDir,
       processes: started.map((p) => ({ name: p.name, pid: p.pid, command: p.command })),
       ports,
+      webhookFlags,
       descriptor,
     };
     writeFileSync(statePath, JSON.stringify(state, null, 2), { mode: 0o600 });
