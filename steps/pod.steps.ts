@@ -18,7 +18,7 @@ import { registerSecret } from '../support/redact.ts';
 import { bucketByName, uploadBody } from './application.steps.ts';
 import { infrastructure } from './infrastructure.steps.ts';
 
-async function podOf(world: IrsaWorld, label: string): Promise<V1Pod> {
+export async function podOf(world: IrsaWorld, label: string): Promise<V1Pod> {
   const known = world.pods.get(label);
   if (known) return known;
   const tenant = world.tenant(label);
@@ -41,14 +41,14 @@ function envOf(c: { env?: { name: string; value?: string }[] }, name: string): s
 }
 
 /** The path a pod's file has for a process exec'd into it (differs from the spec on the embedded runtime). */
-function inPodPath(world: IrsaWorld, pod: V1Pod, specPath: string): string {
+export function inPodPath(world: IrsaWorld, pod: V1Pod, specPath: string): string {
   const root = world.state.target.podRoot
     .replace('{namespace}', pod.metadata?.namespace ?? '')
     .replace('{pod}', pod.metadata?.name ?? '');
   return `${root}${specPath}`;
 }
 
-async function run(world: IrsaWorld, label: string, command: string): Promise<void> {
+export async function run(world: IrsaWorld, label: string, command: string): Promise<void> {
   const pod = await podOf(world, label);
   const container = pod.spec?.containers[0]?.name as string;
   const r = await execInPod(
