@@ -13,12 +13,13 @@ import {
   PutObjectCommand,
   PutPublicAccessBlockCommand,
 } from '@aws-sdk/client-s3';
-import type { V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import { isAwsError } from '../aws/errors.ts';
+import { retryIamPropagation } from '../aws/propagation.ts';
 import type { Clients } from '../clients.ts';
-import { UsageError } from '../errors.ts';
+import { OperationTimeout, UsageError } from '../errors.ts';
 import { isNotFound } from '../kube/ops.ts';
-import { awsTags, TAG_RUN_ID } from '../names.ts';
+import { awsTags, kubeLabels, TAG_RUN_ID } from '../names.ts';
 import { buildJwks, type Jwks, keysFromJwks, keysFromOpenShiftConfigMap, kidForKey } from '../oidc/jwks.ts';
 import { decodeTokenClaims } from '../oidc/token.ts';
 import { retry } from '../retry.ts';
@@ -192,7 +193,14 @@ export async function createIdentityProvider(ctx: ProvisionContext, issuer: stri
     throw e;
   }
   ctx.ledger.record(ctx.scope, { kind: 'iam-oidc-provider', arn });
-  return readIdentityProvider(ctx.clients, arn);
+  // A new provider may read as NoSuchEntity for a moment on real AWS.
+  const { value } = await retryIamPropagation(() => readIdentityProvider(ctx.clients, arn), {
+    operation: `reading back identity provider ${arn}`,
+    codes: ['NoSuchEntity'],
+    timeoutSeconds: ctx.config.timeouts.applySeconds,
+    log: ctx.log,
+  });
+  return value;
 }
 
 export async function readIdentityProvider(c: Clients, arn: string): Promise<IdentityProvider> {
@@ -214,10 +222,27 @@ export async function registerWebhook(ctx: ProvisionContext): Promise<string | u
   if (reg.mode === 'existing') return reg.configurationName;
   const file = ctx.setup.spec.webhook.configuration;
   if (isNone(file)) return undefined;
-  const clientConfig =
+  let clientConfig: object =
     reg.mode === 'harness'
       ? { url: reg.url, caBundle: reg.caBundle }
       : { service: { namespace: reg.namespace, name: reg.serviceName, path: reg.path }, caBundle: reg.caBundle };
+  if (reg.mode === 'harness-service' && reg.deploy) {
+    // The live target on a cluster without a webhook: deploy it now, recorded in the ledger.
+    const { applyWebhookDeployment, issueWebhookTls, webhookClientConfig } = await import('../webhook-deploy.ts');
+    const spec = {
+      namespace: reg.namespace,
+      name: reg.serviceName,
+      image: reg.deploy.image,
+      flags: reg.deploy.flags,
+      labels: kubeLabels(ctx.runId),
+    };
+    const tls = await issueWebhookTls(spec.namespace, spec.name);
+    await applyWebhookDeployment(ctx.clients, spec, tls, {
+      timeoutSeconds: ctx.config.timeouts.startSeconds,
+      onCreated: (ref) => ctx.ledger.record(ctx.scope, ref),
+    });
+    clientConfig = webhookClientConfig(spec, tls.caPem);
+  }
   const name = webhookConfigurationName(ctx.runId);
   const body = renderYaml<V1MutatingWebhookConfiguration>(ctx.setup, file, {
     name,
@@ -249,3 +274,82 @@ export async function podCreateWebhooks(c: Clients): Promise<V1MutatingWebhookCo
 }
 
 export { TAG_RUN_ID };
+
+const OPENSHIFT_AUTHENTICATION = {
+  group: 'config.openshift.io',
+  version: 'v1',
+  plural: 'authentications',
+  name: 'cluster',
+} as const;
+
+/**
+ * OpenShift: sets authentication.config.openshift.io/cluster spec.serviceAccountIssuer. The ledger
+ * entry that restores the old value is written before the patch, so an interrupted run reverts it.
+ * The kube-apiserver operator then rolls the API servers out (minutes): see waitForClusterIssuer.
+ */
+export async function patchClusterIssuer(ctx: ProvisionContext, issuer: string): Promise<{ previous: string }> {
+  const c = ctx.clients;
+  const current = (await c.custom.getClusterCustomObject(OPENSHIFT_AUTHENTICATION)) as {
+    spec?: { serviceAccountIssuer?: string };
+  };
+  const previous = current.spec?.serviceAccountIssuer ?? '';
+  if (previous === issuer) return { previous };
+  ctx.ledger.record(ctx.scope, {
+    kind: 'k8s-patch-revert',
+    description: `OpenShift authentication/cluster spec.serviceAccountIssuer (restore ${JSON.stringify(previous)})`,
+    apiVersion: 'config.openshift.io/v1',
+    k8sKind: 'Authentication',
+    name: 'cluster',
+    mergePatch: { spec: { serviceAccountIssuer: previous } },
+  });
+  await c.custom.patchClusterCustomObject(
+    { ...OPENSHIFT_AUTHENTICATION, body: { spec: { serviceAccountIssuer: issuer } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  ctx.log(
+    `patched authentication.config.openshift.io/cluster spec.serviceAccountIssuer: ${JSON.stringify(previous)} -> ${JSON.stringify(issuer)}`,
+  );
+  return { previous };
+}
+
+class IssuerNotYet extends Error {}
+
+/**
+ * Waits until new tokens carry `issuer` (after an issuer change the API servers restart one by one;
+ * no API tells when all serve the new issuer, so this asks for a token with backoff up to 30 s).
+ */
+export async function waitForClusterIssuer(
+  c: Clients,
+  issuer: string,
+  timeoutSeconds: number,
+  log: (line: string) => void,
+): Promise<string> {
+  let last = '';
+  try {
+    const { waitedMs } = await retry(
+      async () => {
+        last = await observeClusterIssuer(c, 60);
+        if (last !== issuer) throw new IssuerNotYet(last);
+        return last;
+      },
+      {
+        operation: `waiting for tokens with issuer ${issuer}`,
+        waitingFor: 'the kube-apiserver rollout',
+        timeoutSeconds,
+        retryable: (e) => e instanceof IssuerNotYet,
+        initialDelayMs: 5000,
+        maxDelayMs: 30000,
+      },
+    );
+    if (waitedMs > 0) log(`tokens carry the new issuer after ${(waitedMs / 1000).toFixed(0)} s`);
+    return issuer;
+  } catch (e) {
+    if (e instanceof OperationTimeout)
+      throw new OperationTimeout(
+        `waiting for tokens with issuer ${issuer} (the last token had ${JSON.stringify(last)})`,
+        'the kube-apiserver rollout (oc get co kube-apiserver)',
+        timeoutSeconds,
+      );
+    throw e;
+  }
+}
