@@ -11,14 +11,18 @@ import { resourceName } from '../names.ts';
 import type { Jwks } from '../oidc/jwks.ts';
 import type { InfrastructureState } from '../run-state.ts';
 import type { ProvisionContext } from './context.ts';
+import { bucketForIssuer, discoverInfrastructure } from './discover.ts';
 import {
+  bucketUrl,
   createIdentityProvider,
   discoveryDocumentFor,
   observeClusterIssuer,
+  patchClusterIssuer,
   publishDiscovery,
   publishedJwks,
   readClusterSigningKeys,
   registerWebhook,
+  waitForClusterIssuer,
 } from './infrastructure.ts';
 
 /** What the infrastructure checks need beyond the shared state: what was built and from what. */
@@ -35,23 +39,52 @@ const FILE = 'infrastructure.json';
 const FAILED = 'infrastructure-failed.json';
 const LOCK = 'infrastructure.lock';
 
+/**
+ * Where the discovery documents go and which issuer they name. fixed: the target's bucket and the
+ * cluster's issuer. patchable (OpenShift): a new bucket, whose URL becomes the issuer. read-only:
+ * the bucket the cluster's issuer already points at, else a new bucket and a warning with the flag
+ * to set (an API server's issuer cannot be changed from outside).
+ */
+function discoveryPlan(ctx: ProvisionContext, clusterIssuer: string): { bucket: string; issuer: string } {
+  const control = ctx.target.issuer;
+  if (control.mode === 'fixed') return { bucket: control.discoveryBucket, issuer: clusterIssuer };
+  if (control.mode === 'read-only') {
+    const existing = bucketForIssuer(ctx.target.aws, clusterIssuer);
+    if (existing) return { bucket: existing, issuer: clusterIssuer };
+  }
+  const bucket = resourceName('irsa-oidc', ctx.runId);
+  const issuer = bucketUrl(ctx, bucket);
+  if (control.mode === 'read-only') {
+    ctx.log(
+      `warning: the cluster's service-account issuer ${clusterIssuer} is not the URL of an S3 bucket the harness can publish to, and it cannot be changed from outside the cluster. Start kube-apiserver with --service-account-issuer=${bucketUrl(ctx, '<bucket>')} (a bucket name of your choice, not existing yet; keep the current issuer as a second --service-account-issuer so existing tokens stay valid) and --service-account-jwks-uri=${bucketUrl(ctx, '<bucket>')}/keys.json. This run publishes at ${issuer}; the issuer checks fail until then.`,
+    );
+  }
+  return { bucket, issuer };
+}
+
 async function provision(ctx: ProvisionContext): Promise<InfrastructureRecord> {
+  // Verify-only: find what exists instead of building it.
+  if (ctx.target.readOnly) return discoverInfrastructure(ctx);
   const c = ctx.clients;
   const created: string[] = [];
-  const [clusterIssuer, clusterKeys] = await Promise.all([
+  const [observedIssuer, clusterKeys] = await Promise.all([
     observeClusterIssuer(c, ctx.config.timeouts.assertSeconds),
     readClusterSigningKeys(c),
   ]);
-  const issuerControl = ctx.target.issuer;
-  const bucket = issuerControl.mode === 'fixed' ? issuerControl.discoveryBucket : resourceName('irsa-oidc', ctx.runId);
-  // The issuer the setup is built for: the cluster's own (embedded/docker fix it at start to the bucket URL).
-  const issuer = clusterIssuer;
+  let clusterIssuer = observedIssuer;
+  const { bucket, issuer } = discoveryPlan(ctx, clusterIssuer);
   const document = discoveryDocumentFor(ctx, issuer);
   const jwks = publishedJwks(ctx, clusterKeys);
   const published = await publishDiscovery(ctx, bucket, document, jwks);
   created.push(`S3 bucket ${bucket} with .well-known/openid-configuration and keys.json`);
   const idp = await createIdentityProvider(ctx, issuer);
   created.push(`IAM OIDC identity provider ${idp.arn}`);
+  if (ctx.target.issuer.mode === 'patchable') {
+    const { previous } = await patchClusterIssuer(ctx, issuer);
+    if (previous !== issuer)
+      created.push(`OpenShift serviceAccountIssuer ${issuer} (restored to ${JSON.stringify(previous)})`);
+    clusterIssuer = await waitForClusterIssuer(c, issuer, ctx.config.live.issuerRolloutSeconds, ctx.log);
+  }
   const webhookConfigurationName = await registerWebhook(ctx);
   if (webhookConfigurationName && ctx.target.webhook.mode !== 'existing')
     created.push(`MutatingWebhookConfiguration ${webhookConfigurationName}`);
