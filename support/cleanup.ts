@@ -154,7 +154,8 @@ export async function deleteResource(c: Clients, ref: ResourceRef, timeoutSecond
   }
 }
 
-function retryableDelete(e: unknown): boolean {
+/** Deletion errors worth another attempt: conflicts, throttling, server errors (also used by sweep). */
+export function retryableDelete(e: unknown): boolean {
   const name = awsErrorName(e);
   if (name && (DELETE_CONFLICT_ERRORS.has(name) || isThrottling(e))) return true;
   const status = kubeStatus(e);
