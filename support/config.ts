@@ -54,7 +54,10 @@ export const configSchema = z
     docker: z
       .object({
         aws: z.enum(['localstack', 'moto']).default('moto'),
+        /** Image overrides by name (support/targets/docker/images.ts): k3s, localstack, moto, webhook, app. */
         images: z.record(z.string(), z.string()).default({}),
+        /** A K3s registries.yaml (mirrors, credentials) for the images K3s pulls itself (pause, CoreDNS). */
+        k3sRegistries: z.string().optional(),
       })
       .strict()
       .default({ aws: 'moto', images: {} }),
@@ -123,6 +126,12 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_KUBE_BIN_DIR: 'embedded.kubeBinDir',
   IRSA_ETCD_BIN: 'embedded.etcdBinary',
   IRSA_DOCKER_AWS: 'docker.aws',
+  IRSA_IMAGE_K3S: 'docker.images.k3s',
+  IRSA_IMAGE_LOCALSTACK: 'docker.images.localstack',
+  IRSA_IMAGE_MOTO: 'docker.images.moto',
+  IRSA_IMAGE_WEBHOOK: 'docker.images.webhook',
+  IRSA_IMAGE_APP: 'docker.images.app',
+  IRSA_K3S_REGISTRIES: 'docker.k3sRegistries',
   // KUBECONFIG first, so that IRSA_KUBECONFIG wins when both are set.
   KUBECONFIG: 'live.kubeconfig',
   IRSA_KUBECONFIG: 'live.kubeconfig',
