@@ -24,6 +24,10 @@ import {
   type TargetDescriptor,
 } from './targets/target.ts';
 
+/** Leads every "enforces-iam: no" reason, so that the skipped AccessDenied scenarios say what to do. */
+export const IAM_NOT_ENFORCED =
+  'the target does not enforce IAM policies (use LocalStack with ENFORCE_IAM and an auth token, or moto)';
+
 const yes = (reason: string): CapabilityResult => ({ available: true, reason });
 const no = (reason: string): CapabilityResult => ({ available: false, reason });
 
@@ -120,7 +124,7 @@ export async function probeCapabilities(args: {
     const anonymousList = await c.anonymousGet(s3Root);
     const anonymousRefused = anonymousList.status === 403;
     if (!anonymousRefused) {
-      results['enforces-iam'] = no('an anonymous ListBuckets succeeded');
+      results['enforces-iam'] = no(`${IAM_NOT_ENFORCED}: an anonymous ListBuckets succeeded`);
       return;
     }
     if (!writes) {
@@ -138,12 +142,14 @@ export async function probeCapabilities(args: {
     const asUser = new S3Client({ ...c.awsClientOptions(creds), forcePathStyle: target.aws.forcePathStyle });
     try {
       await asUser.send(new ListBucketsCommand({}));
-      results['enforces-iam'] = no('an IAM user without any policy could list buckets');
+      results['enforces-iam'] = no(`${IAM_NOT_ENFORCED}: an IAM user without any policy could list buckets`);
     } catch (e) {
       results['enforces-iam'] =
         awsErrorName(e) === 'AccessDenied'
           ? yes('an IAM user without any policy got AccessDenied on ListBuckets')
-          : no(`an IAM user without any policy got ${describeAwsError(e)} instead of AccessDenied`);
+          : no(
+              `${IAM_NOT_ENFORCED}: an IAM user without any policy got ${describeAwsError(e)} instead of AccessDenied`,
+            );
     }
   };
 
