@@ -122,13 +122,15 @@ function readPublished(runDir: string): InfrastructureRecord | undefined {
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as InfrastructureRecord) : undefined;
 }
 
-let cached: InfrastructureRecord | undefined;
+// Per run directory: one process may run several runs (the self-test, the live target's tests).
+const cache = new Map<string, InfrastructureRecord>();
 
 export async function ensureInfrastructure(ctx: ProvisionContext, runDir: string): Promise<InfrastructureRecord> {
+  const cached = cache.get(runDir);
   if (cached) return cached;
   const done = readPublished(runDir);
   if (done) {
-    cached = done;
+    cache.set(runDir, done);
     return done;
   }
   let fd: number | undefined;
@@ -142,7 +144,7 @@ export async function ensureInfrastructure(ctx: ProvisionContext, runDir: string
     try {
       const record = await provision({ ...ctx, scope: 'run' });
       publish(runDir, FILE, record);
-      cached = record;
+      cache.set(runDir, record);
       return record;
     } catch (e) {
       publish(runDir, FAILED, { message: (e as Error).message });
@@ -162,7 +164,7 @@ export async function ensureInfrastructure(ctx: ProvisionContext, runDir: string
       try {
         const r = readPublished(runDir);
         if (r) {
-          cached = r;
+          cache.set(runDir, r);
           finish(() => resolve(r));
         }
       } catch (e) {
