@@ -1,0 +1,321 @@
+/**
+ * The live target: a real Kubernetes or OpenShift cluster (KUBECONFIG and context) and a real AWS
+ * account (the AWS default credential chain: profiles, SSO, environment, web identity), attached to,
+ * never started. No `oc` or `aws` binary is needed.
+ *
+ * At connect it prints whom it talks to (API server, AWS identity), refuses to go on when the AWS
+ * account is not the confirmed one (guard.ts), detects the dialect (detect.ts) and describes the
+ * target: on OpenShift in provision mode the issuer is patchable; elsewhere it is read-only. The
+ * webhook is the cluster's own when it has one; in provision mode on a cluster without one the
+ * harness deploys it at provisioning (support/webhook-deploy.ts, image from IRSA_WEBHOOK_IMAGE).
+ * In verify-only mode the descriptor is readOnly: the clients refuse writes (read-only.ts).
+ *
+ * IRSA_AWS_ENDPOINT (+ IRSA_AWS_CA_BUNDLE) points the same code path at an emulator, which is how
+ * the embedded target is driven through it in the tests; pods then get the endpoint in their env.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import path from 'node:path';
+import { STSClient } from '@aws-sdk/client-sts';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
+import { parseArn } from '../../aws/arn.ts';
+import { type Clients, createClients, loadKubeConfig } from '../../clients.ts';
+import type { HarnessConfig } from '../../config.ts';
+import { isUsageError, UsageError } from '../../errors.ts';
+import { isNotFound, kubeStatus } from '../../kube/ops.ts';
+import { log } from '../../log.ts';
+import { bucketForIssuer } from '../../provision/discover.ts';
+import { observeClusterIssuer } from '../../provision/infrastructure.ts';
+import type { LoadedSetup } from '../../setup/setup.ts';
+import type {
+  AwsAccess,
+  DetectedValue,
+  IssuerControl,
+  StartedTarget,
+  TargetDescriptor,
+  WebhookRegistration,
+} from '../target.ts';
+import { type ClusterFacts, detectCluster, formatDetected } from './detect.ts';
+import { callerIdentity, checkAccountGuard } from './guard.ts';
+
+/** The namespace/Service name the harness gives a webhook it deploys. */
+export const DEPLOYED_WEBHOOK_NAME = 'pod-identity-webhook';
+
+type LiveSettings = HarnessConfig['live'];
+
+/** Verify-only checks a ServiceAccount, role and buckets the user names: all of them are needed. */
+export function checkModeSettings(live: LiveSettings): void {
+  if (live.mode !== 'verify-only') return;
+  const required: [keyof LiveSettings, string][] = [
+    ['namespace', 'IRSA_VERIFY_NAMESPACE'],
+    ['serviceAccount', 'IRSA_VERIFY_SERVICE_ACCOUNT'],
+    ['roleArn', 'IRSA_VERIFY_ROLE_ARN'],
+    ['allowedBucket', 'IRSA_VERIFY_ALLOWED_BUCKET'],
+    ['deniedBucket', 'IRSA_VERIFY_DENIED_BUCKET'],
+  ];
+  const missing = required.filter(([k]) => !live[k]).map(([, env]) => env);
+  if (missing.length > 0) {
+    throw new UsageError(
+      `verify-only mode needs ${missing.join(', ')}`,
+      'name the ServiceAccount (and its namespace) whose pods use IRSA, the role it is annotated with, a bucket the role may list and one it may not (see docs/live.md)',
+    );
+  }
+  const arn = parseArn(live.roleArn as string);
+  if (arn.service !== 'iam' || !arn.resource.startsWith('role/')) {
+    throw new UsageError(
+      `IRSA_VERIFY_ROLE_ARN ${live.roleArn} is not an IAM role ARN`,
+      'expected arn:aws:iam::<account>:role/<name>',
+    );
+  }
+}
+
+/**
+ * The kubeconfig file to use: the setting (IRSA_KUBECONFIG, else KUBECONFIG), else ~/.kube/config.
+ * A KUBECONFIG list (a:b) is merged as kubectl does into a 0600 file in a temporary directory,
+ * removed by stop() or at process exit.
+ */
+export function resolveKubeconfig(setting: string | undefined): { file: string; cleanup: () => void } {
+  const files = (setting ?? path.join(homedir(), '.kube', 'config')).split(path.delimiter).filter(Boolean);
+  if (files.length === 0 || !files.some((f) => existsSync(f))) {
+    throw new UsageError(
+      `no kubeconfig found at ${files.join(path.delimiter) || '~/.kube/config'}`,
+      'set KUBECONFIG or IRSA_KUBECONFIG to the kubeconfig of the cluster (`oc login` writes one)',
+    );
+  }
+  if (files.length === 1) return { file: files[0] as string, cleanup: () => undefined };
+  const merged = new KubeConfig();
+  let first = true;
+  for (const f of files.filter((x) => existsSync(x))) {
+    const kc = new KubeConfig();
+    kc.loadFromFile(f);
+    if (first) merged.loadFromFile(f);
+    else merged.mergeConfig(kc, true);
+    first = false;
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), 'irsa-live-kubeconfig-'));
+  const file = path.join(dir, 'kubeconfig');
+  writeFileSync(file, merged.exportConfig(), { mode: 0o600 });
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', cleanup);
+  return { file, cleanup };
+}
+
+/** IRSA_REGION or the config file's `region` when given; else the AWS configuration's region; else the default. */
+async function resolveRegion(config: HarnessConfig): Promise<{ region: string; source: string }> {
+  if (process.env.IRSA_REGION) return { region: config.region, source: 'setting IRSA_REGION' };
+  if (config.configFile) {
+    try {
+      const raw = parseYaml(readFileSync(config.configFile, 'utf8')) as Record<string, unknown> | null;
+      if (raw && typeof raw.region === 'string')
+        return { region: config.region, source: `region in ${config.configFile}` };
+    } catch {
+      // loadConfig read it already; nothing new to report here.
+    }
+  }
+  try {
+    const region = await new STSClient({}).config.region();
+    if (region) return { region, source: 'AWS configuration (AWS_REGION, profile)' };
+  } catch {
+    // No region configured anywhere: the harness default.
+  }
+  return { region: config.region, source: 'default' };
+}
+
+function fail(where: string, e: unknown, hint: string): never {
+  if (isUsageError(e)) throw e;
+  const status = kubeStatus(e);
+  const msg = (e as Error)?.message?.split('\n')[0] ?? String(e);
+  throw new UsageError(`${where}: ${status ? `HTTP ${status}: ` : ''}${msg}`, hint, { cause: e });
+}
+
+function webhookRegistration(
+  config: HarnessConfig,
+  setup: LoadedSetup,
+  facts: ClusterFacts,
+): { reg: WebhookRegistration; version?: string } {
+  const live = config.live;
+  if (facts.webhook) {
+    return {
+      reg: { mode: 'existing', configurationName: facts.webhook.configurationName },
+      ...(facts.webhook.version ? { version: facts.webhook.version } : {}),
+    };
+  }
+  if (live.mode === 'verify-only') {
+    // Nothing to deploy in verify-only: the webhook checks report that none is registered.
+    return { reg: { mode: 'existing', configurationName: '' } };
+  }
+  if (!live.webhookImage) {
+    throw new UsageError(
+      'the cluster has no pod identity webhook (no MutatingWebhookConfiguration for it) and IRSA_WEBHOOK_IMAGE is not set',
+      'set IRSA_WEBHOOK_IMAGE to an amazon-eks-pod-identity-webhook image the cluster can pull, or IRSA_WEBHOOK_CONFIGURATION to the configuration the cluster has',
+    );
+  }
+  const d = facts.dialect;
+  const tag = /:(v\d+\.\d+\.\d+)/.exec(live.webhookImage);
+  return {
+    reg: {
+      mode: 'harness-service',
+      namespace: live.webhookNamespace,
+      serviceName: DEPLOYED_WEBHOOK_NAME,
+      path: '/mutate',
+      caBundle: '',
+      deploy: {
+        image: live.webhookImage,
+        flags: {
+          ...setup.spec.webhook.flags,
+          'annotation-prefix': d.annotationPrefix,
+          'token-audience': d.audience,
+          'token-mount-path': d.mountPath,
+        },
+      },
+    },
+    ...(tag ? { version: tag[1] } : {}),
+  };
+}
+
+export async function connectLiveTarget(
+  config: HarnessConfig,
+  setup: LoadedSetup,
+  onProgress: (line: string) => void,
+): Promise<StartedTarget> {
+  const live = config.live;
+  checkModeSettings(live);
+  const verifyOnly = live.mode === 'verify-only';
+  const { file: kubeconfigPath, cleanup } = resolveKubeconfig(live.kubeconfig);
+  let clients: Clients | undefined;
+  try {
+    const kc = loadKubeConfig(kubeconfigPath, live.context);
+    const server = kc.getCurrentCluster()?.server ?? 'unknown';
+    log.info(`live target (${live.mode}): cluster ${server}, context ${kc.getCurrentContext()}`);
+
+    if (live.awsCaBundle && !existsSync(live.awsCaBundle)) {
+      throw new UsageError(
+        `IRSA_AWS_CA_BUNDLE ${live.awsCaBundle} does not exist`,
+        'point it at the PEM file of the CA that signed the AWS endpoint certificate',
+      );
+    }
+    const { region, source: regionSource } = await resolveRegion(config);
+    const aws: AwsAccess = {
+      region,
+      ...(live.awsEndpoint ? { endpoint: live.awsEndpoint } : {}),
+      // Emulators serve buckets path-style; real S3 virtual-hosted.
+      forcePathStyle: live.awsEndpoint !== undefined,
+      ...(live.awsCaBundle ? { caBundlePath: path.resolve(live.awsCaBundle) } : {}),
+      accountId: '',
+    };
+    const descriptor: TargetDescriptor = {
+      name: 'live',
+      envId: `live-${new URL(server).hostname}`,
+      kubeconfigPath,
+      ...(live.context ? { kubeContext: live.context } : {}),
+      aws,
+      podAwsEnv: {},
+      issuer: { mode: 'read-only', issuer: '' },
+      webhook: { mode: 'existing', configurationName: '' },
+      dialect: {
+        annotationPrefix: '',
+        audience: '',
+        mountPath: '',
+        tokenFileName: 'token',
+        defaultExpirationSeconds: 0,
+      },
+      podRoot: '',
+      logs: {},
+      ...(verifyOnly ? { readOnly: live.noPod ? {} : { podNamespace: live.namespace as string } } : {}),
+    };
+    clients = createClients(descriptor);
+
+    // The guard comes before anything that touches the cluster or the account.
+    const caller = await callerIdentity(clients.sts, live.awsEndpoint ?? `STS in ${region}`);
+    log.info(
+      `AWS identity: ${caller.arn} (account ${caller.account}), region ${region} (${regionSource})${live.awsEndpoint ? `, endpoint ${live.awsEndpoint}` : ''}`,
+    );
+    checkAccountGuard({ mode: live.mode, confirmedAccountId: live.accountId, caller });
+    aws.accountId = caller.account;
+
+    const facts = await detectCluster(clients, live).catch((e: unknown) =>
+      fail(
+        `cannot read the cluster at ${server}`,
+        e,
+        'check KUBECONFIG / IRSA_KUBE_CONTEXT and that the credentials are valid (`oc login`, `kubectl get --raw /version`)',
+      ),
+    );
+    const issuer = await observeClusterIssuer(clients, config.timeouts.assertSeconds).catch((e: unknown) =>
+      fail(
+        'cannot read the cluster issuer (TokenRequest for default/default)',
+        e,
+        'the harness needs to create tokens (serviceaccounts/token create) in the default namespace',
+      ),
+    );
+    if (verifyOnly) {
+      const ns = live.namespace as string;
+      const sa = live.serviceAccount as string;
+      await clients.core.readNamespacedServiceAccount({ namespace: ns, name: sa }).catch((e: unknown) => {
+        if (isNotFound(e))
+          throw new UsageError(
+            `ServiceAccount ${ns}/${sa} (IRSA_VERIFY_NAMESPACE/IRSA_VERIFY_SERVICE_ACCOUNT) does not exist`,
+            'name the ServiceAccount whose pods use IRSA',
+          );
+        fail(`cannot read ServiceAccount ${ns}/${sa}`, e, 'the harness needs to read ServiceAccounts');
+      });
+    }
+
+    const issuerControl: IssuerControl =
+      facts.openshift && !verifyOnly ? { mode: 'patchable' } : { mode: 'read-only', issuer };
+    const { reg, version } = webhookRegistration(config, setup, facts);
+    descriptor.issuer = issuerControl;
+    descriptor.webhook = reg;
+    if (version) descriptor.webhookVersion = version;
+    descriptor.dialect = facts.dialect;
+    if (live.awsEndpoint) {
+      // Pods must reach the same endpoint (and trust its CA) as the harness.
+      descriptor.podAwsEnv = {
+        AWS_ENDPOINT_URL: live.awsEndpoint,
+        AWS_REGION: region,
+        AWS_DEFAULT_REGION: region,
+        ...(aws.caBundlePath ? { AWS_CA_BUNDLE: aws.caBundlePath } : {}),
+      };
+    }
+    const detected: DetectedValue[] = [
+      ...facts.detected,
+      { name: 'service-account issuer', value: issuer, source: 'iss of a TokenRequest token (default/default)' },
+      {
+        name: 'issuer control',
+        value:
+          issuerControl.mode === 'patchable'
+            ? 'patchable (authentication.config.openshift.io/cluster)'
+            : 'read-only (the API server flag --service-account-issuer)',
+        source: `${facts.openshift ? 'OpenShift' : 'not OpenShift'}, ${live.mode} mode`,
+      },
+      {
+        name: 'webhook registration',
+        value:
+          reg.mode === 'existing'
+            ? reg.configurationName || 'none (verify-only deploys nothing)'
+            : `deployed by the harness into ${reg.mode === 'harness-service' ? reg.namespace : '?'} at provisioning`,
+        source: facts.webhook ? 'the cluster has one' : 'the cluster has none',
+      },
+      { name: 'AWS account', value: caller.account, source: `GetCallerIdentity (${caller.arn})` },
+      { name: 'AWS region', value: region, source: regionSource },
+    ];
+    descriptor.detected = detected;
+    log.info(`detected:\n${formatDetected(detected)}`);
+    if (issuerControl.mode === 'read-only' && !verifyOnly && !bucketForIssuer(aws, issuer)) {
+      log.warn(
+        `the cluster's issuer ${issuer} is not an S3 bucket URL in ${region}: provisioning publishes elsewhere and the issuer checks will fail (the run prints the --service-account-issuer flag to set)`,
+      );
+    }
+    onProgress(`live target described: ${JSON.stringify({ issuer: issuerControl, webhook: reg.mode })}`);
+    return {
+      descriptor,
+      // Attached, not started: only client-side resources are released.
+      stop: async () => cleanup(),
+    };
+  } catch (e) {
+    cleanup();
+    throw e;
+  } finally {
+    clients?.destroy();
+  }
+}
