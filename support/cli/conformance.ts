@@ -190,6 +190,14 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   // Support code is loaded once: ESM modules are cached, so a second load would register no steps.
   const support = await loadSupport(resolved.runConfiguration, { cwd: repoRoot, env });
   const runConfiguration = { ...resolved.runConfiguration, formats: { ...formats, files }, support };
+  if (config.target === 'live') {
+    // The live mode decides the scenarios: verify-only runs @infrastructure and @verify-only, provision the rest.
+    const { tagsForLiveMode } = await import('../targets/live/summary.ts');
+    runConfiguration.sources = {
+      ...runConfiguration.sources,
+      tagExpression: tagsForLiveMode(config.live.mode, runConfiguration.sources.tagExpression),
+    };
+  }
 
   // 2. undefined steps are bad input: refuse before anything is created
   const undefinedSteps = await findUndefinedSteps(runConfiguration, env);
@@ -304,6 +312,17 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     process.stderr.write(
       `Reports: ${path.relative(process.cwd(), config.reportsDir) || '.'}/cucumber.html junit.xml cucumber.ndjson rerun.txt\n`,
     );
+    if (config.target === 'live' && config.live.mode === 'verify-only') {
+      const { writeVerifySummary } = await import('../targets/live/summary.ts');
+      const file = writeVerifySummary({
+        runId,
+        finishedAt: new Date(),
+        descriptor: target.descriptor,
+        config,
+        checks: scenarios,
+      });
+      process.stderr.write(`Verify summary: ${path.relative(process.cwd(), file)}\n`);
+    }
     return { exitCode: success && counts.failed === 0 && counts.other === 0 ? 0 : 1, runId, counts, scenarios };
   } finally {
     if (!interrupted) {
