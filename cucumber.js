@@ -17,7 +17,10 @@ const common = {
   strict: true,
 };
 
-export default { ...common, worldParameters: { target: 'embedded' } };
-export const embedded = { ...common, worldParameters: { target: 'embedded' } };
-export const docker = { ...common, worldParameters: { target: 'docker' } };
+// The verify-only feature runs only in the live target's verify-only mode; for `live` the
+// coordinator selects scenarios by IRSA_LIVE_MODE (support/targets/live/summary.ts tagsForLiveMode).
+const notVerifyOnly = { tags: 'not @verify-only' };
+export default { ...common, ...notVerifyOnly, worldParameters: { target: 'embedded' } };
+export const embedded = { ...common, ...notVerifyOnly, worldParameters: { target: 'embedded' } };
+export const docker = { ...common, ...notVerifyOnly, worldParameters: { target: 'docker' } };
 export const live = { ...common, worldParameters: { target: 'live' } };
