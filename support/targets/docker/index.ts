@@ -51,7 +51,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import type { StartedNetwork, StartedTestContainer } from 'testcontainers';
+import type { ContainerRuntimeClient, StartedNetwork, StartedTestContainer } from 'testcontainers';
 import { type Clients, createClients } from '../../clients.ts';
 import type { HarnessConfig } from '../../config.ts';
 import { StartError, UsageError } from '../../errors.ts';
@@ -209,6 +209,31 @@ function imageSources(images: ResolvedImages): DetectedValue[] {
   });
 }
 
+/**
+ * The checks that need nothing created: the image settings, the registries file, a container
+ * engine that answers. UsageError (exit 2) on the first problem. startDockerTarget runs it first;
+ * a caller may run it earlier (before a dry run) to fail fast.
+ */
+export async function preflightDockerTarget(
+  config: HarnessConfig,
+  setup: LoadedSetup,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ client: ContainerRuntimeClient; images: ResolvedImages; registries?: string }> {
+  const images = resolveImages(setup, config.docker.images, env);
+  let registries: string | undefined;
+  if (config.docker.k3sRegistries) {
+    if (!existsSync(config.docker.k3sRegistries)) {
+      throw new UsageError(
+        `invalid setting docker.k3sRegistries: ${config.docker.k3sRegistries} does not exist`,
+        'point IRSA_K3S_REGISTRIES at a K3s registries.yaml, or unset it',
+      );
+    }
+    registries = readFileSync(config.docker.k3sRegistries, 'utf8');
+  }
+  const client = await requireContainerRuntime(env);
+  return { client, images, ...(registries !== undefined ? { registries } : {}) };
+}
+
 export interface DockerTarget extends StartedTarget {
   plan: DockerPlan;
   /** Milliseconds from the start until each stage was done, plus 'total'. */
@@ -236,18 +261,7 @@ export async function startDockerTarget(
 
   // 1. Input and environment, before anything exists.
   const envId = newRunId().replace(/^ic/, 'env');
-  resolveImages(setup, config.docker.images, env);
-  let registries: string | undefined;
-  if (config.docker.k3sRegistries) {
-    if (!existsSync(config.docker.k3sRegistries)) {
-      throw new UsageError(
-        `invalid setting docker.k3sRegistries: ${config.docker.k3sRegistries} does not exist`,
-        'point IRSA_K3S_REGISTRIES at a K3s registries.yaml, or unset it',
-      );
-    }
-    registries = readFileSync(config.docker.k3sRegistries, 'utf8');
-  }
-  const client = await requireContainerRuntime(env);
+  const { client, registries } = await preflightDockerTarget(config, setup, env);
   const runtimeHost = client.info.containerRuntime.host;
   const issuerPort = await freeLoopbackPort();
   const plan = planDockerTarget({ config, setup, env, runtimeHost, issuerPort, envId });
