@@ -324,7 +324,7 @@ export async function startDockerTarget(
     const caFile = join(workDir, 'ca.crt');
     writeFileSync(caFile, ca.certPem, { mode: 0o644 });
 
-    const { Network } = await import('testcontainers');
+    const { Network, ImageName } = await import('testcontainers');
     network = await new Network().start();
     const net = network;
 
@@ -343,6 +343,10 @@ export async function startDockerTarget(
       { source: plan.images.webhook.ref, as: plan.images.webhook.ref },
       { source: plan.images.app.ref, as: setup.spec.application.image },
     ];
+    for (const ref of [plan.images.k3s.ref, spec.image]) {
+      if (!(await client.image.exists(ImageName.fromString(ref))))
+        progress(`pulling ${ref} (once; the engine keeps it)`);
+    }
     const started = await Promise.allSettled([
       emulatorContainer(spec, emulatorTls, plan.loopback)
         .withNetwork(net)
@@ -399,6 +403,7 @@ export async function startDockerTarget(
           })
         : { accessKeyId: LOCALSTACK_ACCESS_KEY_ID, secretAccessKey: `irsa-${newRunId()}${newRunId()}` };
     registerSecret(credentials.secretAccessKey);
+    const clientConfig = webhookClientConfig(plan.webhook, webhookTls.caPem);
     const descriptor: TargetDescriptor = {
       name: 'docker',
       envId,
@@ -418,8 +423,8 @@ export async function startDockerTarget(
         mode: 'harness-service',
         namespace: plan.webhook.namespace,
         serviceName: plan.webhook.name,
-        path: webhookClientConfig(plan.webhook, webhookTls.caPem).service.path,
-        caBundle: webhookClientConfig(plan.webhook, webhookTls.caPem).caBundle,
+        path: clientConfig.service.path,
+        caBundle: clientConfig.caBundle,
       },
       ...(plan.webhook.version ? { webhookVersion: plan.webhook.version } : {}),
       dialect: plan.dialect,
