@@ -1,0 +1,62 @@
+/**
+ * The skip logic the docker target relies on with LocalStack community, run where it can run: the
+ * embedded target with moto in plain mode (IRSA_MOTO_MODE=plain: no IAM enforcement, as LocalStack
+ * community). The AccessDenied scenario must be skipped, never passed, with the probe's reason
+ * naming what to do; the run exits 0. Needs the embedded target's binaries (skipped otherwise).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { IAM_NOT_ENFORCED } from '../support/capabilities.ts';
+import { isUsageError } from '../support/errors.ts';
+import { REPO_ROOT, resolveBinaries } from '../support/targets/embedded/binaries.ts';
+
+function binariesMissing(): string | undefined {
+  try {
+    resolveBinaries();
+    return undefined;
+  } catch (e) {
+    return isUsageError(e) ? `${e.message} (${e.hint})` : String(e);
+  }
+}
+
+test('without IAM enforcement the AccessDenied scenario is skipped with the reason, never passed', async (t) => {
+  const missing = binariesMissing();
+  if (missing) {
+    t.skip(`the embedded target's binaries are missing: ${missing}`);
+    return;
+  }
+  const reports = mkdtempSync(join(tmpdir(), 'irsa-docker-skip-test-'));
+  try {
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(
+        'bash',
+        ['tools/irsa', 'conformance', '-p', 'embedded', '--name', 'Writing to another bucket is denied'],
+        {
+          cwd: REPO_ROOT,
+          env: { ...process.env, IRSA_MOTO_MODE: 'plain', IRSA_REPORTS_DIR: reports, IRSA_TARGET: '' },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      child.on('error', reject);
+      child.on('exit', (code) => resolve({ code, stderr }));
+    });
+    assert.equal(r.code, 0, `exit ${r.code}:\n${r.stderr.split('\n').slice(-30).join('\n')}`);
+    assert.match(r.stderr, /enforces-iam\s+no\s+the target does not enforce IAM policies/);
+    assert.match(r.stderr, /Scenarios: 0 passed, 0 failed, 1 skipped/);
+    const messages = readFileSync(join(reports, 'cucumber.ndjson'), 'utf8');
+    assert.ok(
+      messages.includes(`Skipped: the embedded target lacks enforces-iam: ${IAM_NOT_ENFORCED}`),
+      'the skipped scenario carries the reason in the report',
+    );
+  } finally {
+    rmSync(reports, { recursive: true, force: true });
+  }
+});
