@@ -10,7 +10,7 @@ import { Given, Then, When } from '@cucumber/cucumber';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
-import { isNotFound } from '../support/kube/ops.ts';
+import { isConflict, isNotFound } from '../support/kube/ops.ts';
 import { createNamespace, createServiceAccount, serviceAccountManifest } from '../support/provision/application.ts';
 import {
   allContainers,
@@ -33,7 +33,12 @@ export async function ensureNamespace(world: IrsaWorld, namespace: string): Prom
   const done = createdNamespaces.get(world) ?? new Set<string>();
   createdNamespaces.set(world, done);
   if (done.has(namespace)) return;
-  await createNamespace(world.provisionContext(), namespace);
+  try {
+    await createNamespace(world.provisionContext(), namespace);
+  } catch (e) {
+    // Created earlier in this scenario by another step (names carry the scenario's scope id).
+    if (!isConflict(e)) throw e;
+  }
   done.add(namespace);
 }
 
