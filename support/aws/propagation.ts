@@ -6,7 +6,7 @@
  * report how long they waited so a slow account shows in the log instead of as a flaky failure.
  */
 import { retry } from '../retry.ts';
-import { awsErrorName, describeAwsError, IAM_PROPAGATION_ERRORS, isThrottling } from './errors.ts';
+import { awsErrorName, describeAwsError, IAM_PROPAGATION_ERRORS, isAwsError, isThrottling } from './errors.ts';
 
 export interface PropagationRetryOptions {
   /** What is being done, e.g. "reading back identity provider arn:…". */
@@ -42,10 +42,7 @@ export async function retryIamPropagation<T>(
     timeoutSeconds: o.timeoutSeconds,
     initialDelayMs: o.initialDelayMs ?? 500,
     maxDelayMs: o.maxDelayMs ?? 5000,
-    retryable: (e) => {
-      const name = awsErrorName(e);
-      return name !== undefined && (codes.has(name) || isThrottling(e));
-    },
+    retryable: (e) => isAwsError(e, ...codes) || isThrottling(e),
     onRetry: (_attempt, e) => {
       errors.push(awsErrorName(e) ?? describeAwsError(e));
     },
