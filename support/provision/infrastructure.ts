@@ -323,10 +323,11 @@ export async function waitForClusterIssuer(
   issuer: string,
   timeoutSeconds: number,
   log: (line: string) => void,
+  backoff: { initialDelayMs: number; maxDelayMs: number } = { initialDelayMs: 5000, maxDelayMs: 30000 },
 ): Promise<string> {
   let last = '';
   try {
-    const { waitedMs } = await retry(
+    const { attempts, waitedMs } = await retry(
       async () => {
         last = await observeClusterIssuer(c, 60);
         if (last !== issuer) throw new IssuerNotYet(last);
@@ -337,11 +338,11 @@ export async function waitForClusterIssuer(
         waitingFor: 'the kube-apiserver rollout',
         timeoutSeconds,
         retryable: (e) => e instanceof IssuerNotYet,
-        initialDelayMs: 5000,
-        maxDelayMs: 30000,
+        ...backoff,
       },
     );
-    if (waitedMs > 0) log(`tokens carry the new issuer after ${(waitedMs / 1000).toFixed(0)} s`);
+    if (attempts > 1)
+      log(`tokens carry the new issuer after ${(waitedMs / 1000).toFixed(1)} s (${attempts} TokenRequests)`);
     return issuer;
   } catch (e) {
     if (e instanceof OperationTimeout)
