@@ -13,15 +13,14 @@
  * IRSA_AWS_ENDPOINT (+ IRSA_AWS_CA_BUNDLE) points the same code path at an emulator, which is how
  * the embedded target is driven through it in the tests; pods then get the endpoint in their env.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { STSClient } from '@aws-sdk/client-sts';
 import { KubeConfig } from '@kubernetes/client-node';
-import { parse as parseYaml } from 'yaml';
 import { parseArn } from '../../aws/arn.ts';
 import { type Clients, createClients, loadKubeConfig } from '../../clients.ts';
-import type { HarnessConfig } from '../../config.ts';
+import { configSchema, type HarnessConfig } from '../../config.ts';
 import { isUsageError, UsageError } from '../../errors.ts';
 import { isNotFound, kubeStatus } from '../../kube/ops.ts';
 import { log } from '../../log.ts';
@@ -101,18 +100,14 @@ export function resolveKubeconfig(setting: string | undefined): { file: string; 
   return { file, cleanup };
 }
 
-/** IRSA_REGION or the config file's `region` when given; else the AWS configuration's region; else the default. */
+/**
+ * IRSA_REGION (or `region` in IRSA_CONFIG) when set, else the AWS configuration's region (AWS_REGION,
+ * the profile's region), else the harness default. "Set" is known from the environment, or from a
+ * value other than the default.
+ */
 async function resolveRegion(config: HarnessConfig): Promise<{ region: string; source: string }> {
-  if (process.env.IRSA_REGION) return { region: config.region, source: 'setting IRSA_REGION' };
-  if (config.configFile) {
-    try {
-      const raw = parseYaml(readFileSync(config.configFile, 'utf8')) as Record<string, unknown> | null;
-      if (raw && typeof raw.region === 'string')
-        return { region: config.region, source: `region in ${config.configFile}` };
-    } catch {
-      // loadConfig read it already; nothing new to report here.
-    }
-  }
+  if (process.env.IRSA_REGION || config.region !== configSchema.shape.region.parse(undefined))
+    return { region: config.region, source: 'setting IRSA_REGION' };
   try {
     const region = await new STSClient({}).config.region();
     if (region) return { region, source: 'AWS configuration (AWS_REGION, profile)' };

@@ -47,7 +47,7 @@ export function readOnlyAwsClient<T>(client: T): T {
       const command = context.commandName ?? 'an unnamed command';
       if (!isReadOnlyAwsCommand(command)) {
         throw new ReadOnlyViolation(
-          `verify-only: refused to send ${context.clientName ?? 'AWS'} ${command.replace(/Command$/, '')}, which is not a read; verify-only mode never changes the account`,
+          `verify-only: refused to send ${(context.clientName ?? 'AWS').replace(/Client$/, '')} ${command.replace(/Command$/, '')}, which is not a read; verify-only mode never changes the account`,
         );
       }
       return next(args);
