@@ -1,6 +1,7 @@
 /**
  * The harness's entry point (tools/irsa runs it on Node >= 22 with tsx):
  *   conformance [-p embedded|docker|live] [cucumber options]   run the suite
+ *   verify [cucumber options]                                   the live target in verify-only mode (docs/live.md)
  *   test                                                        lint, types, unit tests, suite, self-test
  *   selftest                                                    the fault catalogue
  *   env up|down|status                                          a warm embedded environment
@@ -18,6 +19,12 @@ async function main(argv: string[]): Promise<number> {
       const { runConformance } = await import('./conformance.ts');
       return (await runConformance({ argv: rest })).exitCode;
     }
+    case 'verify': {
+      // Pre-upgrade check of an existing setup: the live profile in verify-only mode.
+      const { runConformance } = await import('./conformance.ts');
+      const env = { ...process.env, IRSA_TARGET: 'live', IRSA_LIVE_MODE: 'verify-only' };
+      return (await runConformance({ argv: ['-p', 'live', ...rest], env })).exitCode;
+    }
     case 'test':
       return (await import('./test.ts')).runTests(rest);
     case 'selftest':
@@ -32,7 +39,7 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./steps-doc.ts')).runStepsDoc(rest);
     default:
       process.stderr.write(
-        `irsa: unknown command ${JSON.stringify(command ?? '')}\nhint: commands: conformance, test, selftest, env, sweep, bench, steps-doc\n`,
+        `irsa: unknown command ${JSON.stringify(command ?? '')}\nhint: commands: conformance, verify, test, selftest, env, sweep, bench, steps-doc\n`,
       );
       return 2;
   }
