@@ -110,22 +110,9 @@ export async function deleteResource(c: Clients, ref: ResourceRef, timeoutSecond
       return;
     }
     case 'k8s-namespace':
-      await ignoreGone(c.core.deleteNamespace({ name: ref.name }));
-      await waitForDeletion(
-        c,
-        '/api/v1/namespaces',
-        ref.name,
-        async () => {
-          try {
-            await c.core.readNamespace({ name: ref.name });
-            return true;
-          } catch (e) {
-            if (isNotFound(e)) return false;
-            throw e;
-          }
-        },
-        timeoutSeconds,
-      );
+      // Deletion is requested here and confirmed once per run (waitForNamespacesGone): the
+      // namespace controller takes seconds per namespace, which must not be paid scenario by scenario.
+      await ignoreGone(c.core.deleteNamespace({ name: ref.name, propagationPolicy: 'Background' }));
       return;
     case 'k8s-cluster-object':
       await ignoreGone(
@@ -175,10 +162,17 @@ export interface FlushReport {
 export async function flushLedger(
   c: Clients,
   ledger: Ledger,
-  opts: { scope?: string; timeoutSeconds: number; keep?: boolean; keepReason?: string },
+  opts: {
+    scope?: string;
+    timeoutSeconds: number;
+    keep?: boolean;
+    keepReason?: string;
+    /** Leave entries kept by an earlier flush (--keep-on-failure) alone: the end-of-run flush. */
+    skipKept?: boolean;
+  },
 ): Promise<FlushReport> {
   const report: FlushReport = { deleted: [], failed: [], kept: [] };
-  const entries: LedgerEntry[] = ledger.outstanding(opts.scope, !opts.keep).reverse();
+  const entries: LedgerEntry[] = ledger.outstanding(opts.scope, !opts.keep && !opts.skipKept).reverse();
   for (const entry of entries) {
     const what = describeRef(entry.ref);
     if (opts.keep) {
@@ -200,4 +194,39 @@ export async function flushLedger(
     }
   }
   return report;
+}
+
+/**
+ * Waits until no namespace labelled with the run id remains (their deletion was requested by the
+ * ledger flushes), watching namespaces. Returns the names still there at the timeout.
+ */
+export async function waitForNamespacesGone(c: Clients, labelSelector: string, timeoutSeconds: number): Promise<string[]> {
+  const remaining = async () => (await c.core.listNamespace({ labelSelector })).items.map((n) => n.metadata?.name as string);
+  let left = await remaining();
+  if (left.length === 0) return [];
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (const name of left) {
+    const budget = Math.max(1, Math.round((deadline - Date.now()) / 1000));
+    try {
+      await waitForDeletion(
+        c,
+        '/api/v1/namespaces',
+        name,
+        async () => {
+          try {
+            await c.core.readNamespace({ name });
+            return true;
+          } catch (e) {
+            if (isNotFound(e)) return false;
+            throw e;
+          }
+        },
+        budget,
+      );
+    } catch {
+      break;
+    }
+  }
+  left = await remaining();
+  return left;
 }

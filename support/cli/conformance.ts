@@ -7,19 +7,21 @@
  *   5. the run's remaining ledger flushed in reverse order, the target stopped, the matrix printed
  * SIGINT/SIGTERM at any point: no new steps start, the ledger is flushed, the target stopped,
  * exit 130/143. A second SIGINT exits at once and prints what was left behind.
+ * TEST-ONLY: IRSA_TEST_PAUSE_AT=teardown holds the end-of-run teardown until a signal arrives
+ * (test/reliability-interrupt.test.ts); never set it otherwise.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfiguration, loadSupport, runCucumber } from '@cucumber/cucumber/api';
 import type { Envelope } from '@cucumber/messages';
 import { formatCapabilityMatrix, probeCapabilities } from '../capabilities.ts';
-import { flushLedger } from '../cleanup.ts';
+import { flushLedger, waitForNamespacesGone } from '../cleanup.ts';
 import { createClients } from '../clients.ts';
 import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { describeRef, Ledger } from '../ledger.ts';
 import { configureLog, log } from '../log.ts';
-import { newRunId } from '../names.ts';
+import { LABEL_RUN_ID, newRunId } from '../names.ts';
 import { repoRoot, runsRoot } from '../paths.ts';
 import { observeClusterIssuer } from '../provision/infrastructure.ts';
 import { registerSecret } from '../redact.ts';
@@ -214,31 +216,74 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
   const ledger = new Ledger(path.join(runDir, 'ledger.jsonl'));
   let target: TargetHandle | undefined;
+  /** The target's start while it is in progress: a signal then waits for it instead of racing it. */
+  let starting: Promise<TargetHandle> | undefined;
   let interrupted: NodeJS.Signals | undefined;
   let finishing: Promise<void> | undefined;
+  let tearingDown: Promise<void> | undefined;
+  // Resolved when the main flow (start, probes, cucumber) has returned: nothing creates resources after it.
+  let settle: () => void = () => undefined;
+  const mainSettled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+  let signalled: () => void = () => undefined;
+  const signalArrived = new Promise<void>((resolve) => {
+    signalled = resolve;
+  });
 
-  const teardown = async (): Promise<void> => {
-    if (!target) return;
-    const t = target;
-    const c = createClients(t.descriptor);
-    try {
-      const report = await flushLedger(c, ledger, { timeoutSeconds: config.timeouts.cleanupSeconds });
-      if (report.deleted.length) log.debug(`deleted at the end of the run: ${report.deleted.join(', ')}`);
-      for (const f of report.failed)
-        log.warn(`could not delete ${f.what}: ${f.error} (remove it with \`npm run sweep -- --run-id ${runId}\`)`);
-      const kept = ledger
-        .outstanding(undefined, true)
-        .filter((e) => !report.failed.some((f) => f.what === describeRef(e.ref)));
-      if (kept.length)
-        log.info(
-          `kept for inspection (IRSA_KEEP_ON_FAILURE): ${kept.map((e) => describeRef(e.ref)).join(', ')}; remove with \`npm run sweep -- --run-id ${runId}\``,
-        );
-    } finally {
-      c.destroy();
-      if (t.owned) await t.stop();
-      target = undefined;
-    }
-  };
+  // Once per run: a signal during the end-of-run teardown joins it instead of starting a second one.
+  const teardown = (): Promise<void> =>
+    (tearingDown ??= (async () => {
+      if (!target) return;
+      const t = target;
+      if (env.IRSA_TEST_PAUSE_AT === 'teardown' && !interrupted) {
+        // TEST-ONLY (test/reliability-interrupt.test.ts): hold the end-of-run teardown until a
+        // signal arrives, so that the test interrupts exactly this phase.
+        process.stderr.write('irsa-test: paused at teardown\n');
+        // A pending promise alone does not keep Node running: hold the event loop open meanwhile.
+        const hold = setInterval(() => undefined, 60_000);
+        await signalArrived;
+        clearInterval(hold);
+      }
+      const c = createClients(t.descriptor);
+      try {
+        // Resources kept by IRSA_KEEP_ON_FAILURE stay for inspection (sweep removes them later).
+        const flush = () => flushLedger(c, ledger, { timeoutSeconds: config.timeouts.cleanupSeconds, skipKept: true });
+        // An interrupted run's own target is stopped at once (the embedded target stops itself on
+        // the signal): what it holds goes with it, and a flush would only race that stop.
+        const report = interrupted && t.owned ? { deleted: [], failed: [], kept: [] } : await flush();
+        if (interrupted && !t.owned) {
+          // A step or probe still running may create resources after the flush read the ledger
+          // (an attached target outlives the run, so they would leak): wait until the main flow
+          // has returned, at most the apply timeout, and flush what was recorded meanwhile.
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            mainSettled,
+            new Promise<void>((resolve) => {
+              timer = setTimeout(resolve, config.timeouts.applySeconds * 1000);
+            }),
+          ]);
+          clearTimeout(timer);
+          const again = await flush();
+          report.deleted.push(...again.deleted);
+          report.failed = again.failed;
+        }
+        if (report.deleted.length) log.debug(`deleted at the end of the run: ${report.deleted.join(', ')}`);
+        for (const f of report.failed)
+          log.warn(`could not delete ${f.what}: ${f.error} (remove it with \`npm run sweep -- --run-id ${runId}\`)`);
+        const kept = ledger
+          .outstanding(undefined, true)
+          .filter((e) => !report.failed.some((f) => f.what === describeRef(e.ref)));
+        if (kept.length)
+          log.info(
+            `kept for inspection (IRSA_KEEP_ON_FAILURE): ${kept.map((e) => describeRef(e.ref)).join(', ')}; remove with \`npm run sweep -- --run-id ${runId}\``,
+          );
+      } finally {
+        c.destroy();
+        if (t.owned) await t.stop();
+        target = undefined;
+      }
+    })());
 
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) {
@@ -247,15 +292,28 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       process.stderr.write(
         `\nirsa: forced exit; left behind: ${left.length ? left.join(', ') : 'nothing recorded'}${target?.owned ? ' (and the target processes, stopped by their exit handler)' : ''}\n`,
       );
+      if (left.length && !target?.owned)
+        process.stderr.write(`hint: remove them with \`npm run sweep -- --run-id ${runId}\`\n`);
+      // The run directory only serves this process; left behind, it would also make sweep pass over the run.
+      rmSync(runDir, { recursive: true, force: true });
       process.exit(signal === 'SIGTERM' ? 143 : 130);
     }
     interrupted = signal;
+    signalled();
     writeFileSync(path.join(runDir, 'INTERRUPTED'), signal);
     process.stderr.write(`\nirsa: ${signal}: no new steps start; cleaning up (press Ctrl-C again to exit at once)\n`);
-    finishing ??= teardown().finally(() => {
-      rmSync(runDir, { recursive: true, force: true });
-      process.exit(signal === 'SIGTERM' ? 143 : 130);
-    });
+    finishing ??= (async () => {
+      // During the target's start: the embedded target stops what it started on the signal and its
+      // start then fails; a start that completes anyway is stopped by the teardown. Exiting before
+      // either would orphan the components (they run in their own process groups).
+      if (!target && starting) target = await starting.catch(() => undefined);
+      await teardown();
+    })()
+      .catch((e: unknown) => log.error(`cleanup after ${signal} failed: ${(e as Error).message}`))
+      .finally(() => {
+        rmSync(runDir, { recursive: true, force: true });
+        process.exit(signal === 'SIGTERM' ? 143 : 130);
+      });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -266,7 +324,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}`,
     );
     const started = Date.now();
-    target = await startTarget(config, setup, (line) => log.debug(line));
+    starting = startTarget(config, setup, (line) => log.debug(line));
+    target = await starting;
     if (interrupted) return { exitCode: 130, runId, ...empty };
     for (const secret of [
       target.descriptor.aws.credentials?.secretAccessKey,
@@ -325,6 +384,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     }
     return { exitCode: success && counts.failed === 0 && counts.other === 0 ? 0 : 1, runId, counts, scenarios };
   } finally {
+    settle();
     if (!interrupted) {
       await teardown();
       rmSync(runDir, { recursive: true, force: true });

@@ -1,0 +1,91 @@
+/**
+ * `npm run env -- up|down|status`: a warm embedded environment for fast iteration.
+ *   up      starts the embedded target for the setup (IRSA_SETUP) and leaves it running;
+ *           prints the IRSA_ATTACH setting that makes runs use it, and how to stop it
+ *   down    stops it: its processes, ports and temporary directories are gone afterwards
+ *   status  says whether one is running and where
+ * The state file lives in the system temp dir (one warm environment per machine user).
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '../config.ts';
+import { UsageError } from '../errors.ts';
+import { newRunId } from '../names.ts';
+import { envsRoot } from '../paths.ts';
+import { loadSetup } from '../setup/setup.ts';
+import { discoveryBucketFor } from '../targets/start.ts';
+
+export const WARM_STATE = path.join(envsRoot, 'warm.json');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function runEnv(argv: string[]): Promise<number> {
+  const [sub] = argv;
+  const { startEmbeddedTarget, stopEnvironmentFromState } = await import('../targets/embedded/index.ts');
+  switch (sub) {
+    case 'up': {
+      if (existsSync(WARM_STATE)) {
+        throw new UsageError(`a warm environment is already running (state ${WARM_STATE})`, 'stop it with `npm run env -- down` first');
+      }
+      const config = loadConfig(process.env, { target: 'embedded' });
+      const setup = loadSetup(config.setupDir);
+      mkdirSync(envsRoot, { recursive: true, mode: 0o700 });
+      const envId = newRunId().replace(/^ic/, 'env');
+      const started = Date.now();
+      const t = await startEmbeddedTarget({
+        logsDir: path.join(config.reportsDir, 'logs', envId),
+        discoveryBucket: discoveryBucketFor(envId),
+        webhookFlags: setup.spec.webhook.flags,
+        region: config.region,
+        envId,
+        stateFile: WARM_STATE,
+        keepAliveAfterExit: true,
+        startTimeoutMs: config.timeouts.startSeconds * 1000,
+      });
+      const { readVersions } = await import('../targets/embedded/binaries.ts');
+      const state = JSON.parse(readFileSync(t.statePath, 'utf8')) as Record<string, unknown> & { descriptor: { webhookVersion?: string } };
+      state.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
+      writeFileSync(t.statePath, JSON.stringify({ ...state, webhookFlags: setup.spec.webhook.flags, setupDir: setup.dir }, null, 2), { mode: 0o600 });
+      process.stdout.write(
+        [
+          `warm embedded environment ${envId} ready in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+          `  state: ${t.statePath}`,
+          '  use it:  IRSA_ATTACH=' + t.statePath + ' npm run conformance',
+          '  stop it: npm run env -- down',
+          '',
+        ].join('\n'),
+      );
+      // The components are detached and outlive this process; leave now instead of waiting on
+      // the handles this process still holds to them.
+      process.exit(0);
+    }
+    case 'down': {
+      if (!existsSync(WARM_STATE)) {
+        process.stdout.write('no warm environment is running\n');
+        return 0;
+      }
+      await stopEnvironmentFromState(WARM_STATE);
+      process.stdout.write('warm environment stopped; no process, port or temporary directory of it remains\n');
+      return 0;
+    }
+    case 'status': {
+      if (!existsSync(WARM_STATE)) {
+        process.stdout.write('no warm environment is running\n');
+        return 0;
+      }
+      const s = JSON.parse(readFileSync(WARM_STATE, 'utf8')) as { envId: string; processes: { name: string; pid: number }[]; startedAt: string };
+      const up = s.processes.filter((p) => alive(p.pid)).map((p) => p.name);
+      process.stdout.write(`warm environment ${s.envId} since ${s.startedAt}: ${up.length}/${s.processes.length} processes alive (${up.join(', ')})\n  IRSA_ATTACH=${WARM_STATE}\n`);
+      return up.length === s.processes.length ? 0 : 1;
+    }
+    default:
+      throw new UsageError(`unknown env command ${JSON.stringify(sub ?? '')}`, 'use `npm run env -- up`, `down` or `status`');
+  }
+}
