@@ -382,6 +382,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       });
       process.stderr.write(`Verify summary: ${path.relative(process.cwd(), file)}\n`);
     }
+    // The benchmark (support/cli/bench.ts) reads the harness's own peak memory from here.
+    if (env.IRSA_BENCH_OUT) writeFileSync(env.IRSA_BENCH_OUT, JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, counts }));
     return { exitCode: success && counts.failed === 0 && counts.other === 0 ? 0 : 1, runId, counts, scenarios };
   } finally {
     settle();

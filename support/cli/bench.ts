@@ -1,0 +1,222 @@
+/**
+ * `npm run bench`: the performance figures of issue 9, as medians (with min and max) of repeated
+ * runs on the embedded target with cached binaries. Not part of the test command's pass/fail.
+ *   1. target start per component and total, stop time, peak RSS of each component
+ *   2. the default suite from cold (target start included) and on a warm environment
+ *   3. per-scenario p50/p95 (warm runs)
+ *   4. tenant scaling: the isolation matrix with 1, 10 and 30 tenants at --parallel 4, and the
+ *      marginal cost per extra tenant
+ * Prints a table and writes reports/bench.json. Options: --runs N (default 3), --tenants 1,10,30,
+ * --skip start,cold,warm,tenants.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { repoRoot } from '../paths.ts';
+import { discoveryBucketFor } from '../targets/start.ts';
+
+interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+function stat(values: number[]): Stat {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  const median = v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+  return { median, min: v[0] ?? Number.NaN, max: v[v.length - 1] ?? Number.NaN, n: v.length };
+}
+
+function percentile(values: number[], p: number): number {
+  const v = [...values].sort((a, b) => a - b);
+  return v[Math.min(v.length - 1, Math.ceil((p / 100) * v.length) - 1)] ?? Number.NaN;
+}
+
+const fmt = (s: Stat, unit = 's', digits = 2) => `${s.median.toFixed(digits)} ${unit} (min ${s.min.toFixed(digits)}, max ${s.max.toFixed(digits)}, n=${s.n})`;
+
+/** Peak resident memory (VmHWM) of a live process, in MiB. */
+function peakRssMiB(pid: number): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface SuiteRun {
+  seconds: number;
+  exitCode: number;
+  bench?: { maxRssKb: number; counts: Record<string, number> };
+  scenarioSeconds: Record<string, number>;
+}
+
+/** Runs the suite as a child process; reads its own figures (IRSA_BENCH_OUT) and its ndjson. */
+function runSuite(env: Record<string, string>, args: string[]): Promise<SuiteRun> {
+  const reports = mkdtempSync(path.join(os.tmpdir(), 'irsa-bench-'));
+  const benchOut = path.join(reports, 'bench-run.json');
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'support/cli/main.ts', 'conformance', ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env, IRSA_REPORTS_DIR: reports, IRSA_BENCH_OUT: benchOut },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    child.on('close', (code) => {
+      const seconds = (Date.now() - started) / 1000;
+      const scenarioSeconds: Record<string, number> = {};
+      const ndjson = path.join(reports, 'cucumber.ndjson');
+      if (existsSync(ndjson)) {
+        const names = new Map<string, string>();
+        const cases = new Map<string, string>();
+        const starts = new Map<string, { caseId: string; t: number }>();
+        for (const line of readFileSync(ndjson, 'utf8').split('\n')) {
+          if (!line) continue;
+          const e = JSON.parse(line) as Record<string, { id: string; name: string; pickleId: string; testCaseId: string; testCaseStartedId: string; timestamp: { seconds: number; nanos: number } }>;
+          const ts = (x: { seconds: number; nanos: number }) => x.seconds + x.nanos / 1e9;
+          if (e.pickle) names.set(e.pickle.id, e.pickle.name);
+          if (e.testCase) cases.set(e.testCase.id, e.testCase.pickleId);
+          if (e.testCaseStarted) starts.set(e.testCaseStarted.id, { caseId: e.testCaseStarted.testCaseId, t: ts(e.testCaseStarted.timestamp) });
+          if (e.testCaseFinished) {
+            const s = starts.get(e.testCaseFinished.testCaseStartedId);
+            if (s) scenarioSeconds[`${names.get(cases.get(s.caseId) ?? '')}#${s.caseId.slice(0, 4)}`] = ts(e.testCaseFinished.timestamp) - s.t;
+          }
+        }
+      }
+      const bench = existsSync(benchOut) ? (JSON.parse(readFileSync(benchOut, 'utf8')) as SuiteRun['bench']) : undefined;
+      if (code !== 0) process.stderr.write(`bench: a suite run exited ${code}:\n${err.split('\n').slice(-12).join('\n')}\n`);
+      rmSync(reports, { recursive: true, force: true });
+      resolve({ seconds, exitCode: code ?? 1, scenarioSeconds, ...(bench ? { bench } : {}) });
+    });
+  });
+}
+
+export async function runBench(argv: string[]): Promise<number> {
+  const opt = (name: string, def: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? (argv[i + 1] ?? def) : def;
+  };
+  const runs = Number(opt('--runs', '3'));
+  const tenantCounts = opt('--tenants', '1,10,30').split(',').map(Number);
+  const skip = new Set(opt('--skip', '').split(','));
+  const { startEmbeddedTarget } = await import('../targets/embedded/index.ts');
+  const { loadConfig } = await import('../config.ts');
+  const { loadSetup } = await import('../setup/setup.ts');
+  const config = loadConfig(process.env, { target: 'embedded' });
+  const setup = loadSetup(config.setupDir);
+  const logsDir = mkdtempSync(path.join(os.tmpdir(), 'irsa-bench-logs-'));
+  const result: Record<string, unknown> = { machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) }, runs };
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  out(`irsa-conformance benchmark: ${runs} run(s) each, ${os.cpus().length} cores`);
+
+  // 1. target start and stop
+  if (!skip.has('start')) {
+    const perComponent: Record<string, number[]> = {};
+    const stops: number[] = [];
+    const rss: Record<string, number[]> = {};
+    for (let i = 0; i < runs; i++) {
+      const envId = `bench${i}${Date.now().toString(36).slice(-4)}`;
+      const t = await startEmbeddedTarget({ logsDir, discoveryBucket: discoveryBucketFor(envId), webhookFlags: setup.spec.webhook.flags, envId });
+      for (const [k, v] of Object.entries(t.timings)) (perComponent[k] ??= []).push(v / 1000);
+      const state = JSON.parse(readFileSync(t.statePath, 'utf8')) as { processes: { name: string; pid: number }[] };
+      for (const p of state.processes) {
+        const m = peakRssMiB(p.pid);
+        if (m !== undefined) (rss[p.name] ??= []).push(m);
+      }
+      const s0 = Date.now();
+      await t.stop();
+      stops.push((Date.now() - s0) / 1000);
+    }
+    out('\nTarget start (ready after, from the start call):');
+    const start: Record<string, Stat> = {};
+    for (const [k, v] of Object.entries(perComponent).sort((a, b) => stat(a[1]).median - stat(b[1]).median)) {
+      start[k] = stat(v);
+      out(`  ${k.padEnd(24)} ${fmt(start[k])}`);
+    }
+    const stop = stat(stops);
+    out(`  ${'stop'.padEnd(24)} ${fmt(stop)}`);
+    out('Peak resident memory per component (MiB, after start):');
+    const mem: Record<string, Stat> = {};
+    for (const [k, v] of Object.entries(rss)) {
+      mem[k] = stat(v);
+      out(`  ${k.padEnd(24)} ${fmt(mem[k], 'MiB', 0)}`);
+    }
+    Object.assign(result, { start, stop, componentPeakRssMiB: mem });
+  }
+
+  // 2. cold suite
+  const harnessRss: number[] = [];
+  if (!skip.has('cold')) {
+    const cold: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const r = await runSuite({}, []);
+      if (r.exitCode === 0) cold.push(r.seconds);
+      if (r.bench) harnessRss.push(r.bench.maxRssKb / 1024);
+    }
+    result.coldSuite = stat(cold);
+    out(`\nDefault suite from cold (target start included): ${fmt(stat(cold))}`);
+  }
+
+  // 3. warm suite and per-scenario figures, 4. tenant scaling (warm, --parallel 4)
+  if (!skip.has('warm') || !skip.has('tenants')) {
+    const envId = `benchwarm${Date.now().toString(36).slice(-4)}`;
+    const stateFile = path.join(logsDir, 'warm.json');
+    const t = await startEmbeddedTarget({ logsDir, discoveryBucket: discoveryBucketFor(envId), webhookFlags: setup.spec.webhook.flags, envId, stateFile });
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as Record<string, unknown> & { descriptor: { webhookVersion?: string } };
+    const { readVersions } = await import('../targets/embedded/binaries.ts');
+    state.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
+    writeFileSync(stateFile, JSON.stringify({ ...state, webhookFlags: setup.spec.webhook.flags }), { mode: 0o600 });
+    try {
+      if (!skip.has('warm')) {
+        const warm: number[] = [];
+        const perScenario: number[] = [];
+        for (let i = 0; i < runs; i++) {
+          const r = await runSuite({ IRSA_ATTACH: stateFile }, []);
+          if (r.exitCode === 0) warm.push(r.seconds);
+          if (r.bench) harnessRss.push(r.bench.maxRssKb / 1024);
+          perScenario.push(...Object.values(r.scenarioSeconds));
+        }
+        result.warmSuite = stat(warm);
+        result.perScenario = { p50: percentile(perScenario, 50), p95: percentile(perScenario, 95), n: perScenario.length };
+        out(`Default suite on a warm environment: ${fmt(stat(warm))}`);
+        out(`Per scenario: p50 ${percentile(perScenario, 50).toFixed(2)} s, p95 ${percentile(perScenario, 95).toFixed(2)} s (${perScenario.length} scenario runs)`);
+      }
+      if (!skip.has('tenants')) {
+        out('\nTenant isolation matrix at --parallel 4 (warm):');
+        const byCount: Record<string, Stat> = {};
+        for (const n of tenantCounts) {
+          const times: number[] = [];
+          for (let i = 0; i < runs; i++) {
+            const r = await runSuite({ IRSA_ATTACH: stateFile, IRSA_TENANTS: String(n) }, ['--tags', '@tenant-matrix', '--parallel', '4']);
+            if (r.exitCode === 0) times.push(r.seconds);
+          }
+          byCount[String(n)] = stat(times);
+          out(`  ${String(n).padStart(3)} tenants: ${fmt(byCount[String(n)] as Stat)}`);
+        }
+        const lo = Math.min(...tenantCounts);
+        const hi = Math.max(...tenantCounts);
+        const marginal = ((byCount[String(hi)]?.median ?? Number.NaN) - (byCount[String(lo)]?.median ?? Number.NaN)) / (hi - lo);
+        out(`  marginal cost per extra tenant (${lo}→${hi}): ${marginal.toFixed(2)} s`);
+        result.tenants = { byCount, marginalSecondsPerTenant: marginal };
+      }
+    } finally {
+      await t.stop();
+    }
+  }
+  if (harnessRss.length) {
+    result.harnessPeakRssMiB = stat(harnessRss);
+    out(`\nPeak resident memory of the harness: ${fmt(stat(harnessRss), 'MiB', 0)}`);
+  }
+  rmSync(logsDir, { recursive: true, force: true });
+  mkdirSync(path.join(repoRoot, 'reports'), { recursive: true });
+  writeFileSync(path.join(repoRoot, 'reports', 'bench.json'), JSON.stringify(result, null, 2));
+  out('\nwritten: reports/bench.json');
+  return 0;
+}
