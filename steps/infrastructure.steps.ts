@@ -46,15 +46,21 @@ Then('the capability matrix of the target is attached to the report', function (
   this.attach(formatCapabilityMatrix(this.state.target.name, caps), 'text/plain');
 });
 
+/** keys.json as published; without a bucket (verify-only, issuer not an S3 URL) the JWKS fetched from jwks_uri. */
+async function publishedKeysJson(world: IrsaWorld, infra: InfrastructureRecord): Promise<{ keys: Jwk[] }> {
+  if (!infra.discoveryBucket) return infra.jwks as { keys: Jwk[] };
+  const obj = await world.clients.s3.send(new GetObjectCommand({ Bucket: infra.discoveryBucket, Key: 'keys.json' }));
+  return JSON.parse(await (obj.Body as { transformToString(): Promise<string> }).transformToString()) as {
+    keys: Jwk[];
+  };
+}
+
 Then(
   'keys.json holds every current signing key of the cluster, as an RS256 key with the kid the cluster puts in its tokens',
   async function (this: IrsaWorld) {
     const infra = await infrastructure(this);
     const c = this.clients;
-    const obj = await c.s3.send(new GetObjectCommand({ Bucket: infra.discoveryBucket, Key: 'keys.json' }));
-    const published = JSON.parse(await (obj.Body as { transformToString(): Promise<string> }).transformToString()) as {
-      keys: Jwk[];
-    };
+    const published = await publishedKeysJson(this, infra);
     const kids = published.keys.map((k) => k.kid);
     // The keys as the cluster has them now (a rotation since set-up would show here).
     const current = await readClusterSigningKeys(c);
