@@ -4,6 +4,8 @@
 const common = {
   paths: ['features/**/*.feature'],
   import: ['support/tsx-register.js', 'support/cucumber/**/*.ts', 'steps/**/*.ts'],
+  // Keeps the tenant-matrix rows up to IRSA_TENANTS and deletes the run's tenants when the suite ends.
+  plugin: ['./support/plugins/tenant-matrix.ts'],
   format: [
     'progress-bar',
     'html:reports/cucumber.html',
