@@ -42,7 +42,8 @@ const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\s+/g, ' ').trim();
 function firstLine(message: string | undefined): string {
   if (!message) return '';
   const line = message.split('\n').find((l) => l.trim() && !/^\s*at /.test(l)) ?? '';
-  const text = line.replace(/^(AssertionError|Error)( \[[A-Z_]+\])?: /, '');
+  // Redacted before it is cut, so a cut never leaves half a secret.
+  const text = redact(line).replace(/^(AssertionError|Error)( \[[A-Z_]+\])?: /, '');
   return text.length > 220 ? `${text.slice(0, 217)}...` : text;
 }
 
@@ -84,10 +85,21 @@ export function verifySummaryMarkdown(input: {
     '',
     '| # | Check | Area | Result | Detail |',
     '|---|---|---|---|---|',
-    ...checks.map(
-      (c, i) =>
-        `| ${i + 1} | ${cell(c.name)} | ${area(c.uri)} | ${c.status === 'PASSED' ? 'pass' : c.status === 'SKIPPED' ? 'skipped' : `**${c.status === 'FAILED' ? 'FAIL' : c.status}**`} | ${cell(firstLine(c.message))} |`,
-    ),
+    ...checks.map((c, i) => {
+      const result =
+        c.status === 'PASSED'
+          ? 'pass'
+          : c.status === 'SKIPPED'
+            ? 'skipped'
+            : `**${c.status === 'FAILED' ? 'FAIL' : c.status}**`;
+      const detail =
+        c.status === 'SKIPPED' && !c.message
+          ? live.noPod
+            ? 'IRSA_VERIFY_NO_POD, or a capability is missing (matrix below)'
+            : 'a capability is missing (matrix below)'
+          : firstLine(c.message);
+      return `| ${i + 1} | ${cell(c.name)} | ${area(c.uri)} | ${result} | ${cell(detail)} |`;
+    }),
     '',
     '## Detected dialect',
     '',
