@@ -221,8 +221,15 @@ Then('the pod identity webhook is serving', async function (this: IrsaWorld) {
       `the webhook at ${origin} does not answer /healthz with 200 (got ${res.status} ${String(res.body).slice(0, 200)})`,
     );
   } else {
-    const ns = reg.mode === 'harness-service' ? reg.namespace : undefined;
-    const name = reg.mode === 'harness-service' ? reg.serviceName : undefined;
+    let ns = reg.mode === 'harness-service' ? reg.namespace : undefined;
+    let name = reg.mode === 'harness-service' ? reg.serviceName : undefined;
+    if (reg.mode === 'existing' && reg.configurationName) {
+      // The cluster's own webhook (OpenShift, EKS, verify-only): the Service its configuration calls.
+      const cfg = await this.clients.admission.readMutatingWebhookConfiguration({ name: reg.configurationName });
+      const svc = cfg.webhooks?.find((w) => w.clientConfig?.service)?.clientConfig?.service;
+      ns = svc?.namespace;
+      name = svc?.name;
+    }
     if (ns && name) {
       const slices = await this.clients.kc
         .makeApiClient((await import('@kubernetes/client-node')).DiscoveryV1Api)
