@@ -319,7 +319,6 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
   const stopAll = (): Promise<void> => {
     stopped ??= (async () => {
       const t = performance.now();
-      process.off('exit', killOnExit);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       const each = await Promise.all(
@@ -328,6 +327,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
           return `${p.name} ${Math.round(performance.now() - t)} ms${p.exitInfo?.signal === 'SIGKILL' ? ' (killed)' : ''}`;
         }),
       );
+      // Only now: a process.exit() while the stops are under way (a second Ctrl-C) still kills them.
+      process.off('exit', killOnExit);
       rmSync(workDir, { recursive: true, force: true });
       if (options.stateFile) rmSync(options.stateFile, { force: true });
       progress(`stopped in ${Math.round(performance.now() - t)} ms (${each.join(', ')})`);
@@ -429,6 +430,11 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       logs[name] = logFile;
       const p = await SupervisedProcess.start({ name, command, args, env, cwd, logFile });
       started.push(p);
+      // Stopped (a signal) while this one was being spawned: stopAll did not see it.
+      if (stopped) {
+        await p.stop(STOP_GRACE_MS);
+        throw new Error(`the environment was stopped while ${name} was starting`);
+      }
       return p;
     };
 
@@ -524,6 +530,9 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         { what: 'an https answer (and the admin credentials file)', timeoutMs },
       )
       .then(() => mark('moto'));
+    // Awaited with wave 2. A failure before then must not be an unhandled rejection: that would
+    // end the process before stopAll runs and orphan the components.
+    motoReady.catch(() => undefined);
     await Promise.all([
       etcdReady,
       apiserver.waitReady(async () => (await get(`${server}/readyz`, adminTls)).status === 200, {
