@@ -15,7 +15,17 @@ import { type IrsaWorld, releaseWorkerShared, workerShared } from './world.ts';
 // Steps carry their own per-operation timeouts; this is the outer bound of one step.
 setDefaultTimeout(180_000);
 
+function runInterrupted(world: IrsaWorld): boolean {
+  return existsSync(path.join(world.state.runDir, 'INTERRUPTED'));
+}
+
 Before(function (this: IrsaWorld, { pickle }) {
+  // After SIGINT/SIGTERM the remaining scenarios are skipped: they must not create anything
+  // while the coordinator cleans up.
+  if (runInterrupted(this)) {
+    this.attach('Skipped: the run was interrupted (SIGINT/SIGTERM)', 'text/plain');
+    return 'skipped';
+  }
   const caps = this.state.target.capabilities;
   const missing: string[] = [];
   for (const tag of pickle.tags.map((t) => t.name)) {
@@ -33,14 +43,15 @@ Before(function (this: IrsaWorld, { pickle }) {
 });
 
 BeforeStep(function (this: IrsaWorld) {
-  if (existsSync(path.join(this.state.runDir, 'INTERRUPTED'))) {
+  if (runInterrupted(this)) {
     throw new Error('the run was interrupted (SIGINT/SIGTERM): no further steps are started');
   }
 });
 
 After(async function (this: IrsaWorld, { result, pickle }) {
   const failed = result?.status === Status.FAILED;
-  if (failed) {
+  // An interrupt fails the scenario's next step; diagnostics of that would only delay the cleanup.
+  if (failed && !runInterrupted(this)) {
     try {
       for (const d of await collectDiagnostics(this)) this.attach(d.body, d.mediaType);
     } catch (e) {
