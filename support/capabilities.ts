@@ -15,6 +15,7 @@ import { execInPod, waitForReadyPod } from './kube/ops.ts';
 import type { Ledger } from './ledger.ts';
 import { awsTags, kubeLabels, resourceName } from './names.ts';
 import { bucketUrl, createTaggedBucket } from './provision/infrastructure.ts';
+import { registerSecret } from './redact.ts';
 import { loadSetup } from './setup/setup.ts';
 import {
   CAPABILITIES,
@@ -139,6 +140,7 @@ export async function probeCapabilities(args: {
       accessKeyId: key.AccessKey?.AccessKeyId as string,
       secretAccessKey: key.AccessKey?.SecretAccessKey as string,
     };
+    registerSecret(creds.secretAccessKey);
     const asUser = new S3Client({ ...c.awsClientOptions(creds), forcePathStyle: target.aws.forcePathStyle });
     try {
       await asUser.send(new ListBucketsCommand({}));

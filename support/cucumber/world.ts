@@ -12,7 +12,7 @@ import { Ledger } from '../ledger.ts';
 import { newScopeId } from '../names.ts';
 import type { Tenant } from '../provision/application.ts';
 import type { ProvisionContext } from '../provision/context.ts';
-import { redact, redactObject } from '../redact.ts';
+import { redact, redactObject, registerSecret } from '../redact.ts';
 import { type RunState, readRunState } from '../run-state.ts';
 import { type LoadedSetup, loadSetup } from '../setup/setup.ts';
 
@@ -27,6 +27,9 @@ let shared: WorkerShared | undefined;
 export function workerShared(): WorkerShared {
   if (!shared) {
     const state = readRunState();
+    // Worker threads have their own redaction registry: teach it the admin credentials too.
+    for (const secret of [state.target.aws.credentials?.secretAccessKey, state.target.aws.credentials?.sessionToken])
+      if (secret) registerSecret(secret);
     shared = {
       state,
       clients: createClients(state.target),
