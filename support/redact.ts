@@ -13,7 +13,13 @@
  *
  * It runs on every log line, so patterns are plain regular expressions, each applied only when a
  * cheap substring test says it could match.
+ *
+ * TEST-ONLY setting IRSA_TEST_SECRETS_FILE=<file>: every process of a run (coordinator, cucumber
+ * workers) appends each registered value to that file, one JSON string per line, so the leak test
+ * (test/redaction-leak.test.ts) can search the run's output for them. It writes the very secrets
+ * redaction protects: never set it outside that test.
  */
+import { appendFileSync } from 'node:fs';
 
 const MIN_SECRET_LENGTH = 8;
 
@@ -47,6 +53,11 @@ export function onSecretRegistered(listener: (value: string) => void): () => voi
   return () => {
     listeners.delete(listener);
   };
+}
+
+const testSecretsFile = process.env.IRSA_TEST_SECRETS_FILE;
+if (testSecretsFile) {
+  onSecretRegistered((value) => appendFileSync(testSecretsFile, `${JSON.stringify(value)}\n`, { mode: 0o600 }));
 }
 
 const r = (kind: string) => `[REDACTED:${kind}]`;
