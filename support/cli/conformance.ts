@@ -268,6 +268,13 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
           report.deleted.push(...again.deleted);
           report.failed = again.failed;
         }
+        if (!t.owned) {
+          // Namespace deletion is only requested by the flushes: confirm here, once per run, that
+          // the namespace controller finished (an owned target goes away with everything in it).
+          const left = await waitForNamespacesGone(c, `${LABEL_RUN_ID}=${runId}`, config.timeouts.cleanupSeconds);
+          for (const name of left)
+            report.failed.push({ what: `namespace ${name}`, error: 'still terminating at the cleanup timeout' });
+        }
         if (report.deleted.length) log.debug(`deleted at the end of the run: ${report.deleted.join(', ')}`);
         for (const f of report.failed)
           log.warn(`could not delete ${f.what}: ${f.error} (remove it with \`npm run sweep -- --run-id ${runId}\`)`);
