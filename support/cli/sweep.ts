@@ -41,6 +41,7 @@ import { deleteResource, retryableDelete } from '../cleanup.ts';
 import { type Clients, createClients } from '../clients.ts';
 import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
+import { isNotFound, waitForDeletion } from '../kube/ops.ts';
 import { describeRef, type ResourceRef } from '../ledger.ts';
 import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../names.ts';
 import { envsRoot, runsRoot } from '../paths.ts';
@@ -500,6 +501,32 @@ export async function deleteLeftovers(c: Clients, leftovers: Leftover[], timeout
         }
       },
     );
+  }
+  // Deleting a namespace only asks for it: confirm that the namespace controller finished.
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (const l of leftovers) {
+    if (l.ref.kind !== 'k8s-namespace' || !report.deleted.includes(l.what)) continue;
+    const name = l.ref.name;
+    try {
+      await waitForDeletion(
+        c,
+        '/api/v1/namespaces',
+        name,
+        async () => {
+          try {
+            await c.core.readNamespace({ name });
+            return true;
+          } catch (e) {
+            if (isNotFound(e)) return false;
+            throw e;
+          }
+        },
+        Math.max(1, Math.round((deadline - Date.now()) / 1000)),
+      );
+    } catch (e) {
+      report.deleted.splice(report.deleted.indexOf(l.what), 1);
+      report.failed.push({ what: l.what, error: (e as Error).message });
+    }
   }
   return report;
 }
