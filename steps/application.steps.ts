@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Given, Then } from '@cucumber/cucumber';
+import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
+import { OperationTimeout } from '../support/errors.ts';
 import { resourceName } from '../support/names.ts';
 import { issuerHostPath } from '../support/oidc/discovery.ts';
 import { lintFails, lintPermissionPolicy, lintTrustPolicy } from '../support/policy/lint.ts';
@@ -22,7 +24,9 @@ import {
   tenantNames,
   trustPolicyFor,
 } from '../support/provision/application.ts';
+import type { ProvisionContext } from '../support/provision/context.ts';
 import { createTaggedBucket } from '../support/provision/infrastructure.ts';
+import { waitUntilWebhookMutates } from '../support/provision/pods.ts';
 import { infrastructure } from './infrastructure.steps.ts';
 
 Given(
@@ -46,7 +50,40 @@ async function deployTeam(world: IrsaWorld, label: string, annotate: boolean): P
   const sa = serviceAccountManifest(ctx, tenant.namespace, tenant.serviceAccount, tenant.roleArn as string);
   if (!annotate) delete sa.metadata?.annotations?.[`${world.state.target.dialect.annotationPrefix}/role-arn`];
   await createServiceAccount(ctx, sa);
-  await createDeployment(ctx, deploymentManifest(ctx, tenant.namespace, tenant.deployment, tenant.serviceAccount));
+  const deployment = deploymentManifest(ctx, tenant.namespace, tenant.deployment, tenant.serviceAccount);
+  if (annotate) await letWebhookCacheCatchUp(world, ctx, deployment);
+  await createDeployment(ctx, deployment);
+}
+
+/**
+ * The webhook learns ServiceAccounts through a watch: a pod created right after its annotated
+ * ServiceAccount may be admitted unmutated (irsa-facts §5.2). Give its cache a moment through
+ * dry-run creates, bounded and never fatal: a setup that cannot mutate at all (no webhook
+ * registration, no annotation) must reach the check that names that cause.
+ */
+async function letWebhookCacheCatchUp(
+  world: IrsaWorld,
+  ctx: ProvisionContext,
+  deployment: V1Deployment,
+): Promise<void> {
+  const template = deployment.spec?.template;
+  const pod: V1Pod = {
+    metadata: {
+      namespace: deployment.metadata?.namespace as string,
+      name: `${deployment.metadata?.name}-cache-probe`,
+      labels: template?.metadata?.labels ?? {},
+    },
+    spec: template?.spec as V1Pod['spec'],
+  };
+  const brief = { ...ctx, config: { ...ctx.config, timeouts: { ...ctx.config.timeouts, applySeconds: 3 } } };
+  try {
+    await waitUntilWebhookMutates(brief, pod);
+  } catch (e) {
+    if (!(e instanceof OperationTimeout)) throw e;
+    world.log(
+      'the webhook did not mutate a dry-run pod within 3 s; creating the Deployment anyway (the mutation checks say why)',
+    );
+  }
 }
 
 Given(
