@@ -22,7 +22,7 @@ import type { Envelope, GherkinDocument } from '@cucumber/messages';
 import { flushLedger } from '../cleanup.ts';
 import { createClients } from '../clients.ts';
 import { loadConfig } from '../config.ts';
-import { UsageError } from '../errors.ts';
+import { formatUsageError, isUsageError, UsageError } from '../errors.ts';
 import { Ledger } from '../ledger.ts';
 import { TENANT_SCOPE_PREFIX } from '../provision/tenants.ts';
 import { type RunState, readRunState } from '../run-state.ts';
@@ -85,7 +85,7 @@ export function filterTenantMatrix(pickles: readonly IFilterablePickle[], tenant
     if (row && tenants > row.max) {
       throw new UsageError(
         `IRSA_TENANTS (tenants) is ${tenants}, but the tenant matrix at ${row.outline} lists tenants up to ${row.max}`,
-        `lower IRSA_TENANTS to at most ${row.max}, or add rows ${row.max + 1}..${tenants} to the Examples of that outline`,
+        `lower IRSA_TENANTS to at most ${row.max}, or add rows up to tenant ${tenants} to the Examples of that outline`,
       );
     }
     if (!row || row.tenant <= tenants) kept.push(p);
@@ -105,7 +105,7 @@ interface CoordinatorContext {
     event: 'pickles:filter',
     handler: (p: readonly IFilterablePickle[]) => readonly IFilterablePickle[] | Promise<readonly IFilterablePickle[]>,
   ): void;
-  environment: { env: Record<string, string | undefined>; cwd: string };
+  environment: { env: Record<string, string | undefined>; cwd: string; stderr: NodeJS.WritableStream };
   logger: { warn(message: string): void; info(message: string): void };
 }
 
@@ -121,7 +121,14 @@ export default {
     const startedToCase = new Map<string, string>();
     let matrixFailed = false;
     ctx.transform('pickles:filter', (pickles) => {
-      const kept = filterTenantMatrix(pickles, tenants);
+      let kept: IFilterablePickle[];
+      try {
+        kept = filterTenantMatrix(pickles, tenants);
+      } catch (e) {
+        // Cucumber wraps a plugin's error in its own, hiding the cause and the hint: say them here.
+        if (isUsageError(e)) ctx.environment.stderr.write(`${formatUsageError(e)}\n`);
+        throw e;
+      }
       for (const p of kept) if (tenantOfPickle(p)) matrixPickles.add(p.pickle.id);
       return kept;
     });
