@@ -62,13 +62,55 @@ function splitArgs(argv: string[]): { profile?: string; cucumberArgs: string[] }
   return profile === undefined ? { cucumberArgs } : { profile, cucumberArgs };
 }
 
+/** Cucumber options that take a value: what follows them is not a feature path. */
+const VALUE_FLAGS = new Set([
+  '-t',
+  '--tags',
+  '--name',
+  '--parallel',
+  '-f',
+  '--format',
+  '--format-options',
+  '-i',
+  '--import',
+  '-r',
+  '--require',
+  '--retry',
+  '--retry-tag-filter',
+  '--order',
+  '--world-parameters',
+  '--language',
+  '--shard',
+  '-c',
+  '--config',
+  '--plugin',
+  '--plugin-options',
+  '--require-module',
+  '--loader',
+]);
+
+/** Feature paths (and @rerun files) given on the command line: they replace the profile's paths. */
+export function positionalPaths(args: string[]): string[] {
+  const paths: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (VALUE_FLAGS.has(a)) i++;
+    else if (!a.startsWith('-')) paths.push(a);
+  }
+  return paths;
+}
+
 async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
   const { profile, cucumberArgs } = splitArgs(argv);
   try {
-    return await loadConfiguration(
+    const resolved = await loadConfiguration(
       { file: 'cucumber.js', profiles: profile ? [profile] : [], provided: cucumberArgs },
       { cwd: repoRoot, env },
     );
+    const given = positionalPaths(cucumberArgs);
+    // Cucumber adds command-line paths to the profile's; a user naming features means only those.
+    if (given.length > 0) resolved.runConfiguration.sources.paths = given;
+    return resolved;
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0] ?? '';
     if (/profile/i.test(msg))
@@ -390,7 +432,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       process.stderr.write(`Verify summary: ${path.relative(process.cwd(), file)}\n`);
     }
     // The benchmark (support/cli/bench.ts) reads the harness's own peak memory from here.
-    if (env.IRSA_BENCH_OUT) writeFileSync(env.IRSA_BENCH_OUT, JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, counts }));
+    if (env.IRSA_BENCH_OUT)
+      writeFileSync(env.IRSA_BENCH_OUT, JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, counts }));
     return { exitCode: success && counts.failed === 0 && counts.other === 0 ? 0 : 1, runId, counts, scenarios };
   } finally {
     settle();
