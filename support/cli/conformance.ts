@@ -233,7 +233,15 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     files[path.join(config.reportsDir, path.basename(file))] = formatter;
   // Support code is loaded once: ESM modules are cached, so a second load would register no steps.
   const support = await loadSupport(resolved.runConfiguration, { cwd: repoRoot, env });
-  const runConfiguration = { ...resolved.runConfiguration, formats: { ...formats, files }, support };
+  const runConfiguration = {
+    ...resolved.runConfiguration,
+    formats: {
+      ...formats,
+      files,
+      stdout: formats.stdout === 'progress-bar' && !process.stdout.isTTY ? 'progress' : formats.stdout,
+    },
+    support,
+  };
   if (config.target === 'live') {
     // The live mode decides the scenarios: verify-only runs @infrastructure and @verify-only, provision the rest.
     const { tagsForLiveMode } = await import('../targets/live/summary.ts');
