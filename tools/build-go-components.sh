@@ -15,6 +15,36 @@ mkdir -p "$bin" "$work"
 only=${1:-all}
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
+die() { printf 'irsa: %s\nhint: %s\n' "$1" "$2" >&2; exit 2; }
+
+# Go >= 1.26.3 builds every pinned component (the webhook's go.mod asks for it). Checked only when
+# something has to be built: cached binaries need no Go.
+need_go() {
+  command -v go >/dev/null 2>&1 \
+    || die "no Go toolchain on PATH: the embedded target's components are built from Go modules" \
+           "install Go 1.26.3 or newer, or point IRSA_KUBE_BIN_DIR, IRSA_ETCD_BIN, IRSA_KWOK_BIN and IRSA_WEBHOOK_BIN at binaries you have"
+  local gover; gover=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
+  if [ "$(printf '1.26.3\n%s\n' "$gover" | sort -V | head -n 1)" != "1.26.3" ]; then
+    die "Go $gover is older than 1.26.3, which the pinned components need" "install Go 1.26.3 or newer (or set GOTOOLCHAIN to a newer release)"
+  fi
+}
+
+# Runs a build step with its output in a log file, printing a progress line every 250 compiled
+# packages; on failure, a one-line cause, the log's tail and a hint.
+run_logged() {
+  local what=$1; shift
+  local logf=$cache/build-logs/$what.log
+  mkdir -p "$cache/build-logs"
+  local rc
+  set +e
+  ( "$@" ) 2>&1 | tee "$logf" | awk -v what="$what" '/^[a-z0-9.-]+\.[a-z]+\// || /^[a-z]+\// { n++; if (n % 250 == 0) { printf "[bootstrap] %s: %d packages compiled\n", what, n > "/dev/stderr"; fflush("/dev/stderr") } }'
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    tail -n 15 "$logf" >&2
+    die "building $what failed (exit $rc); full log: $logf" "check the Go module proxy access and disk space, then run the command again (finished components are cached)"
+  fi
+}
 
 have() { local d=$1; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; done; }
 
@@ -26,13 +56,14 @@ build_in_module_dir() {
   local dir; dir=$(go mod download -json "$modv" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
   [ -n "$dir" ] || { log "cannot download $modv from the Go module proxy"; return 1; }
   rm -rf "$out.tmp"; mkdir -p "$out.tmp"
-  (cd "$dir" && go build -trimpath -o "$out.tmp/" "$@" >&2)
+  run_logged "$(basename "$out")" bash -c 'cd "$1" && shift && go build -v -trimpath -o "$@"' _ "$dir" "$out.tmp/" "$@"
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
 build_kubernetes() {
   local v=$KUBERNETES_VERSION out=$bin/kubernetes-$KUBERNETES_VERSION
   have "$out" kube-apiserver kube-controller-manager kube-scheduler && return 0
+  need_go
   log "building kube-apiserver, kube-controller-manager, kube-scheduler $v (cold: 10-20 min on 2 cores)"
   local w=$work/kubernetes-$v
   rm -rf "$w"; mkdir -p "$w"
@@ -50,28 +81,30 @@ build_kubernetes() {
     sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$staging_version"'#p' "$gomod"
     echo ")"
   } > "$w/go.mod"
-  (cd "$w" && go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$v" "k8s.io/kubernetes/cmd/kube-controller-manager@$v" "k8s.io/kubernetes/cmd/kube-scheduler@$v" >&2)
+  run_logged "kubernetes-$v-modules" bash -c 'cd "$1" && go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$2" "k8s.io/kubernetes/cmd/kube-controller-manager@$2" "k8s.io/kubernetes/cmd/kube-scheduler@$2"' _ "$w" "$v"
   mkdir -p "$out.tmp"
-  (cd "$w" && go build -trimpath -o "$out.tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler >&2)
+  run_logged "kubernetes-$v" bash -c 'cd "$1" && go build -v -trimpath -o "$2/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler' _ "$w" "$out.tmp"
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
 build_etcd() {
   local v=$ETCD_VERSION out=$bin/etcd-$ETCD_VERSION
   have "$out" etcd && return 0
+  need_go
   log "building etcd $v"
   local w=$work/etcd-$v
   rm -rf "$w"; mkdir -p "$w"
   printf 'module irsa-conformance.local/etcd-build\n\ngo 1.26.0\n' > "$w/go.mod"
-  (cd "$w" && go get -tool "go.etcd.io/etcd/server/v3@$v" >&2)
+  run_logged "etcd-$v-modules" bash -c 'cd "$1" && go get -tool "go.etcd.io/etcd/server/v3@$2"' _ "$w" "$v"
   mkdir -p "$out.tmp"
-  (cd "$w" && go build -trimpath -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3 >&2)
+  run_logged "etcd-$v" bash -c 'cd "$1" && go build -v -trimpath -o "$2/etcd" go.etcd.io/etcd/server/v3' _ "$w" "$out.tmp"
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
 build_kwok() {
   local v=$KWOK_VERSION out=$bin/kwok-$KWOK_VERSION
   have "$out" kwok kwokctl && return 0
+  need_go
   log "building kwok and kwokctl $v"
   build_in_module_dir "sigs.k8s.io/kwok@$v" "$out" ./cmd/kwok ./cmd/kwokctl
 }
@@ -79,13 +112,20 @@ build_kwok() {
 build_webhook() {
   local v=$POD_IDENTITY_WEBHOOK_VERSION out=$bin/pod-identity-webhook-$POD_IDENTITY_WEBHOOK_VERSION
   have "$out" amazon-eks-pod-identity-webhook && return 0
+  need_go
   log "building amazon-eks-pod-identity-webhook $v"
   build_in_module_dir "github.com/aws/amazon-eks-pod-identity-webhook@$v" "$out" .
   mv "$out/amazon-eks-pod-identity-webhook@$v" "$out/amazon-eks-pod-identity-webhook" 2>/dev/null || true
 }
 
+# A user who points at binaries they have (e.g. envtest's kube-apiserver and etcd) skips those builds.
 case $only in
-  all) build_webhook; build_kwok; build_etcd; build_kubernetes ;;
+  all)
+    [ -n "${IRSA_WEBHOOK_BIN:-}" ] || build_webhook
+    [ -n "${IRSA_KWOK_BIN:-}" ] || build_kwok
+    [ -n "${IRSA_ETCD_BIN:-}" ] || build_etcd
+    [ -n "${IRSA_KUBE_BIN_DIR:-}" ] || build_kubernetes
+    ;;
   kubernetes|etcd|kwok|webhook) "build_$only" ;;
   *) echo "usage: $0 [all|kubernetes|etcd|kwok|webhook]" >&2; exit 2 ;;
 esac
