@@ -103,10 +103,10 @@ build_etcd() {
 
 build_kwok() {
   local v=$KWOK_VERSION out=$bin/kwok-$KWOK_VERSION
-  have "$out" kwok kwokctl && return 0
+  have "$out" kwok && return 0
   need_go
-  log "building kwok and kwokctl $v"
-  build_in_module_dir "sigs.k8s.io/kwok@$v" "$out" ./cmd/kwok ./cmd/kwokctl
+  log "building kwok $v (the node and pod runtime; kwokctl was evaluated and is not used, see support/targets/embedded/index.ts)"
+  build_in_module_dir "sigs.k8s.io/kwok@$v" "$out" ./cmd/kwok
 }
 
 build_webhook() {
