@@ -411,8 +411,7 @@ async function kubeCandidates(c: Clients, filter: SweepFilter, result: FindResul
     for (const ns of (await c.core.listNamespace({ labelSelector })).items) {
       const name = ns.metadata?.name as string;
       namespaces.add(name);
-      // Already being deleted (by a run's cleanup): nothing more to do.
-      if (ns.status?.phase === 'Terminating') continue;
+      // Also when already terminating (a run asked for its deletion): the sweep confirms it is gone.
       out.push(candidate(ns, { kind: 'k8s-namespace', name }));
     }
   } catch (e) {
