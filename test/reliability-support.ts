@@ -1,0 +1,400 @@
+/**
+ * Shared by the reliability tests (issue 6): runs `bash tools/irsa conformance …` as a child
+ * process in its own temporary directory (TMPDIR, reports), watches its output and its run's
+ * ledger to interrupt it at a chosen moment, records every process it starts (and their
+ * listening ports) while it runs, and afterwards says what of it is left: live processes,
+ * listening ports, temporary directories, tagged resources on an attached environment.
+ *
+ * Processes are recorded from /proc (pid + start time, so a reused pid is not mistaken for a
+ * leftover) each time the child prints something and at the moment of the signal; as a catch-all,
+ * any process whose command line, working directory or environment mentions the child's temporary
+ * directory counts as left behind (every component of the embedded target has its work directory
+ * there).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  existsSync,
+  type FSWatcher,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { findLeftovers } from '../support/cli/sweep.ts';
+import { createClients } from '../support/clients.ts';
+import type { LedgerEntry } from '../support/ledger.ts';
+import { repoRoot } from '../support/paths.ts';
+import { portListening } from '../support/process.ts';
+import type { TargetDescriptor } from '../support/targets/target.ts';
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  start: string;
+  cmd: string;
+}
+
+function readProc(pid: number): ProcInfo | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may contain spaces and parentheses: fields start after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // A zombie has exited; only its parent's wait() is missing.
+    if (rest[0] === 'Z') return undefined;
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    return { pid, ppid: Number(rest[1]), start: rest[19] as string, cmd };
+  } catch {
+    return undefined;
+  }
+}
+
+function allPids(): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
+}
+
+/** Every process below `root` right now. */
+export function descendants(root: number): ProcInfo[] {
+  const procs = allPids()
+    .map(readProc)
+    .filter((p): p is ProcInfo => p !== undefined);
+  const byParent = new Map<number, ProcInfo[]>();
+  for (const p of procs) byParent.set(p.ppid, [...(byParent.get(p.ppid) ?? []), p]);
+  const out: ProcInfo[] = [];
+  const queue = [root];
+  while (queue.length) {
+    const pid = queue.shift() as number;
+    for (const child of byParent.get(pid) ?? []) {
+      out.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return out;
+}
+
+/** TCP ports in LISTEN state owned by the given processes. */
+export function listeningPortsOf(pids: number[]): Set<number> {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1] as string);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  const ports = new Set<number>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A' && inodes.has(f[9] as string))
+        ports.add(Number.parseInt((f[1] as string).split(':')[1] as string, 16));
+    }
+  }
+  return ports;
+}
+
+/** Processes (other than this one) whose command line, cwd or environment mention `marker`. */
+export function processesMentioning(marker: string): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (const pid of allPids()) {
+    if (pid === process.pid) continue;
+    const p = readProc(pid);
+    if (!p) continue;
+    let cwd = '';
+    let environ = '';
+    try {
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+      environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    } catch {
+      // gone, or not ours to read
+    }
+    if (p.cmd.includes(marker) || cwd.startsWith(marker) || environ.includes(marker)) out.push(p);
+  }
+  return out;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+  runId?: string;
+}
+
+export interface IrsaRun {
+  child: ChildProcess;
+  /** Temporary directory of this run: TMPDIR of the child, its reports under reports/. */
+  tmp: string;
+  reportsDir: string;
+  stdout(): string;
+  stderr(): string;
+  runId(): string | undefined;
+  /** Resolves when stderr/stdout has a line matching `re` (rejects if the run exits first). */
+  waitForOutput(re: RegExp): Promise<string>;
+  /** Resolves when the run's ledger holds an entry matching `pred` (rejects if the run exits first). */
+  waitForLedger(pred: (e: LedgerEntry) => boolean): Promise<LedgerEntry>;
+  /** The ledger's created entries so far (the run directory lives under tmp). */
+  ledgerEntries(): LedgerEntry[];
+  /** Sends a signal after recording the process tree. */
+  signal(sig: NodeJS.Signals): void;
+  exited: Promise<RunResult>;
+  /** Every process seen below the child, by pid, and the ports they listened on. */
+  seen: Map<number, ProcInfo>;
+  ports: Set<number>;
+}
+
+const IRSA = path.join(repoRoot, 'tools/irsa');
+
+/**
+ * Starts `bash tools/irsa <argv>` with a fresh TMPDIR and reports dir. `env` adds to (and may
+ * override) a minimal environment: the parent's PATH/HOME and the bootstrap's variables.
+ */
+export function startIrsa(argv: string[], env: Record<string, string> = {}, tmpParent = tmpdir()): IrsaRun {
+  const tmp = mkdtempSync(path.join(tmpParent, 'irsa-rel-'));
+  const reportsDir = path.join(tmp, 'reports');
+  const base: Record<string, string> = {};
+  for (const k of ['PATH', 'HOME', 'LANG', 'IRSA_NODE', 'IRSA_CACHE', 'IRSA_BIN_DIR', 'IRSA_VENV']) {
+    const v = process.env[k];
+    if (v) base[k] = v;
+  }
+  const child = spawn('bash', [IRSA, ...argv], {
+    cwd: repoRoot,
+    env: { ...base, TMPDIR: tmp, IRSA_REPORTS_DIR: reportsDir, FORCE_COLOR: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const started = Date.now();
+  let out = '';
+  let err = '';
+  let runId: string | undefined;
+  const seen = new Map<number, ProcInfo>();
+  const ports = new Set<number>();
+  let lastSnapshot = 0;
+  let running = true;
+  const snapshot = (force = false) => {
+    if (!running || child.pid === undefined) return;
+    const now = Date.now();
+    if (!force && now - lastSnapshot < 100) return;
+    lastSnapshot = now;
+    const procs = descendants(child.pid);
+    for (const p of procs) seen.set(p.pid, p);
+    for (const port of listeningPortsOf([child.pid, ...procs.map((p) => p.pid)])) ports.add(port);
+  };
+  const waiters = new Set<() => void>();
+  const notify = () => {
+    for (const w of [...waiters]) w();
+  };
+  let watcher: FSWatcher | undefined;
+  const runDir = () => (runId ? path.join(tmp, 'irsa-conformance', 'runs', runId) : undefined);
+  const ledgerEntries = (): LedgerEntry[] => {
+    const dir = runDir();
+    if (!dir) return [];
+    try {
+      return readFileSync(path.join(dir, 'ledger.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { op: string; entry?: LedgerEntry })
+        .filter((l) => l.op === 'created' && l.entry)
+        .map((l) => l.entry as LedgerEntry);
+    } catch {
+      return [];
+    }
+  };
+  const onData = (which: 'out' | 'err') => (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    if (which === 'out') out += text;
+    else err += text;
+    if (!runId) {
+      const m = /irsa-conformance run (ic[a-z0-9]+)/.exec(out + err);
+      if (m) {
+        runId = m[1];
+        const dir = runDir() as string;
+        if (existsSync(dir)) {
+          watcher = watch(dir, () => notify());
+          watcher.on('error', () => undefined);
+        }
+      }
+    }
+    snapshot();
+    notify();
+  };
+  child.stdout?.on('data', onData('out'));
+  child.stderr?.on('data', onData('err'));
+  const exited = new Promise<RunResult>((resolve) => {
+    child.on('exit', (code, signal) => {
+      running = false;
+      watcher?.close();
+      notify();
+      resolve({
+        code,
+        signal,
+        stdout: out,
+        stderr: err,
+        seconds: (Date.now() - started) / 1000,
+        ...(runId ? { runId } : {}),
+      });
+    });
+  });
+  const waitFor = <T>(check: () => T | undefined, what: string): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const w = () => {
+        const v = check();
+        if (v !== undefined) {
+          waiters.delete(w);
+          resolve(v);
+        } else if (!running) {
+          waiters.delete(w);
+          reject(new Error(`the run exited before ${what}\nstderr:\n${err.slice(-3000)}`));
+        }
+      };
+      waiters.add(w);
+      w();
+    });
+  return {
+    child,
+    tmp,
+    reportsDir,
+    stdout: () => out,
+    stderr: () => err,
+    runId: () => runId,
+    waitForOutput: (re) =>
+      waitFor(() => {
+        const m = re.exec(out + err);
+        return m ? m[0] : undefined;
+      }, `output matched ${re}`),
+    waitForLedger: (pred) => waitFor(() => ledgerEntries().find(pred), 'the ledger held the entry waited for'),
+    ledgerEntries,
+    signal(sig) {
+      snapshot(true);
+      child.kill(sig);
+    },
+    exited,
+    seen,
+    ports,
+  };
+}
+
+export interface Leftovers {
+  processes: string[];
+  ports: number[];
+  tempDirs: string[];
+}
+
+function livingProcesses(run: IrsaRun): string[] {
+  const processes = new Map<number, string>();
+  for (const p of run.seen.values()) {
+    const now = readProc(p.pid);
+    if (now && now.start === p.start) processes.set(p.pid, `${p.pid} ${p.cmd.slice(0, 160)}`);
+  }
+  for (const p of processesMentioning(run.tmp)) processes.set(p.pid, `${p.pid} ${p.cmd.slice(0, 160)}`);
+  return [...processes.values()];
+}
+
+/**
+ * What of a finished run is still there: processes, listening ports, temporary directories.
+ * Helpers that end when their parent does (tsx's esbuild service notices the closed pipe) get up
+ * to `graceMs` to go.
+ */
+export async function leftoversOf(run: IrsaRun, graceMs = 3000): Promise<Leftovers> {
+  const deadline = Date.now() + graceMs;
+  let processes = livingProcesses(run);
+  while (processes.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    processes = livingProcesses(run);
+  }
+  const ports: number[] = [];
+  for (const port of run.ports) if (await portListening(port)) ports.push(port);
+  const tempDirs: string[] = [];
+  const runs = path.join(run.tmp, 'irsa-conformance', 'runs');
+  if (existsSync(runs)) for (const d of readdirSync(runs)) tempDirs.push(path.join(runs, d));
+  // The embedded target's work directory is <TMPDIR>/irsa-<envId>-XXXXXX.
+  for (const d of readdirSync(run.tmp)) if (/^irsa-env/.test(d)) tempDirs.push(path.join(run.tmp, d));
+  return { processes, ports, tempDirs };
+}
+
+/** Resources on an attached environment that still carry the run's tag or label. */
+export async function taggedResourcesOf(descriptor: TargetDescriptor, runId: string): Promise<string[]> {
+  const c = createClients(descriptor);
+  try {
+    const r = await findLeftovers(c, descriptor, { runId });
+    if (r.problems.length) throw new Error(`could not list everything: ${r.problems.join('; ')}`);
+    // Namespaces count until they are gone, terminating or not.
+    return r.found.map((l) => l.what);
+  } finally {
+    c.destroy();
+  }
+}
+
+export function removeRun(run: IrsaRun): void {
+  rmSync(run.tmp, { recursive: true, force: true });
+}
+
+/** A feature file in a temporary directory (cucumber accepts absolute paths). */
+export function writeFeature(dir: string, name: string, text: string): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+export interface WarmEnvironment {
+  statePath: string;
+  descriptor: TargetDescriptor;
+  /** Process ids of its components, to check that runs attached to it leave it running. */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A warm embedded environment in this process, as `npm run env -- up` makes one (state file with
+ * the descriptor and the webhook flags), for runs started with IRSA_ATTACH.
+ */
+export async function startWarmEnvironment(dir: string): Promise<WarmEnvironment> {
+  const { startEmbeddedTarget } = await import('../support/targets/embedded/index.ts');
+  const { readVersions } = await import('../support/targets/embedded/binaries.ts');
+  const { loadSetup } = await import('../support/setup/setup.ts');
+  const { discoveryBucketFor } = await import('../support/targets/start.ts');
+  const setup = loadSetup(path.join(repoRoot, 'fixtures/setups/default'));
+  const envId = `envrel${process.pid.toString(36)}`;
+  const statePath = path.join(dir, 'warm.json');
+  const t = await startEmbeddedTarget({
+    logsDir: path.join(dir, 'logs'),
+    discoveryBucket: discoveryBucketFor(envId),
+    webhookFlags: setup.spec.webhook.flags,
+    envId,
+    stateFile: statePath,
+  });
+  t.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
+  const state = JSON.parse(readFileSync(statePath, 'utf8')) as Record<string, unknown>;
+  writeFileSync(
+    statePath,
+    JSON.stringify({ ...state, descriptor: t.descriptor, webhookFlags: setup.spec.webhook.flags }, null, 2),
+    { mode: 0o600 },
+  );
+  return { statePath, descriptor: t.descriptor, pids: t.state.processes.map((p) => p.pid), stop: () => t.stop() };
+}
+
+/** Pids (of `pids`) that are no longer running. */
+export function deadPids(pids: number[]): number[] {
+  return pids.filter((pid) => !existsSync(`/proc/${pid}`));
+}
