@@ -318,7 +318,7 @@ Then(
     const pod = await admittedPod(this, label);
     const a = await serviceAccountAnnotations(this, label);
     const cause = a[annotationKey(this, 'role-arn')]
-      ? `its ServiceAccount has the role annotation (${describeAnnotations(a)}), so it was created after the annotation`
+      ? `this pod must have been admitted without the pod identity webhook's mutation (ServiceAccount annotations: ${describeAnnotations(a)}), so a mutating webhook answered that should not have`
       : `its ServiceAccount has no ${annotationKey(this, 'role-arn')} annotation (annotations: ${describeAnnotations(a)}): something other than the pod identity webhook injects it (another mutating webhook, or the workload's own manifest)`;
     for (const c of allContainers(pod)) {
       for (const v of ['AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE']) {
