@@ -1,0 +1,98 @@
+/**
+ * Steps about the least-privilege lint's two profiles: `strict` (IRSA_LINT_PROFILE=strict or the
+ * setup's lint.profile) fails on error findings, `default` reports every finding as a warning.
+ * They lint deliberately over-broad policies (fixtures/policies/, rendered for a team as the
+ * setup's templates are) and say what each profile makes of them.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Given, Then } from '@cucumber/cucumber';
+import type { IrsaWorld } from '../support/cucumber/world.ts';
+import { issuerHostPath } from '../support/oidc/discovery.ts';
+import { repoRoot } from '../support/paths.ts';
+import { type LintFinding, lintFails, lintPermissionPolicy, lintTrustPolicy } from '../support/policy/lint.ts';
+import { tenantNames } from '../support/provision/application.ts';
+import { substitute } from '../support/setup/setup.ts';
+import { infrastructure } from './infrastructure.steps.ts';
+
+const linted = new WeakMap<IrsaWorld, { name: string; findings: LintFinding[] }>();
+
+function lintedOf(world: IrsaWorld) {
+  const l = linted.get(world);
+  assert.ok(l, 'no policy was linted in this scenario');
+  return l;
+}
+
+/** How a profile reports a finding: strict keeps the rule's severity, default makes everything a warning. */
+function reported(f: LintFinding, strict: boolean): string {
+  return `${strict ? f.severity : 'warning'} [${f.rule}] statement ${f.statement}: ${f.message}`;
+}
+
+Given('team {string} as the setup names it', function (this: IrsaWorld, label: string) {
+  this.tenants.set(label, tenantNames(label, this.state.runId, this.scopeId));
+});
+
+Given(
+  'the {word} policy {string} written for team {string}',
+  async function (this: IrsaWorld, kind: string, fixture: string, label: string) {
+    assert.ok(kind === 'trust' || kind === 'permission', `no ${kind} policy kind: trust or permission`);
+    const infra = await infrastructure(this);
+    const tenant = this.tenant(label);
+    const file = path.join(repoRoot, 'fixtures', 'policies', `${fixture}.json`);
+    const doc: unknown = JSON.parse(
+      substitute(
+        readFileSync(file, 'utf8'),
+        {
+          identityProviderArn: infra.identityProviderArn,
+          issuerHostPath: issuerHostPath(infra.issuer),
+          namespace: tenant.namespace,
+          serviceAccount: tenant.serviceAccount,
+          audience: this.state.target.dialect.audience,
+          appBucket: tenant.appBucket,
+        },
+        file,
+      ),
+    );
+    const findings =
+      kind === 'trust'
+        ? lintTrustPolicy(doc, { issuerHostPath: issuerHostPath(infra.issuer) })
+        : lintPermissionPolicy(doc, fixture);
+    linted.set(this, { name: `${kind} policy ${fixture}`, findings });
+  },
+);
+
+Then('the least-privilege lint reports {string} as its only error', function (this: IrsaWorld, rule: string) {
+  const { name, findings } = lintedOf(this);
+  this.attach(findings.map((f) => reported(f, true)).join('\n') || 'no findings', 'text/plain');
+  const errors = findings.filter((f) => f.severity === 'error').map((f) => f.rule);
+  assert.deepEqual(
+    [...new Set(errors)],
+    [rule],
+    `the lint of the ${name} reports errors ${JSON.stringify(errors)}, expected ${rule} only: ${findings.map((f) => f.message).join('; ') || 'no findings'}`,
+  );
+});
+
+Then('under the strict profile the lint fails, naming {string}', function (this: IrsaWorld, rule: string) {
+  const { name, findings } = lintedOf(this);
+  assert.equal(lintFails(findings, true), true, `the strict profile lets the ${name} pass`);
+  const named = findings.filter((f) => f.rule === rule).map((f) => reported(f, true));
+  assert.ok(
+    named.length > 0 && named.every((l) => l.startsWith('error ')),
+    `the strict profile does not report ${rule} as an error for the ${name}`,
+  );
+});
+
+Then(
+  'under the default profile the lint passes and reports {string} as a warning',
+  function (this: IrsaWorld, rule: string) {
+    const { name, findings } = lintedOf(this);
+    assert.equal(lintFails(findings, false), false, `the default profile fails the ${name}: it must only warn`);
+    const lines = findings.filter((f) => f.rule === rule).map((f) => reported(f, false));
+    this.attach(lines.join('\n'), 'text/plain');
+    assert.ok(
+      lines.length > 0 && lines.every((l) => l.startsWith('warning ')),
+      `the default profile does not report ${rule} for the ${name}`,
+    );
+  },
+);
