@@ -9,12 +9,14 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { diagnoseToken } from '../support/diagnose/token.ts';
+import { OperationTimeout } from '../support/errors.ts';
 import { execInPod, waitForReadyPod } from '../support/kube/ops.ts';
 import { decodeTokenClaims } from '../support/oidc/token.ts';
 import { simulatePermission } from '../support/policy/simulate.ts';
 import { permissionPolicyFor } from '../support/provision/application.ts';
 import { readIdentityProvider } from '../support/provision/infrastructure.ts';
 import { registerSecret } from '../support/redact.ts';
+import { retry } from '../support/retry.ts';
 import { bucketByName, uploadBody } from './application.steps.ts';
 import { infrastructure } from './infrastructure.steps.ts';
 
@@ -48,17 +50,54 @@ export function inPodPath(world: IrsaWorld, pod: V1Pod, specPath: string): strin
   return `${root}${specPath}`;
 }
 
+/** The AWS CLI's message when STS refuses the pod's web identity (a new role may not have propagated yet). */
+const WEB_IDENTITY_REFUSED =
+  /\((InvalidIdentityToken|AccessDenied)\) when calling the AssumeRoleWithWebIdentity operation/;
+/calling the AssumeRoleWithWebIdentity operation.*|(InvalidIdentityToken|AccessDenied).*AssumeRoleWithWebIdentity/s;
+
+class WebIdentityNotYetAccepted extends Error {}
+
 export async function run(world: IrsaWorld, label: string, command: string): Promise<void> {
   const pod = await podOf(world, label);
   const container = pod.spec?.containers[0]?.name as string;
-  const r = await execInPod(
-    world.clients,
-    pod.metadata?.namespace as string,
-    pod.metadata?.name as string,
-    container,
-    ['sh', '-c', command],
-    world.state.config.timeouts.assertSeconds,
-  );
+  const once = () =>
+    execInPod(
+      world.clients,
+      pod.metadata?.namespace as string,
+      pod.metadata?.name as string,
+      container,
+      ['sh', '-c', command],
+      world.state.config.timeouts.assertSeconds,
+    );
+  let r = await once();
+  if (r.exitCode !== 0 && WEB_IDENTITY_REFUSED.test(r.stderr)) {
+    // IAM is eventually consistent: a role or identity provider created seconds ago can be refused.
+    // Retry this one failure, bounded; if it persists, the last answer is what the step judges.
+    const started = Date.now();
+    try {
+      await retry(
+        async () => {
+          r = await once();
+          if (r.exitCode !== 0 && WEB_IDENTITY_REFUSED.test(r.stderr)) throw new WebIdentityNotYetAccepted();
+        },
+        {
+          operation: `\`${command}\` in the pod of team ${label}`,
+          waitingFor: "STS to accept the pod's web identity (IAM propagation)",
+          timeoutSeconds: world.state.config.timeouts.applySeconds,
+          retryable: (e) => e instanceof WebIdentityNotYetAccepted,
+          initialDelayMs: 500,
+        },
+      );
+      world.log(
+        `STS accepted the pod's web identity after ${((Date.now() - started) / 1000).toFixed(1)} s (IAM propagation)`,
+      );
+    } catch (e) {
+      if (!(e instanceof OperationTimeout)) throw e;
+      world.log(
+        `STS still refused the pod's web identity after ${world.state.config.timeouts.applySeconds} s of retries`,
+      );
+    }
+  }
   world.lastExec = { ...r, command };
   world.log(
     `$ ${command}\n(exit ${r.exitCode})\n${r.stdout.slice(0, 2000)}${r.stderr ? `\nstderr: ${r.stderr.slice(0, 2000)}` : ''}`,
