@@ -252,6 +252,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   }
 
   // 2. undefined steps are bad input: refuse before anything is created
+  // A target that cannot start here says so before anything else happens.
+  if (config.target === 'docker') await (await import('../targets/docker/index.ts')).preflightDockerTarget(config, setup);
   const undefinedSteps = await findUndefinedSteps(runConfiguration, env);
   if (undefinedSteps.length > 0) {
     throw new UsageError(
