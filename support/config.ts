@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { isKnownRegion, UNKNOWN_REGION_MESSAGE } from './aws/regions.ts';
 import { UsageError } from './errors.ts';
 import { repoRoot } from './paths.ts';
 
@@ -26,6 +27,7 @@ export const configSchema = z
     region: z
       .string()
       .regex(/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'not an AWS region name such as us-east-1')
+      .refine(isKnownRegion, UNKNOWN_REGION_MESSAGE)
       .default('us-east-1'),
     /** Number of tenants in the isolation matrix. */
     tenants: positiveInt.max(200).default(3),
