@@ -8,25 +8,17 @@
  * and failed open is read from its fail-open counter (/metrics), not assumed.
  */
 import assert from 'node:assert/strict';
-import https from 'node:https';
-import net from 'node:net';
 import { Given, Then, When } from '@cucumber/cucumber';
-import {
-  DiscoveryV1Api,
-  type V1MutatingWebhook,
-  type V1MutatingWebhookConfiguration,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import type { V1MutatingWebhook, V1MutatingWebhookConfiguration, V1Pod } from '@kubernetes/client-node';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import {
   diagnoseAdmission,
-  type EndpointState,
+  endpointState,
   escapeLabels,
+  failOpenCounts,
   interceptsPodCreate,
-  parseFailOpenCounts,
 } from '../support/diagnose/admission.ts';
 import { answersOnlyV1beta1, preflightWebhookConfiguration } from '../support/diagnose/webhook.ts';
-import { isNotFound } from '../support/kube/ops.ts';
 import { kubeLabels } from '../support/names.ts';
 import { createPod, samplePodManifest } from '../support/provision/pods.ts';
 import { retry } from '../support/retry.ts';
@@ -51,68 +43,6 @@ function copyOf(world: IrsaWorld): CopyState {
 async function realConfiguration(world: IrsaWorld): Promise<V1MutatingWebhookConfiguration | undefined> {
   const name = (await infrastructure(world)).webhookConfigurationName;
   return name ? await world.clients.admission.readMutatingWebhookConfiguration({ name }) : undefined;
-}
-
-/** kube-apiserver's fail-open counters, or undefined when /metrics is not readable. */
-async function failOpenCounts(world: IrsaWorld): Promise<Map<string, number> | undefined> {
-  const kc = world.clients.kc;
-  const server = kc.getCurrentCluster()?.server;
-  if (!server) return undefined;
-  const opts: https.RequestOptions = { method: 'GET' };
-  await kc.applyToHTTPSOptions(opts);
-  const url = new URL('/metrics', server);
-  return await new Promise((resolve) => {
-    const req = https.request(url, { ...opts, timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve(res.statusCode === 200 ? parseFailOpenCounts(Buffer.concat(chunks).toString('utf8')) : undefined),
-      );
-    });
-    req.on('error', () => resolve(undefined));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
-
-/** Can a webhook's client config answer? Checked from the harness: a Service's ready endpoints, a URL's port. */
-async function endpointState(
-  world: IrsaWorld,
-  clientConfig: NonNullable<V1MutatingWebhook['clientConfig']>,
-): Promise<EndpointState> {
-  const svc = clientConfig.service;
-  if (svc) {
-    try {
-      await world.clients.core.readNamespacedService({ namespace: svc.namespace, name: svc.name });
-    } catch (e) {
-      if (isNotFound(e)) return { state: 'unreachable', detail: `Service ${svc.namespace}/${svc.name} does not exist` };
-      throw e;
-    }
-    const slices = await world.clients.kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({
-      namespace: svc.namespace,
-      labelSelector: `kubernetes.io/service-name=${svc.name}`,
-    });
-    const ready = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready);
-    return ready.length > 0
-      ? { state: 'ready' }
-      : { state: 'unreachable', detail: `Service ${svc.namespace}/${svc.name} has no ready endpoint` };
-  }
-  if (!clientConfig.url) return { state: 'unreachable', detail: 'the client config names neither a Service nor a URL' };
-  const u = new URL(clientConfig.url);
-  const port = Number(u.port || 443);
-  return await new Promise((resolve) => {
-    const socket = net.connect({ host: u.hostname, port, timeout: 3000 }, () => {
-      socket.destroy();
-      resolve({ state: 'ready' });
-    });
-    socket.on('error', (e) =>
-      resolve({ state: 'unreachable', detail: `${clientConfig.url}: ${e.message} (from the harness)` }),
-    );
-    socket.on('timeout', () => {
-      socket.destroy();
-      resolve({ state: 'unreachable', detail: `${clientConfig.url}: no connection within 3 s (from the harness)` });
-    });
-  });
 }
 
 async function registerCopy(
@@ -221,7 +151,7 @@ When(
       return 'skipped';
     }
     pod.metadata = { ...pod.metadata, labels: { ...base, ...optOut } };
-    const before = await failOpenCounts(this);
+    const before = await failOpenCounts(this.clients);
     if (!before) {
       this.attach(
         "Skipped: kube-apiserver's /metrics is not readable, so the suite cannot tell whether the copy was called and failed open",
@@ -235,7 +165,7 @@ When(
     const { attempts } = await retry(
       async () => {
         await this.clients.core.createNamespacedPod({ namespace: tenant.namespace, body: dryRun, dryRun: 'All' });
-        const now = await failOpenCounts(this);
+        const now = await failOpenCounts(this.clients);
         if (!now || failedOpen(now, copy) <= start) throw new Error('not yet');
         return now;
       },
@@ -248,10 +178,10 @@ When(
         maxDelayMs: 1000,
       },
     );
-    const ready = (await failOpenCounts(this)) ?? new Map<string, number>();
+    const ready = (await failOpenCounts(this.clients)) ?? new Map<string, number>();
     const admitted = await createPod(ctx, pod);
     this.pods.set(label, admitted);
-    const after = (await failOpenCounts(this)) ?? new Map<string, number>();
+    const after = (await failOpenCounts(this.clients)) ?? new Map<string, number>();
     copyFailOpen.set(this, failedOpen(after, copy) - failedOpen(ready, copy));
     this.attach(
       `pod ${admitted.metadata?.name} labelled ${JSON.stringify(pod.metadata.labels)}; the copy was active after ${attempts} dry-run create(s)`,
@@ -276,9 +206,9 @@ Then(
       pod,
       namespaceLabels: ns.metadata?.labels ?? {},
       configurations: list.items,
-      endpointState: (c) => endpointState(this, c),
+      endpointState: (c) => endpointState(this.clients, c),
       webhookVersion: this.state.target.webhookVersion,
-      failOpen: (await failOpenCounts(this)) ?? new Map(),
+      failOpen: (await failOpenCounts(this.clients)) ?? new Map(),
     });
     this.attach(
       [

@@ -10,6 +10,8 @@ import { Given, Then, When } from '@cucumber/cucumber';
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
+import { explainUnmutatedPod } from '../support/diagnose/admission.ts';
+import { OperationTimeout } from '../support/errors.ts';
 import { isConflict, isNotFound } from '../support/kube/ops.ts';
 import { createNamespace, createServiceAccount, serviceAccountManifest } from '../support/provision/application.ts';
 import {
@@ -93,8 +95,9 @@ function containerOf(pod: V1Pod, name: string): V1Container {
 async function assertMutated(world: IrsaWorld, label: string, pod: V1Pod, about: string): Promise<void> {
   if (isMutated(pod, world.state.target.dialect)) return;
   const a = await serviceAccountAnnotations(world, label);
+  const why = await explainUnmutatedPod(world.clients, pod, world.state.target.webhookVersion);
   assert.fail(
-    `the webhook did not mutate pod ${pod.metadata?.name} at all (ServiceAccount annotations: ${describeAnnotations(a)}), so nothing can be said about ${about}`,
+    `the webhook did not mutate pod ${pod.metadata?.name} at all (ServiceAccount annotations: ${describeAnnotations(a)}), so nothing can be said about ${about}: ${why}`,
   );
 }
 
@@ -111,13 +114,29 @@ async function createTeamServiceAccount(world: IrsaWorld, label: string, extra: 
     },
   };
   await createServiceAccount(ctx, sa);
-  const attempts = await waitUntilWebhookMutates(
-    ctx,
+  await letWebhookCacheCatchUp(
+    world,
     samplePodManifest(ctx, tenant.namespace, tenant.deployment, tenant.serviceAccount),
   );
-  world.log(
-    `the webhook mutated a dry-run pod of ${tenant.namespace}/${tenant.serviceAccount} after ${attempts} try(ies)`,
-  );
+}
+
+/**
+ * Gives the webhook's ServiceAccount cache a moment (dry-run creates, 3 s at most) so that no pod is
+ * created before the webhook knows its annotation. Never fatal: on a setup that cannot mutate at
+ * all, the checks that follow must run and name the cause.
+ */
+export async function letWebhookCacheCatchUp(world: IrsaWorld, pod: V1Pod): Promise<void> {
+  const ctx = world.provisionContext();
+  const brief = { ...ctx, config: { ...ctx.config, timeouts: { ...ctx.config.timeouts, applySeconds: 3 } } };
+  try {
+    const attempts = await waitUntilWebhookMutates(brief, pod);
+    world.log(
+      `the webhook mutated a dry-run pod of ServiceAccount ${pod.spec?.serviceAccountName} after ${attempts} try(ies)`,
+    );
+  } catch (e) {
+    if (!(e instanceof OperationTimeout)) throw e;
+    world.log('the webhook did not mutate a dry-run pod within 3 s; going on (the checks say why)');
+  }
 }
 
 Given(
@@ -220,6 +239,7 @@ Then(
   "container {string} of the pod of team {string} has AWS_ROLE_ARN set to the team's role ARN and mounts {string}",
   async function (this: IrsaWorld, name: string, label: string, volume: string) {
     const pod = await admittedPod(this, label);
+    await assertMutated(this, label, pod, `container ${name}`);
     const c = containerOf(pod, name);
     const roleArn = this.tenant(label).roleArn;
     assert.equal(
@@ -259,6 +279,7 @@ Then(
   'the pod of team {string} has the volume {string}',
   async function (this: IrsaWorld, label: string, volume: string) {
     const pod = await admittedPod(this, label);
+    await assertMutated(this, label, pod, `the volume ${volume}`);
     const names = (pod.spec?.volumes ?? []).map((v) => v.name);
     assert.ok(
       names.includes(volume),
@@ -291,6 +312,7 @@ Then(
   "container {string} of the pod of team {string} mounts {string} read-only at the webhook's mount path",
   async function (this: IrsaWorld, name: string, label: string, volume: string) {
     const pod = await admittedPod(this, label);
+    await assertMutated(this, label, pod, `container ${name}`);
     const c = containerOf(pod, name);
     const mountPath = this.state.target.dialect.mountPath;
     const m = (c.volumeMounts ?? []).find((x) => x.name === volume);
@@ -381,10 +403,20 @@ Then(
   async function (this: IrsaWorld, label: string) {
     const tenant = this.tenant(label);
     const ctx = this.provisionContext();
-    const attempts = await waitUntilWebhookMutates(
-      ctx,
-      samplePodManifest(ctx, tenant.namespace, tenant.deployment, tenant.serviceAccount),
-    );
+    const pod = samplePodManifest(ctx, tenant.namespace, tenant.deployment, tenant.serviceAccount);
+    let attempts: number;
+    try {
+      attempts = await waitUntilWebhookMutates(ctx, pod);
+    } catch (e) {
+      if (!(e instanceof OperationTimeout)) throw e;
+      const probe = await this.clients.core.createNamespacedPod({
+        namespace: tenant.namespace,
+        body: { ...pod, metadata: { ...pod.metadata, name: `${pod.metadata?.name}-dry-run` } },
+        dryRun: 'All',
+      });
+      const why = await explainUnmutatedPod(this.clients, probe, this.state.target.webhookVersion);
+      assert.fail(`${e.message}: new pods of ${tenant.namespace}/${tenant.serviceAccount} are not mutated: ${why}`);
+    }
     if (attempts === 0) {
       this.attach(
         'Skipped: the API server refuses dry-run creates here, so the webhook cannot be asked without creating a pod',

@@ -10,6 +10,7 @@ import { Given, Then, When } from '@cucumber/cucumber';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import { awsErrorName, describeAwsError } from '../support/aws/errors.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
+import { explainUnmutatedPod } from '../support/diagnose/admission.ts';
 import { batch } from '../support/kube/exec-batch.ts';
 import { execInPod } from '../support/kube/ops.ts';
 import { issuerHostPath } from '../support/oidc/discovery.ts';
@@ -82,15 +83,21 @@ Given('every tenant of the isolation matrix has its role and bucket', async func
   await Promise.all(all.map((t) => ensureTenantAws(ctx, this.state.runDir, t, infra)));
 });
 
-function requirePod(world: IrsaWorld, n: number): TenantPod {
+/** The tenant's pod, which must carry the webhook's mutation: if not, the failure says why. */
+async function requirePod(world: IrsaWorld, n: number): Promise<TenantPod> {
   const pod = stateOf(world).pod;
   assert.ok(pod, `tenant ${n} has no pod in this scenario`);
+  if (!pod.mutated) {
+    const current = await world.clients.core.readNamespacedPod({ namespace: pod.namespace, name: pod.name });
+    const why = await explainUnmutatedPod(world.clients, current, world.state.target.webhookVersion);
+    assert.fail(`the pod of tenant ${n} (${pod.namespace}/${pod.name}) was admitted without the role: ${why}`);
+  }
   return pod;
 }
 
 When('the pod of tenant {int} writes to its own bucket', async function (this: IrsaWorld, n: number) {
   const tenant = await tenantNumbered(this, n);
-  const pod = requirePod(this, n);
+  const pod = await requirePod(this, n);
   const key = `irsa-matrix/${this.scopeId}.txt`;
   const b = batch({
     identity: 'aws sts get-caller-identity --output json',
@@ -150,7 +157,7 @@ When(
   "tenant {int} tries to write to every other tenant's bucket with the session its pod gets",
   async function (this: IrsaWorld, n: number) {
     const tenant = await tenantNumbered(this, n);
-    const pod = requirePod(this, n);
+    const pod = await requirePod(this, n);
     // What the AWS CLI's credential chain does with the pod's env: AssumeRoleWithWebIdentity with
     // its role ARN and token. The output holds the session's secrets: not logged, not kept.
     const r = await execInPod(

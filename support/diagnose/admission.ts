@@ -11,13 +11,18 @@
  * Also the pure helpers the silent-failure scenarios need: label selector matching, and the labels
  * that let one pod bypass a webhook configuration's objectSelectors (its opt-out).
  */
-import type {
-  V1LabelSelector,
-  V1LabelSelectorRequirement,
-  V1MutatingWebhook,
-  V1MutatingWebhookConfiguration,
-  V1Pod,
+import https from 'node:https';
+import net from 'node:net';
+import {
+  DiscoveryV1Api,
+  type V1LabelSelector,
+  type V1LabelSelectorRequirement,
+  type V1MutatingWebhook,
+  type V1MutatingWebhookConfiguration,
+  type V1Pod,
 } from '@kubernetes/client-node';
+import type { Clients } from '../clients.ts';
+import { isNotFound } from '../kube/ops.ts';
 import { preflightWebhookConfiguration } from './webhook.ts';
 
 export function requirementMatches(r: V1LabelSelectorRequirement, labels: Record<string, string>): boolean {
@@ -162,4 +167,96 @@ export async function diagnoseAdmission(input: AdmissionDiagnosisInput): Promise
     }
   }
   return out;
+}
+
+/** kube-apiserver's fail-open counters, or undefined when /metrics is not readable. */
+export async function failOpenCounts(clients: Clients): Promise<Map<string, number> | undefined> {
+  const kc = clients.kc;
+  const server = kc.getCurrentCluster()?.server;
+  if (!server) return undefined;
+  const opts: https.RequestOptions = { method: 'GET' };
+  await kc.applyToHTTPSOptions(opts);
+  const url = new URL('/metrics', server);
+  return await new Promise((resolve) => {
+    const req = https.request(url, { ...opts, timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve(res.statusCode === 200 ? parseFailOpenCounts(Buffer.concat(chunks).toString('utf8')) : undefined),
+      );
+    });
+    req.on('error', () => resolve(undefined));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** Can a webhook's client config answer? Checked from the harness: a Service's ready endpoints, a URL's port. */
+export async function endpointState(
+  clients: Clients,
+  clientConfig: NonNullable<V1MutatingWebhook['clientConfig']>,
+): Promise<EndpointState> {
+  const svc = clientConfig.service;
+  if (svc) {
+    try {
+      await clients.core.readNamespacedService({ namespace: svc.namespace, name: svc.name });
+    } catch (e) {
+      if (isNotFound(e)) return { state: 'unreachable', detail: `Service ${svc.namespace}/${svc.name} does not exist` };
+      throw e;
+    }
+    const slices = await clients.kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({
+      namespace: svc.namespace,
+      labelSelector: `kubernetes.io/service-name=${svc.name}`,
+    });
+    const ready = slices.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready);
+    return ready.length > 0
+      ? { state: 'ready' }
+      : { state: 'unreachable', detail: `Service ${svc.namespace}/${svc.name} has no ready endpoint` };
+  }
+  if (!clientConfig.url) return { state: 'unreachable', detail: 'the client config names neither a Service nor a URL' };
+  const u = new URL(clientConfig.url);
+  const port = Number(u.port || 443);
+  return await new Promise((resolve) => {
+    const socket = net.connect({ host: u.hostname, port, timeout: 3000 }, () => {
+      socket.destroy();
+      resolve({ state: 'ready' });
+    });
+    socket.on('error', (e) =>
+      resolve({ state: 'unreachable', detail: `${clientConfig.url}: ${e.message} (from the harness)` }),
+    );
+    socket.on('timeout', () => {
+      socket.destroy();
+      resolve({ state: 'unreachable', detail: `${clientConfig.url}: no connection within 3 s (from the harness)` });
+    });
+  });
+}
+
+/**
+ * Why a pod that should carry the webhook's mutation does not, in one sentence for an assertion
+ * message: the configurations that failed open on it, or that none intercepts it, or that one
+ * intercepted it and answered without mutating (its ServiceAccount cache, its annotation prefix).
+ */
+export async function explainUnmutatedPod(
+  clients: Clients,
+  pod: V1Pod,
+  webhookVersion: string | undefined,
+): Promise<string> {
+  try {
+    const ns = await clients.core.readNamespace({ name: pod.metadata?.namespace as string });
+    const list = await clients.admission.listMutatingWebhookConfiguration();
+    const d = await diagnoseAdmission({
+      pod,
+      namespaceLabels: ns.metadata?.labels ?? {},
+      configurations: list.items,
+      endpointState: (c) => endpointState(clients, c),
+      webhookVersion,
+      failOpen: (await failOpenCounts(clients)) ?? new Map(),
+    });
+    if (d.causes.length > 0) return d.causes.join('; ');
+    if (d.intercepting.length === 0)
+      return `no MutatingWebhookConfiguration intercepts the creation of this pod${d.bypassed.length ? ` (its labels opt it out of ${d.bypassed.join(', ')})` : ' (none is registered for pod CREATE)'}`;
+    return `${d.intercepting.map((i) => `${i.configuration}/${i.webhook} (failurePolicy ${i.failurePolicy})`).join(', ')} intercepted it and answered without mutating it: does the webhook's annotation prefix match the ServiceAccount's annotation, and did its ServiceAccount cache know the annotation when the pod was created? (see the webhook's log)`;
+  } catch (e) {
+    return `the admission path could not be diagnosed: ${(e as Error).message}`;
+  }
 }

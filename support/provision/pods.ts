@@ -90,11 +90,15 @@ export async function createPod(ctx: ProvisionContext, pod: V1Pod): Promise<V1Po
   return await ctx.clients.core.createNamespacedPod({ namespace: pod.metadata?.namespace as string, body: pod });
 }
 
-/** Did the pod identity webhook mutate this pod? Its env var on any container, or its mount path. */
+/**
+ * Did the pod identity webhook mutate this pod? A container mounts its token directory, or has its
+ * token file variable. (Not AWS_ROLE_ARN: a container may set that itself, and then the webhook
+ * adds only the mount.)
+ */
 export function isMutated(pod: V1Pod, dialect: WebhookDialect): boolean {
   return allContainers(pod).some(
     (c) =>
-      envValue(c, 'AWS_ROLE_ARN') !== undefined ||
+      envValue(c, 'AWS_WEB_IDENTITY_TOKEN_FILE') !== undefined ||
       (c.volumeMounts ?? []).some((m) => m.mountPath.replace(/\/+$/, '') === dialect.mountPath),
   );
 }
@@ -120,7 +124,7 @@ export async function waitUntilWebhookMutates(ctx: ProvisionContext, pod: V1Pod)
       },
       {
         operation: `waiting for the pod identity webhook to mutate pods of ServiceAccount ${sa}`,
-        waitingFor: `a dry-run pod of ${sa} to come back with AWS_ROLE_ARN (the webhook's ServiceAccount cache to see the role annotation)`,
+        waitingFor: `a dry-run pod of ${sa} to come back with the webhook's mount and env (its ServiceAccount cache to see the role annotation)`,
         timeoutSeconds: ctx.config.timeouts.applySeconds,
         retryable: (e) => e instanceof NotMutatedYet,
         initialDelayMs: 50,
