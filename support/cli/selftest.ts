@@ -598,6 +598,9 @@ class Runner {
       IRSA_SETUP: spec.setupDir,
       IRSA_REPORTS_DIR: reportsDir,
       IRSA_LINT_PROFILE: spec.lintProfile,
+      // What the catalogue's expectations assume (tenant 2 exists; a failed run deletes what it made).
+      IRSA_TENANTS: '3',
+      IRSA_KEEP_ON_FAILURE: 'false',
     };
     delete env.IRSA_ATTACH;
     delete env.IRSA_RUN_STATE;
