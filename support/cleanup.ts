@@ -25,7 +25,8 @@ import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from 
 import { PatchStrategy } from '@kubernetes/client-node';
 import { awsErrorName, DELETE_CONFLICT_ERRORS, describeAwsError, isAwsError, isThrottling } from './aws/errors.ts';
 import type { Clients } from './clients.ts';
-import { isNotFound, kubeStatus, waitForDeletion } from './kube/ops.ts';
+import { isTransientKubeError } from './kube/errors.ts';
+import { isNotFound, waitForDeletion } from './kube/ops.ts';
 import { describeRef, type Ledger, type LedgerEntry, type ResourceRef } from './ledger.ts';
 import { retry } from './retry.ts';
 
@@ -145,8 +146,8 @@ export async function deleteResource(c: Clients, ref: ResourceRef, timeoutSecond
 export function retryableDelete(e: unknown): boolean {
   const name = awsErrorName(e);
   if (name && (DELETE_CONFLICT_ERRORS.has(name) || isThrottling(e))) return true;
-  const status = kubeStatus(e);
-  return status === 409 || status === 429 || (status !== undefined && status >= 500);
+  // Kubernetes: throttled, unavailable, timing out, conflicting, or the connection dropped (support/kube/errors.ts).
+  return isTransientKubeError(e, { conflicts: true });
 }
 
 export interface FlushReport {
@@ -200,8 +201,13 @@ export async function flushLedger(
  * Waits until no namespace labelled with the run id remains (their deletion was requested by the
  * ledger flushes), watching namespaces. Returns the names still there at the timeout.
  */
-export async function waitForNamespacesGone(c: Clients, labelSelector: string, timeoutSeconds: number): Promise<string[]> {
-  const remaining = async () => (await c.core.listNamespace({ labelSelector })).items.map((n) => n.metadata?.name as string);
+export async function waitForNamespacesGone(
+  c: Clients,
+  labelSelector: string,
+  timeoutSeconds: number,
+): Promise<string[]> {
+  const remaining = async () =>
+    (await c.core.listNamespace({ labelSelector })).items.map((n) => n.metadata?.name as string);
   let left = await remaining();
   if (left.length === 0) return [];
   const deadline = Date.now() + timeoutSeconds * 1000;

@@ -7,6 +7,7 @@
 import { AttachRolePolicyCommand, CreatePolicyCommand, CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
 import type { V1Deployment, V1ServiceAccount } from '@kubernetes/client-node';
 import { isAwsError } from '../aws/errors.ts';
+import { retryKubeCreate } from '../kube/errors.ts';
 import { awsTags, kubeLabels, resourceName } from '../names.ts';
 import { issuerHostPath } from '../oidc/discovery.ts';
 import { retry } from '../retry.ts';
@@ -100,7 +101,10 @@ export async function createTenantAwsResources(
 }
 
 export async function createNamespace(ctx: ProvisionContext, name: string): Promise<void> {
-  await ctx.clients.core.createNamespace({ body: { metadata: { name, labels: kubeLabels(ctx.runId) } } });
+  await retryKubeCreate(
+    () => ctx.clients.core.createNamespace({ body: { metadata: { name, labels: kubeLabels(ctx.runId) } } }),
+    { operation: `creating namespace ${name}`, timeoutSeconds: ctx.config.timeouts.applySeconds },
+  );
   ctx.ledger.record(ctx.scope, { kind: 'k8s-namespace', name });
 }
 
@@ -120,7 +124,11 @@ export function serviceAccountManifest(
 }
 
 export async function createServiceAccount(ctx: ProvisionContext, sa: V1ServiceAccount): Promise<void> {
-  await ctx.clients.core.createNamespacedServiceAccount({ namespace: sa.metadata?.namespace as string, body: sa });
+  const namespace = sa.metadata?.namespace as string;
+  await retryKubeCreate(() => ctx.clients.core.createNamespacedServiceAccount({ namespace, body: sa }), {
+    operation: `creating ServiceAccount ${namespace}/${sa.metadata?.name}`,
+    timeoutSeconds: ctx.config.timeouts.applySeconds,
+  });
 }
 
 /** The sample Deployment from the setup's template, plus the env the target needs pods to have to reach AWS. */
@@ -146,5 +154,9 @@ export function deploymentManifest(
 }
 
 export async function createDeployment(ctx: ProvisionContext, d: V1Deployment): Promise<void> {
-  await ctx.clients.apps.createNamespacedDeployment({ namespace: d.metadata?.namespace as string, body: d });
+  const namespace = d.metadata?.namespace as string;
+  await retryKubeCreate(() => ctx.clients.apps.createNamespacedDeployment({ namespace, body: d }), {
+    operation: `creating Deployment ${namespace}/${d.metadata?.name}`,
+    timeoutSeconds: ctx.config.timeouts.applySeconds,
+  });
 }

@@ -18,6 +18,7 @@ import { isAwsError } from '../aws/errors.ts';
 import { retryIamPropagation } from '../aws/propagation.ts';
 import type { Clients } from '../clients.ts';
 import { OperationTimeout, UsageError } from '../errors.ts';
+import { retryKubeCreate } from '../kube/errors.ts';
 import { isNotFound } from '../kube/ops.ts';
 import { awsTags, kubeLabels, TAG_RUN_ID } from '../names.ts';
 import { buildJwks, type Jwks, keysFromJwks, keysFromOpenShiftConfigMap, kidForKey } from '../oidc/jwks.ts';
@@ -249,7 +250,10 @@ export async function registerWebhook(ctx: ProvisionContext): Promise<string | u
     runId: ctx.runId,
     webhookClientConfig: JSON.stringify(clientConfig),
   });
-  await ctx.clients.admission.createMutatingWebhookConfiguration({ body });
+  await retryKubeCreate(() => ctx.clients.admission.createMutatingWebhookConfiguration({ body }), {
+    operation: `creating MutatingWebhookConfiguration ${name}`,
+    timeoutSeconds: ctx.config.timeouts.applySeconds,
+  });
   ctx.ledger.record(ctx.scope, {
     kind: 'k8s-cluster-object',
     apiVersion: 'admissionregistration.k8s.io/v1',
