@@ -32,6 +32,8 @@ interface CopyState {
   variant: 'unreachable' | 'admission-v1-first';
 }
 const copies = new WeakMap<IrsaWorld, CopyState>();
+/** How often kube-apiserver failed open on the copy while creating the scenario's pod. */
+const copyFailOpen = new WeakMap<IrsaWorld, number>();
 
 function copyOf(world: IrsaWorld): CopyState {
   const c = copies.get(world);
@@ -190,9 +192,6 @@ When(
     return undefined;
   },
 );
-
-/** How often kube-apiserver failed open on the copy while creating the scenario's pod. */
-const copyFailOpen = new WeakMap<IrsaWorld, number>();
 
 Then(
   'the diagnosis of the pod of team {string} names the copy, failurePolicy Ignore and {string}',
