@@ -306,6 +306,47 @@ describe('sweep', { skip: missing ? `component binaries missing: ${missing}` : f
     assert.deepEqual(await existing(c, p), []);
   });
 
+  it('sweeps a live target (the live connection settings pointed at this environment), only in the confirmed account', async () => {
+    const p = await plant(c, 'icswlive', new Date(), target.descriptor.aws.accountId);
+    const aws = target.descriptor.aws;
+    const env = {
+      IRSA_TARGET: 'live',
+      IRSA_KUBECONFIG: target.descriptor.kubeconfigPath,
+      IRSA_AWS_ENDPOINT: aws.endpoint as string,
+      IRSA_AWS_CA_BUNDLE: aws.caBundlePath as string,
+      IRSA_REPORTS_DIR: join(work, 'reports'),
+    };
+    // The live target takes AWS credentials from the default chain, i.e. this process's environment.
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = aws.credentials?.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = aws.credentials?.secretAccessKey;
+    try {
+      await assert.rejects(
+        runSweep(['--run-id', 'icswlive'], { env, out: () => undefined }),
+        (e: unknown) => isUsageError(e) && /IRSA_AWS_ACCOUNT_ID is not set/.test(e.message),
+        'no deletion without the confirmed account',
+      );
+      assert.deepEqual(await existing(c, p), ALL);
+      const out: string[] = [];
+      assert.equal(
+        await runSweep(['--run-id', 'icswlive'], {
+          env: { ...env, IRSA_AWS_ACCOUNT_ID: aws.accountId },
+          out: (l) => out.push(l),
+        }),
+        0,
+        out.join('\n'),
+      );
+      assert.deepEqual(await existing(c, p), []);
+    } finally {
+      for (const [k, v] of [
+        ['AWS_ACCESS_KEY_ID', saved.id],
+        ['AWS_SECRET_ACCESS_KEY', saved.secret],
+      ] as const)
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+  });
+
   it('refuses bad options with a usage error', async () => {
     await assert.rejects(sweep('--older-than', 'soon'), (e: unknown) => isUsageError(e));
     await assert.rejects(sweep('--bogus'), (e: unknown) => isUsageError(e) && /unknown option/.test(e.message));

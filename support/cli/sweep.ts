@@ -38,7 +38,7 @@ import { GetBucketTaggingCommand, ListBucketsCommand, S3Client } from '@aws-sdk/
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { awsErrorName, describeAwsError } from '../aws/errors.ts';
 import { deleteResource, retryableDelete } from '../cleanup.ts';
-import { type Clients, createClients } from '../clients.ts';
+import { type Clients, createClients, loadKubeConfig } from '../clients.ts';
 import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { isNotFound, waitForDeletion } from '../kube/ops.ts';
@@ -582,13 +582,72 @@ export async function sweepTarget(
         'the docker target’s containers are removed with their run: there is nothing to sweep',
         'sweep a live target (IRSA_TARGET=live) or a warm embedded environment (--attach)',
       );
-    case 'live': {
-      // The live target's connection is the same one a run uses (settings, kubeconfig, AWS credentials).
-      const { loadSetup } = await import('../setup/setup.ts');
-      const { startTarget } = await import('../targets/start.ts');
-      const t = await startTarget(config, loadSetup(config.setupDir), onProgress);
-      return { descriptor: t.descriptor, close: () => t.stop() };
+    case 'live':
+      return liveSweepTarget(config, onProgress);
+  }
+}
+
+/**
+ * The live target as sweep needs it: the cluster (kubeconfig, context) and the AWS account, with
+ * the live target's account guard (deletions happen only in the confirmed account, IRSA_AWS_ACCOUNT_ID).
+ * Less than a run's connection: no dialect or webhook detection, no issuer, no verify-only settings.
+ */
+async function liveSweepTarget(
+  config: HarnessConfig,
+  onProgress: (line: string) => void,
+): Promise<{ descriptor: TargetDescriptor; close(): Promise<void> }> {
+  const { resolveKubeconfig } = await import('../targets/live/index.ts');
+  const { callerIdentity, checkAccountGuard } = await import('../targets/live/guard.ts');
+  const live = config.live;
+  const { file, cleanup } = resolveKubeconfig(live.kubeconfig);
+  try {
+    const kc = loadKubeConfig(file, live.context);
+    const env = process.env;
+    const region = env.IRSA_REGION ? config.region : (env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? config.region);
+    if (live.awsCaBundle && !existsSync(live.awsCaBundle))
+      throw new UsageError(
+        `IRSA_AWS_CA_BUNDLE ${live.awsCaBundle} does not exist`,
+        'point it at the PEM file of the CA that signed the AWS endpoint certificate',
+      );
+    const descriptor: TargetDescriptor = {
+      name: 'live',
+      envId: `live-${new URL(kc.getCurrentCluster()?.server ?? 'https://unknown').hostname}`,
+      kubeconfigPath: file,
+      ...(live.context ? { kubeContext: live.context } : {}),
+      aws: {
+        region,
+        ...(live.awsEndpoint ? { endpoint: live.awsEndpoint } : {}),
+        forcePathStyle: live.awsEndpoint !== undefined,
+        ...(live.awsCaBundle ? { caBundlePath: path.resolve(live.awsCaBundle) } : {}),
+        accountId: '',
+      },
+      podAwsEnv: {},
+      issuer: { mode: 'read-only', issuer: '' },
+      webhook: { mode: 'existing', configurationName: '' },
+      dialect: {
+        annotationPrefix: '',
+        audience: '',
+        mountPath: '',
+        tokenFileName: 'token',
+        defaultExpirationSeconds: 0,
+      },
+      podRoot: '',
+      logs: {},
+    };
+    const c = createClients(descriptor);
+    try {
+      const caller = await callerIdentity(c.sts, live.awsEndpoint ?? `STS in ${region}`);
+      // Sweeping deletes: the confirmation is required as in provision mode.
+      checkAccountGuard({ mode: 'provision', confirmedAccountId: live.accountId, caller });
+      descriptor.aws.accountId = caller.account;
+      onProgress(`sweeping ${kc.getCurrentCluster()?.server} and AWS account ${caller.account} (${caller.arn})`);
+    } finally {
+      c.destroy();
     }
+    return { descriptor, close: async () => cleanup() };
+  } catch (e) {
+    cleanup();
+    throw e;
   }
 }
 
@@ -663,7 +722,7 @@ export async function runSweep(argv: string[], opts: SweepOptions = {}): Promise
   const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   const args = parseArgs(argv);
   const config = loadConfig(opts.env ?? process.env, args.overrides);
-  const target = await sweepTarget(config);
+  const target = await sweepTarget(config, out);
   const clients = createClients(target.descriptor);
   try {
     const result = await findLeftovers(clients, target.descriptor, {
