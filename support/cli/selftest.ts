@@ -298,6 +298,10 @@ export function excerpt(message: string | undefined, anchors: string[] = [], wid
 }
 
 export function checkFault(fault: Pick<Fault, 'id' | 'expect' | 'alsoFailing'>, run: RunResult): FaultVerdict {
+  const runProblem =
+    run.error !== undefined || ![0, 1].includes(run.exitCode)
+      ? `the run did not complete (exit ${run.exitCode}): ${run.error ?? 'no detail'}`
+      : undefined;
   const expectations: ExpectationVerdict[] = fault.expect.map((exp) => {
     const ran = run.scenarios.filter((s) => s.name === exp.scenario);
     if (ran.length === 0)
@@ -306,8 +310,9 @@ export function checkFault(fault: Pick<Fault, 'id' | 'expect' | 'alsoFailing'>, 
         caught: false,
         status: 'NOT RUN',
         excerpt: '',
-        problem:
-          "did not run: no scenario of this name was selected (check the name, and the fault's tags and scenarios)",
+        problem: runProblem
+          ? 'did not run: the run did not complete'
+          : "did not run: no scenario of this name was selected (check the name, and the fault's tags and scenarios)",
       };
     const failed = ran.filter((s) => s.status === 'FAILED');
     if (failed.length === 0) {
@@ -339,10 +344,6 @@ export function checkFault(fault: Pick<Fault, 'id' | 'expect' | 'alsoFailing'>, 
   const unexpected = run.scenarios
     .filter((s) => FAILING(s.status) && !allowed.has(s.name))
     .map((s) => ({ scenario: s.name, status: s.status, excerpt: excerpt(s.message) }));
-  const runProblem =
-    run.error !== undefined || ![0, 1].includes(run.exitCode)
-      ? `the run did not complete (exit ${run.exitCode}): ${run.error ?? 'no detail'}`
-      : undefined;
   return {
     id: fault.id,
     caught: !runProblem && unexpected.length === 0 && expectations.every((e) => e.caught),
@@ -813,7 +814,16 @@ export async function runSelfTest(argv: string[]): Promise<number> {
     for (let i = next++; i < queue.length && !runner.interrupted; i = next++) {
       const item = queue[i] as (typeof queue)[number];
       process.stderr.write(`selftest: ${item.spec.id}: running\n`);
-      const run = await runner.run(item.spec, w);
+      // A run that cannot start (e.g. the shared environment does not come up) is that run's
+      // failure; the other worker's run goes on undisturbed.
+      const run = await runner.run(item.spec, w).catch(
+        (e: unknown): RunResult => ({
+          exitCode: 2,
+          scenarios: [],
+          durationMs: 0,
+          error: redact(e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e)),
+        }),
+      );
       // An interrupted run says nothing about the fault: it is left out, and the self-test exits 130/143.
       if (runner.interrupted) {
         process.stderr.write(`selftest: ${item.spec.id}: interrupted\n`);
