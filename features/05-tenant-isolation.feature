@@ -5,9 +5,9 @@ Feature: Tenants are isolated: each uses its own bucket and no other tenant's
   writes its own bucket from inside its pod and is denied every other tenant's bucket.
 
   How the number of tenants is set: the setting `tenants` (IRSA_TENANTS, default 3). The outlines
-  below list tenants 1 to 20; the tenant-matrix plugin (support/plugins/tenant-matrix.ts, a
+  below list tenants 1 to 50; the tenant-matrix plugin (support/plugins/tenant-matrix.ts, a
   cucumber `pickles:filter`) keeps the rows up to the setting, so raising it adds tenants, and a
-  setting above 20 is refused before anything is created (add rows to go further). Every
+  setting above 50 is refused before anything is created (add rows to go further). Every
   tenant-matrix outline needs the @tenant-matrix tag and a `tenant` column.
 
   How it runs in parallel workers: a tenant's resources are named from the run id and the tenant's
@@ -55,6 +55,36 @@ Feature: Tenants are isolated: each uses its own bucket and no other tenant's
       | 18     |
       | 19     |
       | 20     |
+      | 21     |
+      | 22     |
+      | 23     |
+      | 24     |
+      | 25     |
+      | 26     |
+      | 27     |
+      | 28     |
+      | 29     |
+      | 30     |
+      | 31     |
+      | 32     |
+      | 33     |
+      | 34     |
+      | 35     |
+      | 36     |
+      | 37     |
+      | 38     |
+      | 39     |
+      | 40     |
+      | 41     |
+      | 42     |
+      | 43     |
+      | 44     |
+      | 45     |
+      | 46     |
+      | 47     |
+      | 48     |
+      | 49     |
+      | 50     |
 
   @tenant-matrix @requires-runs-pods @requires-exec-into-pods @requires-enforces-iam
   Scenario Outline: Tenant <tenant> is denied every other tenant's bucket
@@ -85,6 +115,36 @@ Feature: Tenants are isolated: each uses its own bucket and no other tenant's
       | 18     |
       | 19     |
       | 20     |
+      | 21     |
+      | 22     |
+      | 23     |
+      | 24     |
+      | 25     |
+      | 26     |
+      | 27     |
+      | 28     |
+      | 29     |
+      | 30     |
+      | 31     |
+      | 32     |
+      | 33     |
+      | 34     |
+      | 35     |
+      | 36     |
+      | 37     |
+      | 38     |
+      | 39     |
+      | 40     |
+      | 41     |
+      | 42     |
+      | 43     |
+      | 44     |
+      | 45     |
+      | 46     |
+      | 47     |
+      | 48     |
+      | 49     |
+      | 50     |
 
   @tenant-matrix
   Scenario Outline: The policies of tenant <tenant> admit its own ServiceAccount and bucket and no other tenant's
@@ -114,3 +174,33 @@ Feature: Tenants are isolated: each uses its own bucket and no other tenant's
       | 18     |
       | 19     |
       | 20     |
+      | 21     |
+      | 22     |
+      | 23     |
+      | 24     |
+      | 25     |
+      | 26     |
+      | 27     |
+      | 28     |
+      | 29     |
+      | 30     |
+      | 31     |
+      | 32     |
+      | 33     |
+      | 34     |
+      | 35     |
+      | 36     |
+      | 37     |
+      | 38     |
+      | 39     |
+      | 40     |
+      | 41     |
+      | 42     |
+      | 43     |
+      | 44     |
+      | 45     |
+      | 46     |
+      | 47     |
+      | 48     |
+      | 49     |
+      | 50     |

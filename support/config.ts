@@ -30,7 +30,8 @@ export const configSchema = z
       .refine(isKnownRegion, UNKNOWN_REGION_MESSAGE)
       .default('us-east-1'),
     /** Number of tenants in the isolation matrix. */
-    tenants: positiveInt.max(200).default(3),
+    /** Up to the rows of the tenant-matrix outlines (features/05-tenant-isolation.feature). */
+    tenants: positiveInt.max(50).default(3),
     keepOnFailure: bool.default(false),
     lintProfile: z.enum(['default', 'strict']).default('default'),
     verbose: bool.default(false),

@@ -40,12 +40,28 @@ export class OperationTimeout extends Error {
   }
 }
 
-export function isUsageError(e: unknown): e is UsageError {
+function isUsageErrorItself(e: unknown): e is UsageError {
   return e instanceof UsageError || (e instanceof Error && e.name === 'UsageError' && 'hint' in e);
+}
+
+/**
+ * The UsageError behind `e`, following `cause` links: libraries (cucumber's plugin loader, for
+ * one) wrap the errors they get, and bad input must still end as exit code 2.
+ */
+export function findUsageError(e: unknown): UsageError | undefined {
+  for (let cur: unknown = e, depth = 0; cur && depth < 8; cur = (cur as { cause?: unknown }).cause, depth++) {
+    if (isUsageErrorItself(cur)) return cur;
+  }
+  return undefined;
+}
+
+export function isUsageError(e: unknown): e is UsageError {
+  return findUsageError(e) !== undefined;
 }
 
 /** One line: the cause; the hint on the next line. Used by every entry point. */
 export function formatUsageError(e: UsageError): string {
-  const cause = e.message.split('\n')[0];
-  return `irsa: ${cause}\nhint: ${e.hint}`;
+  const u = findUsageError(e) ?? e;
+  const cause = u.message.split('\n')[0];
+  return `irsa: ${cause}\nhint: ${u.hint}`;
 }

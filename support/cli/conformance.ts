@@ -102,13 +102,14 @@ export function positionalPaths(args: string[]): string[] {
 
 async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
   const { profile, cucumberArgs } = splitArgs(argv);
+  const given = positionalPaths(cucumberArgs);
+  const options = cucumberArgs.filter((a) => !given.includes(a));
   try {
     const resolved = await loadConfiguration(
-      { file: 'cucumber.js', profiles: profile ? [profile] : [], provided: cucumberArgs },
+      { file: 'cucumber.js', profiles: profile ? [profile] : [], provided: options },
       { cwd: repoRoot, env },
     );
-    const given = positionalPaths(cucumberArgs);
-    // Cucumber adds command-line paths to the profile's; a user naming features means only those.
+    // A user naming features (or an @rerun file) means only those, not the profile's as well.
     if (given.length > 0) resolved.runConfiguration.sources.paths = given;
     return resolved;
   } catch (e) {
@@ -140,6 +141,13 @@ async function findUndefinedSteps(
     },
     { cwd: repoRoot, env, stdout: new (await import('node:stream')).PassThrough(), stderr: process.stderr },
     (e) => {
+      if (e.parseError) {
+        const loc = e.parseError.source.location;
+        throw new UsageError(
+          `${e.parseError.source.uri}${loc ? `:${loc.line}` : ''} is not valid Gherkin: ${e.parseError.message.split('\n')[0]}`,
+          'fix the feature file (a description line may not start with @, #, or a keyword)',
+        );
+      }
       if (e.pickle) for (const s of e.pickle.steps) pickleSteps.set(s.id, { text: s.text, uri: e.pickle.uri });
       if (e.testCase) {
         for (const ts of e.testCase.testSteps) {
@@ -253,7 +261,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
 
   // 2. undefined steps are bad input: refuse before anything is created
   // A target that cannot start here says so before anything else happens.
-  if (config.target === 'docker') await (await import('../targets/docker/index.ts')).preflightDockerTarget(config, setup);
+  if (config.target === 'docker')
+    await (await import('../targets/docker/index.ts')).preflightDockerTarget(config, setup);
   const undefinedSteps = await findUndefinedSteps(runConfiguration, env);
   if (undefinedSteps.length > 0) {
     throw new UsageError(
