@@ -300,6 +300,13 @@ describe('checkFault', () => {
     assert.match(v.runProblem ?? '', /exit 2.*bad setup/);
   });
 
+  test('a run that ran no scenario at all is named as such', () => {
+    const v = checkFault(fault(), run([], { exitCode: 1 }));
+    assert.equal(v.caught, false);
+    assert.match(v.runProblem ?? '', /ran no scenario/);
+    assert.match(v.expectations[0]?.problem ?? '', /did not run: the run did not complete/);
+  });
+
   test('an outline (several scenarios of one name) is caught when one example fails with the cause', () => {
     const v = checkFault(fault({ alsoFailing: [] }), run([passed('Issuer check'), failed('Issuer check', message)]));
     assert.equal(v.caught, true);

@@ -301,7 +301,9 @@ export function checkFault(fault: Pick<Fault, 'id' | 'expect' | 'alsoFailing'>, 
   const runProblem =
     run.error !== undefined || ![0, 1].includes(run.exitCode)
       ? `the run did not complete (exit ${run.exitCode}): ${run.error ?? 'no detail'}`
-      : undefined;
+      : run.scenarios.length === 0
+        ? `the run ran no scenario (exit ${run.exitCode}; see its output.log)`
+        : undefined;
   const expectations: ExpectationVerdict[] = fault.expect.map((exp) => {
     const ran = run.scenarios.filter((s) => s.name === exp.scenario);
     if (ran.length === 0)
