@@ -87,8 +87,11 @@ describe('interrupted runs', {
     runs.push(run);
     return run;
   };
+  // After the first flush an interrupted attached run waits for steps in flight, at most the apply
+  // timeout: creates on the emulator take milliseconds, so 5 s keeps the bound without idling 15 s
+  // while a step waits for a pod whose namespace the flush deleted.
   const attached = (argv: string[], env: Record<string, string> = {}) =>
-    irsa(argv, { IRSA_ATTACH: warm.statePath, ...env });
+    irsa(argv, { IRSA_ATTACH: warm.statePath, IRSA_APPLY_TIMEOUT: '5', ...env });
 
   before(async () => {
     warm = await startWarmEnvironment(dir);
