@@ -113,6 +113,8 @@ export async function deleteResource(c: Clients, ref: ResourceRef, timeoutSecond
     case 'k8s-namespace':
       // Deletion is requested here and confirmed once per run (waitForNamespacesGone): the
       // namespace controller takes seconds per namespace, which must not be paid scenario by scenario.
+      // The namespace controller waits for its pods' grace periods; the harness's test pods need none.
+      await ignoreGone(c.core.deleteCollectionNamespacedPod({ namespace: ref.name, gracePeriodSeconds: 0 }));
       await ignoreGone(c.core.deleteNamespace({ name: ref.name, propagationPolicy: 'Background' }));
       return;
     case 'k8s-cluster-object':
