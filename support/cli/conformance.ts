@@ -10,7 +10,7 @@
  * TEST-ONLY: IRSA_TEST_PAUSE_AT=teardown holds the end-of-run teardown until a signal arrives
  * (test/reliability-interrupt.test.ts); never set it otherwise.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfiguration, loadSupport, runCucumber } from '@cucumber/cucumber/api';
 import type { Envelope } from '@cucumber/messages';
@@ -28,6 +28,7 @@ import { registerSecret } from '../redact.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { startTarget, type TargetHandle } from '../targets/start.ts';
+import type { TargetDescriptor } from '../targets/target.ts';
 
 export interface ConformanceOptions {
   argv: string[];
@@ -60,6 +61,19 @@ function splitArgs(argv: string[]): { profile?: string; cucumberArgs: string[] }
     else cucumberArgs.push(a);
   }
   return profile === undefined ? { cucumberArgs } : { profile, cucumberArgs };
+}
+
+/** Stores the measured capabilities in a warm environment's state file for the runs after this one. */
+function rememberCapabilities(stateFile: string, descriptor: TargetDescriptor): void {
+  try {
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { descriptor: TargetDescriptor };
+    state.descriptor.capabilities = descriptor.capabilities;
+    state.descriptor.capabilitiesMeasuredAt = descriptor.capabilitiesMeasuredAt;
+    writeFileSync(`${stateFile}.tmp`, JSON.stringify(state, null, 2), { mode: 0o600 });
+    renameSync(`${stateFile}.tmp`, stateFile);
+  } catch (e) {
+    log.debug(`capabilities not stored in ${stateFile}: ${(e as Error).message}`);
+  }
 }
 
 /** Cucumber options that take a value: what follows them is not a feature path. */
@@ -404,15 +418,25 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     try {
       const issuer = await observeClusterIssuer(clients, config.timeouts.assertSeconds);
       log.info(`target ready in ${((Date.now() - started) / 1000).toFixed(1)} s; cluster issuer ${issuer}`);
-      target.descriptor.capabilities = await probeCapabilities({
-        clients,
-        target: target.descriptor,
-        config,
-        runId,
-        ledger,
-        issuer,
-        log: log.warn,
-      });
+      if (config.attach && target.descriptor.capabilities) {
+        // Measured by the first run on this warm environment (below); what the environment can
+        // do does not change while it runs.
+        log.info(
+          `capabilities as measured on this environment at ${target.descriptor.capabilitiesMeasuredAt ?? 'its first run'}`,
+        );
+      } else {
+        target.descriptor.capabilities = await probeCapabilities({
+          clients,
+          target: target.descriptor,
+          config,
+          runId,
+          ledger,
+          issuer,
+          log: log.warn,
+        });
+        target.descriptor.capabilitiesMeasuredAt = new Date().toISOString();
+        if (config.attach) rememberCapabilities(config.attach, target.descriptor);
+      }
     } finally {
       clients.destroy();
     }

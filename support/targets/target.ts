@@ -107,6 +107,8 @@ export interface TargetDescriptor {
   logs: Record<string, string>;
   /** Filled in by the coordinator after probing. */
   capabilities?: CapabilityMatrix;
+  /** When they were measured (a warm environment keeps them for the runs after its first). */
+  capabilitiesMeasuredAt?: string;
   /**
    * The harness must not change the target (live verify-only): the clients refuse every AWS command
    * that is not a read and every Kubernetes write except TokenRequests and one pod's create/delete in
