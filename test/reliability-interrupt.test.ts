@@ -6,7 +6,8 @@
  *
  * Phases and how each is hit deterministically:
  *   target start    owned target, on the progress line "embedded: etcd ready" (IRSA_VERBOSE):
- *                   kube-apiserver and the rest are still starting
+ *                   kube-apiserver and the rest are still starting; and SIGTERM (exit 143) on
+ *                   "embedded: kube-apiserver ready", while the second wave starts
  *   probes          attached warm environment, on the first ledger entry of scope "probe":
  *                   the capability probes are creating resources and waiting for a pod
  *   provisioning    attached, on the first ledger entry of scope "run" (the discovery bucket):
@@ -56,14 +57,15 @@ const INFRA_SCENARIO = [
 ];
 const APP_SCENARIO = ['features/02-application.feature', '--name', 'The webhook injects the role'];
 
-async function assertCleanAfterInterrupt(run: IrsaRun, warm?: WarmEnvironment): Promise<void> {
+async function assertCleanAfterInterrupt(run: IrsaRun, warm?: WarmEnvironment, signal = 'SIGINT'): Promise<void> {
   const result = await run.exited;
+  const code = signal === 'SIGTERM' ? 143 : 130;
   assert.equal(
     result.code,
-    130,
-    `exit code 130 after SIGINT (got ${result.code}, signal ${result.signal})\n${result.stderr.slice(-2000)}`,
+    code,
+    `exit code ${code} after ${signal} (got ${result.code}, signal ${result.signal})\n${result.stderr.slice(-2000)}`,
   );
-  assert.match(result.stderr, /SIGINT: no new steps start; cleaning up/);
+  assert.match(result.stderr, new RegExp(`${signal}: no new steps start; cleaning up`));
   const left = await leftoversOf(run);
   assert.deepEqual(left, { processes: [], ports: [], tempDirs: [] }, 'nothing of the run is left');
   if (warm) {
@@ -112,6 +114,13 @@ describe('interrupted runs', {
     assert.ok(run.seen.size > 0, 'components were running when the signal was sent');
     run.signal('SIGINT');
     await assertCleanAfterInterrupt(run);
+  });
+
+  it('SIGTERM during the start of its own target: the same, exit 143', async () => {
+    const run = irsa(INFRA_SCENARIO, { IRSA_VERBOSE: 'true' });
+    await run.waitForOutput(/embedded: kube-apiserver ready/);
+    run.signal('SIGTERM');
+    await assertCleanAfterInterrupt(run, undefined, 'SIGTERM');
   });
 
   it('during the capability probes on an attached environment', async () => {
