@@ -9,12 +9,13 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { diagnoseToken } from '../support/diagnose/token.ts';
+import { preflightWebhookConfiguration } from '../support/diagnose/webhook.ts';
 import { OperationTimeout } from '../support/errors.ts';
 import { execInPod, waitForReadyPod } from '../support/kube/ops.ts';
 import { decodeTokenClaims } from '../support/oidc/token.ts';
 import { simulatePermission } from '../support/policy/simulate.ts';
 import { permissionPolicyFor } from '../support/provision/application.ts';
-import { readIdentityProvider } from '../support/provision/infrastructure.ts';
+import { podCreateWebhooks, readIdentityProvider } from '../support/provision/infrastructure.ts';
 import { registerSecret } from '../support/redact.ts';
 import { retry } from '../support/retry.ts';
 import { bucketByName, uploadBody } from './application.steps.ts';
@@ -104,6 +105,25 @@ export async function run(world: IrsaWorld, label: string, command: string): Pro
   );
 }
 
+/**
+ * Why an annotated ServiceAccount's pod came out unmutated, from what the cluster shows: no
+ * configuration intercepting pod CREATE, or the pre-flight findings of those that do (the
+ * admission version trap, failurePolicy Ignore hiding an outage).
+ */
+async function whyNotMutated(world: IrsaWorld): Promise<string> {
+  const configs = await podCreateWebhooks(world.clients);
+  if (configs.length === 0) return 'no MutatingWebhookConfiguration intercepts pod CREATE';
+  const findings = configs.flatMap((cfg) =>
+    preflightWebhookConfiguration(cfg, { webhookVersion: world.state.target.webhookVersion }).filter(
+      (f) => f.severity !== 'info',
+    ),
+  );
+  const names = configs.map((cfg) => cfg.metadata?.name).join(', ');
+  return findings.length > 0
+    ? `pre-flight of ${names}: ${findings.map((f) => f.message).join('; ')}`
+    : `${names} intercept pod CREATE and pass the pre-flight; see the webhook log for its answer`;
+}
+
 Then('the pod of team {string} is Running', async function (this: IrsaWorld, label: string) {
   const pod = await podOf(this, label);
   assert.equal(pod.status?.phase, 'Running');
@@ -120,12 +140,15 @@ Then(
       name: tenant.serviceAccount,
     });
     const annotation = sa.metadata?.annotations?.[`${d.annotationPrefix}/role-arn`];
+    const unmutated = containersOf(pod).some((c) => envOf(c, 'AWS_ROLE_ARN') === undefined);
+    const why = !unmutated
+      ? ''
+      : annotation
+        ? `the webhook did not mutate the pod: ${await whyNotMutated(this)}`
+        : `the ServiceAccount ${tenant.namespace}/${tenant.serviceAccount} has no ${d.annotationPrefix}/role-arn annotation, so the webhook leaves the pod alone`;
     for (const c of containersOf(pod)) {
       const roleArn = envOf(c, 'AWS_ROLE_ARN');
       const tokenFile = envOf(c, 'AWS_WEB_IDENTITY_TOKEN_FILE');
-      const why = annotation
-        ? 'the webhook did not mutate the pod (is a MutatingWebhookConfiguration registered and answering? see the webhook log)'
-        : `the ServiceAccount ${tenant.namespace}/${tenant.serviceAccount} has no ${d.annotationPrefix}/role-arn annotation, so the webhook leaves the pod alone`;
       assert.equal(
         roleArn,
         tenant.roleArn,
