@@ -8,6 +8,7 @@ import { CreateOpenIDConnectProviderCommand, GetOpenIDConnectProviderCommand } f
 import {
   type BucketLocationConstraint,
   CreateBucketCommand,
+  HeadBucketCommand,
   PutBucketPolicyCommand,
   PutBucketTaggingCommand,
   PutObjectCommand,
@@ -99,6 +100,27 @@ export function bucketUrl(ctx: { target: ProvisionContext['target'] }, bucket: s
 export async function createTaggedBucket(ctx: ProvisionContext, bucket: string): Promise<void> {
   const c = ctx.clients;
   const region = ctx.target.aws.region;
+  // In us-east-1 CreateBucket succeeds for a bucket the caller already owns: ask first, so the
+  // harness never tags, records and later deletes a bucket it did not create.
+  const exists = await c.s3.send(new HeadBucketCommand({ Bucket: bucket })).then(
+    () => true,
+    (e: unknown) => {
+      if (
+        isAwsError(e, 'NotFound', 'NoSuchBucket') ||
+        (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404
+      )
+        return false;
+      // 403: the name exists in another account.
+      if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 403) return true;
+      throw e;
+    },
+  );
+  if (exists) {
+    throw new UsageError(
+      `bucket ${bucket} already exists`,
+      'a bucket of this name belongs to another run or user; run `npm run sweep` or choose another setup',
+    );
+  }
   try {
     await c.s3.send(
       new CreateBucketCommand({
