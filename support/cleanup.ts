@@ -50,7 +50,7 @@ async function emptyBucket(c: Clients, bucket: string): Promise<void> {
   }
 }
 
-export async function deleteResource(c: Clients, ref: ResourceRef, timeoutSeconds: number): Promise<void> {
+export async function deleteResource(c: Clients, ref: ResourceRef): Promise<void> {
   switch (ref.kind) {
     case 's3-bucket':
       await ignoreGone(emptyBucket(c, ref.bucket));
@@ -184,7 +184,7 @@ export async function flushLedger(
       continue;
     }
     try {
-      await retry(() => deleteResource(c, entry.ref, opts.timeoutSeconds), {
+      await retry(() => deleteResource(c, entry.ref), {
         operation: `cleanup of ${what}`,
         waitingFor: 'the deletion to be accepted',
         timeoutSeconds: opts.timeoutSeconds,

@@ -35,7 +35,8 @@ function percentile(values: number[], p: number): number {
   return v[Math.min(v.length - 1, Math.ceil((p / 100) * v.length) - 1)] ?? Number.NaN;
 }
 
-const fmt = (s: Stat, unit = 's', digits = 2) => `${s.median.toFixed(digits)} ${unit} (min ${s.min.toFixed(digits)}, max ${s.max.toFixed(digits)}, n=${s.n})`;
+const fmt = (s: Stat, unit = 's', digits = 2) =>
+  `${s.median.toFixed(digits)} ${unit} (min ${s.min.toFixed(digits)}, max ${s.max.toFixed(digits)}, n=${s.n})`;
 
 /** Peak resident memory (VmHWM) of a live process, in MiB. */
 function peakRssMiB(pid: number): number | undefined {
@@ -79,19 +80,38 @@ function runSuite(env: Record<string, string>, args: string[]): Promise<SuiteRun
         const starts = new Map<string, { caseId: string; t: number }>();
         for (const line of readFileSync(ndjson, 'utf8').split('\n')) {
           if (!line) continue;
-          const e = JSON.parse(line) as Record<string, { id: string; name: string; pickleId: string; testCaseId: string; testCaseStartedId: string; timestamp: { seconds: number; nanos: number } }>;
+          const e = JSON.parse(line) as Record<
+            string,
+            {
+              id: string;
+              name: string;
+              pickleId: string;
+              testCaseId: string;
+              testCaseStartedId: string;
+              timestamp: { seconds: number; nanos: number };
+            }
+          >;
           const ts = (x: { seconds: number; nanos: number }) => x.seconds + x.nanos / 1e9;
           if (e.pickle) names.set(e.pickle.id, e.pickle.name);
           if (e.testCase) cases.set(e.testCase.id, e.testCase.pickleId);
-          if (e.testCaseStarted) starts.set(e.testCaseStarted.id, { caseId: e.testCaseStarted.testCaseId, t: ts(e.testCaseStarted.timestamp) });
+          if (e.testCaseStarted)
+            starts.set(e.testCaseStarted.id, {
+              caseId: e.testCaseStarted.testCaseId,
+              t: ts(e.testCaseStarted.timestamp),
+            });
           if (e.testCaseFinished) {
             const s = starts.get(e.testCaseFinished.testCaseStartedId);
-            if (s) scenarioSeconds[`${names.get(cases.get(s.caseId) ?? '')}#${s.caseId.slice(0, 4)}`] = ts(e.testCaseFinished.timestamp) - s.t;
+            if (s)
+              scenarioSeconds[`${names.get(cases.get(s.caseId) ?? '')}#${s.caseId.slice(0, 4)}`] =
+                ts(e.testCaseFinished.timestamp) - s.t;
           }
         }
       }
-      const bench = existsSync(benchOut) ? (JSON.parse(readFileSync(benchOut, 'utf8')) as SuiteRun['bench']) : undefined;
-      if (code !== 0) process.stderr.write(`bench: a suite run exited ${code}:\n${err.split('\n').slice(-12).join('\n')}\n`);
+      const bench = existsSync(benchOut)
+        ? (JSON.parse(readFileSync(benchOut, 'utf8')) as SuiteRun['bench'])
+        : undefined;
+      if (code !== 0)
+        process.stderr.write(`bench: a suite run exited ${code}:\n${err.split('\n').slice(-12).join('\n')}\n`);
       rmSync(reports, { recursive: true, force: true });
       resolve({ seconds, exitCode: code ?? 1, scenarioSeconds, ...(bench ? { bench } : {}) });
     });
@@ -112,7 +132,10 @@ export async function runBench(argv: string[]): Promise<number> {
   const config = loadConfig(process.env, { target: 'embedded' });
   const setup = loadSetup(config.setupDir);
   const logsDir = mkdtempSync(path.join(os.tmpdir(), 'irsa-bench-logs-'));
-  const result: Record<string, unknown> = { machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) }, runs };
+  const result: Record<string, unknown> = {
+    machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
+    runs,
+  };
   const out = (line: string) => process.stdout.write(`${line}\n`);
   out(`irsa-conformance benchmark: ${runs} run(s) each, ${os.cpus().length} cores`);
 
@@ -123,12 +146,19 @@ export async function runBench(argv: string[]): Promise<number> {
     const rss: Record<string, number[]> = {};
     for (let i = 0; i < runs; i++) {
       const envId = `bench${i}${Date.now().toString(36).slice(-4)}`;
-      const t = await startEmbeddedTarget({ logsDir, discoveryBucket: discoveryBucketFor(envId), webhookFlags: setup.spec.webhook.flags, envId });
-      for (const [k, v] of Object.entries(t.timings)) (perComponent[k] ??= []).push(v / 1000);
+      const t = await startEmbeddedTarget({
+        logsDir,
+        discoveryBucket: discoveryBucketFor(envId),
+        webhookFlags: setup.spec.webhook.flags,
+        envId,
+      });
+      for (const [k, v] of Object.entries(t.timings)) {
+        perComponent[k] = [...(perComponent[k] ?? []), v / 1000];
+      }
       const state = JSON.parse(readFileSync(t.statePath, 'utf8')) as { processes: { name: string; pid: number }[] };
       for (const p of state.processes) {
         const m = peakRssMiB(p.pid);
-        if (m !== undefined) (rss[p.name] ??= []).push(m);
+        if (m !== undefined) rss[p.name] = [...(rss[p.name] ?? []), m];
       }
       const s0 = Date.now();
       await t.stop();
@@ -168,8 +198,16 @@ export async function runBench(argv: string[]): Promise<number> {
   if (!skip.has('warm') || !skip.has('tenants')) {
     const envId = `benchwarm${Date.now().toString(36).slice(-4)}`;
     const stateFile = path.join(logsDir, 'warm.json');
-    const t = await startEmbeddedTarget({ logsDir, discoveryBucket: discoveryBucketFor(envId), webhookFlags: setup.spec.webhook.flags, envId, stateFile });
-    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as Record<string, unknown> & { descriptor: { webhookVersion?: string } };
+    const t = await startEmbeddedTarget({
+      logsDir,
+      discoveryBucket: discoveryBucketFor(envId),
+      webhookFlags: setup.spec.webhook.flags,
+      envId,
+      stateFile,
+    });
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as Record<string, unknown> & {
+      descriptor: { webhookVersion?: string };
+    };
     const { readVersions } = await import('../targets/embedded/binaries.ts');
     state.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
     writeFileSync(stateFile, JSON.stringify({ ...state, webhookFlags: setup.spec.webhook.flags }), { mode: 0o600 });
@@ -184,9 +222,15 @@ export async function runBench(argv: string[]): Promise<number> {
           perScenario.push(...Object.values(r.scenarioSeconds));
         }
         result.warmSuite = stat(warm);
-        result.perScenario = { p50: percentile(perScenario, 50), p95: percentile(perScenario, 95), n: perScenario.length };
+        result.perScenario = {
+          p50: percentile(perScenario, 50),
+          p95: percentile(perScenario, 95),
+          n: perScenario.length,
+        };
         out(`Default suite on a warm environment: ${fmt(stat(warm))}`);
-        out(`Per scenario: p50 ${percentile(perScenario, 50).toFixed(2)} s, p95 ${percentile(perScenario, 95).toFixed(2)} s (${perScenario.length} scenario runs)`);
+        out(
+          `Per scenario: p50 ${percentile(perScenario, 50).toFixed(2)} s, p95 ${percentile(perScenario, 95).toFixed(2)} s (${perScenario.length} scenario runs)`,
+        );
       }
       if (!skip.has('tenants')) {
         out('\nTenant isolation matrix at --parallel 4 (warm):');
@@ -194,7 +238,12 @@ export async function runBench(argv: string[]): Promise<number> {
         for (const n of tenantCounts) {
           const times: number[] = [];
           for (let i = 0; i < runs; i++) {
-            const r = await runSuite({ IRSA_ATTACH: stateFile, IRSA_TENANTS: String(n) }, ['--tags', '@tenant-matrix', '--parallel', '4']);
+            const r = await runSuite({ IRSA_ATTACH: stateFile, IRSA_TENANTS: String(n) }, [
+              '--tags',
+              '@tenant-matrix',
+              '--parallel',
+              '4',
+            ]);
             if (r.exitCode === 0) times.push(r.seconds);
           }
           byCount[String(n)] = stat(times);
@@ -202,7 +251,8 @@ export async function runBench(argv: string[]): Promise<number> {
         }
         const lo = Math.min(...tenantCounts);
         const hi = Math.max(...tenantCounts);
-        const marginal = ((byCount[String(hi)]?.median ?? Number.NaN) - (byCount[String(lo)]?.median ?? Number.NaN)) / (hi - lo);
+        const marginal =
+          ((byCount[String(hi)]?.median ?? Number.NaN) - (byCount[String(lo)]?.median ?? Number.NaN)) / (hi - lo);
         out(`  marginal cost per extra tenant (${lo}→${hi}): ${marginal.toFixed(2)} s`);
         result.tenants = { byCount, marginalSecondsPerTenant: marginal };
       }

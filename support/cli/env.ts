@@ -32,7 +32,10 @@ export async function runEnv(argv: string[]): Promise<number> {
   switch (sub) {
     case 'up': {
       if (existsSync(WARM_STATE)) {
-        throw new UsageError(`a warm environment is already running (state ${WARM_STATE})`, 'stop it with `npm run env -- down` first');
+        throw new UsageError(
+          `a warm environment is already running (state ${WARM_STATE})`,
+          'stop it with `npm run env -- down` first',
+        );
       }
       const config = loadConfig(process.env, { target: 'embedded' });
       const setup = loadSetup(config.setupDir);
@@ -50,21 +53,27 @@ export async function runEnv(argv: string[]): Promise<number> {
         startTimeoutMs: config.timeouts.startSeconds * 1000,
       });
       const { readVersions } = await import('../targets/embedded/binaries.ts');
-      const state = JSON.parse(readFileSync(t.statePath, 'utf8')) as Record<string, unknown> & { descriptor: { webhookVersion?: string } };
+      const state = JSON.parse(readFileSync(t.statePath, 'utf8')) as Record<string, unknown> & {
+        descriptor: { webhookVersion?: string };
+      };
       state.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
-      writeFileSync(t.statePath, JSON.stringify({ ...state, webhookFlags: setup.spec.webhook.flags, setupDir: setup.dir }, null, 2), { mode: 0o600 });
+      writeFileSync(
+        t.statePath,
+        JSON.stringify({ ...state, webhookFlags: setup.spec.webhook.flags, setupDir: setup.dir }, null, 2),
+        { mode: 0o600 },
+      );
       process.stdout.write(
         [
           `warm embedded environment ${envId} ready in ${((Date.now() - started) / 1000).toFixed(1)} s`,
           `  state: ${t.statePath}`,
-          '  use it:  IRSA_ATTACH=' + t.statePath + ' npm run conformance',
+          `  use it:  IRSA_ATTACH=${t.statePath} npm run conformance`,
           '  stop it: npm run env -- down',
           '',
         ].join('\n'),
       );
       // The components are detached and outlive this process; leave now instead of waiting on
       // the handles this process still holds to them.
-      process.exit(0);
+      return process.exit(0);
     }
     case 'down': {
       if (!existsSync(WARM_STATE)) {
@@ -80,12 +89,21 @@ export async function runEnv(argv: string[]): Promise<number> {
         process.stdout.write('no warm environment is running\n');
         return 0;
       }
-      const s = JSON.parse(readFileSync(WARM_STATE, 'utf8')) as { envId: string; processes: { name: string; pid: number }[]; startedAt: string };
+      const s = JSON.parse(readFileSync(WARM_STATE, 'utf8')) as {
+        envId: string;
+        processes: { name: string; pid: number }[];
+        startedAt: string;
+      };
       const up = s.processes.filter((p) => alive(p.pid)).map((p) => p.name);
-      process.stdout.write(`warm environment ${s.envId} since ${s.startedAt}: ${up.length}/${s.processes.length} processes alive (${up.join(', ')})\n  IRSA_ATTACH=${WARM_STATE}\n`);
+      process.stdout.write(
+        `warm environment ${s.envId} since ${s.startedAt}: ${up.length}/${s.processes.length} processes alive (${up.join(', ')})\n  IRSA_ATTACH=${WARM_STATE}\n`,
+      );
       return up.length === s.processes.length ? 0 : 1;
     }
     default:
-      throw new UsageError(`unknown env command ${JSON.stringify(sub ?? '')}`, 'use `npm run env -- up`, `down` or `status`');
+      throw new UsageError(
+        `unknown env command ${JSON.stringify(sub ?? '')}`,
+        'use `npm run env -- up`, `down` or `status`',
+      );
   }
 }

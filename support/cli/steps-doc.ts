@@ -37,7 +37,9 @@ function featureSteps(): string[] {
 export async function renderCatalogue(): Promise<string> {
   const env = { ...process.env, IRSA_RUN_STATE: '' };
   const { runConfiguration } = await loadConfiguration({ file: 'cucumber.js' }, { cwd: repoRoot, env });
-  const library = (await loadSupport(runConfiguration, { cwd: repoRoot, env })) as unknown as { stepDefinitions: StepDefinitionLike[] };
+  const library = (await loadSupport(runConfiguration, { cwd: repoRoot, env })) as unknown as {
+    stepDefinitions: StepDefinitionLike[];
+  };
   const uses = featureSteps();
   const byFile = new Map<string, StepDefinitionLike[]>();
   for (const s of library.stepDefinitions) {

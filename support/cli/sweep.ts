@@ -488,7 +488,7 @@ export async function deleteLeftovers(c: Clients, leftovers: Leftover[], timeout
       4,
       async (l) => {
         try {
-          await retry(() => deleteResource(c, l.ref, timeoutSeconds), {
+          await retry(() => deleteResource(c, l.ref), {
             operation: `sweep of ${l.what}`,
             waitingFor: 'the deletion to be accepted',
             timeoutSeconds,

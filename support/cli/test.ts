@@ -37,14 +37,26 @@ function stages(): Stage[] {
   return [
     { name: 'lint', describe: 'biome check', argv: [node, 'node_modules/@biomejs/biome/bin/biome', 'check', '.'] },
     { name: 'types', describe: 'tsc --noEmit (strict)', argv: [node, 'node_modules/typescript/bin/tsc', '-p', '.'] },
-    { name: 'steps-doc', describe: 'docs/steps.md matches the step definitions', argv: [node, '--import', 'tsx', 'support/cli/main.ts', 'steps-doc', '--check'] },
+    {
+      name: 'steps-doc',
+      describe: 'docs/steps.md matches the step definitions',
+      argv: [node, '--import', 'tsx', 'support/cli/main.ts', 'steps-doc', '--check'],
+    },
     {
       name: 'unit',
       describe: 'unit and integration tests (node --test)',
       argv: [node, '--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=900000', ...tests],
     },
-    { name: 'suite', describe: 'conformance suite on the embedded target', argv: [node, '--import', 'tsx', 'support/cli/main.ts', 'conformance'] },
-    { name: 'selftest', describe: 'self-test: the suite against the fault catalogue', argv: [node, '--import', 'tsx', 'support/cli/main.ts', 'selftest'] },
+    {
+      name: 'suite',
+      describe: 'conformance suite on the embedded target',
+      argv: [node, '--import', 'tsx', 'support/cli/main.ts', 'conformance'],
+    },
+    {
+      name: 'selftest',
+      describe: 'self-test: the suite against the fault catalogue',
+      argv: [node, '--import', 'tsx', 'support/cli/main.ts', 'selftest'],
+    },
   ];
 }
 
@@ -55,7 +67,8 @@ export function parseCounts(output: string): { passed: number; failed: number; s
   const pass = [...output.matchAll(/^(?:ℹ|#) pass (\d+)$/gm)].pop();
   const fail = [...output.matchAll(/^(?:ℹ|#) fail (\d+)$/gm)].pop();
   const skip = [...output.matchAll(/^(?:ℹ|#) skipped (\d+)$/gm)].pop();
-  if (pass || fail) return { passed: Number(pass?.[1] ?? 0), failed: Number(fail?.[1] ?? 0), skipped: Number(skip?.[1] ?? 0) };
+  if (pass || fail)
+    return { passed: Number(pass?.[1] ?? 0), failed: Number(fail?.[1] ?? 0), skipped: Number(skip?.[1] ?? 0) };
   return undefined;
 }
 
@@ -84,7 +97,9 @@ function runStage(stage: Stage): Promise<Outcome> {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
       const exitCode = code ?? (signal ? 128 : 1);
-      const counts = parseCounts(output) ?? (exitCode === 0 ? { passed: 1, failed: 0, skipped: 0 } : { passed: 0, failed: 1, skipped: 0 });
+      const counts =
+        parseCounts(output) ??
+        (exitCode === 0 ? { passed: 1, failed: 0, skipped: 0 } : { passed: 0, failed: 1, skipped: 0 });
       // A stage that exits non-zero failed, whatever it counted.
       if (exitCode !== 0 && counts.failed === 0) counts.failed = 1;
       resolve({ stage, exitCode, seconds: (Date.now() - started) / 1000, ...counts });
@@ -106,7 +121,11 @@ export async function runTests(argv: string[]): Promise<number> {
       `${verdict} ${o.stage.name.padEnd(width)}  ${o.passed} passed, ${o.failed} failed, ${o.skipped} skipped  (${o.seconds.toFixed(1)} s)\n`,
     );
   }
-  const total = outcomes.reduce((a, o) => ({ p: a.p + o.passed, f: a.f + o.failed, s: a.s + o.skipped }), { p: 0, f: 0, s: 0 });
+  const total = outcomes.reduce((a, o) => ({ p: a.p + o.passed, f: a.f + o.failed, s: a.s + o.skipped }), {
+    p: 0,
+    f: 0,
+    s: 0,
+  });
   const failedStages = outcomes.filter((o) => o.exitCode !== 0).length;
   process.stdout.write(`total: ${total.p} passed, ${total.f} failed, ${total.s} skipped\n`);
   return failedStages === 0 ? 0 : 1;
