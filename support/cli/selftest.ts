@@ -885,6 +885,10 @@ export async function runSelfTest(argv: string[]): Promise<number> {
   process.stdout.write(
     `\n${table}\n\n${problems.length ? `Problems:\n${problems.map((p) => `  - ${p}`).join('\n')}\n\n` : ''}${summary}\n`,
   );
+  // One line the test command counts: each fault caught, each correct-setup run green.
+  const passed = caught + baselineVerdicts.filter((b) => b.green).length;
+  const failed = faults.length - caught + baselineVerdicts.filter((b) => !b.green).length;
+  process.stdout.write(`selftest: ${passed} passed, ${failed} failed\n`);
   const dir = path.join(config.reportsDir, 'selftest');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'summary.txt'), `${table}\n\n${problems.map((p) => `- ${p}`).join('\n')}\n${summary}\n`);

@@ -62,13 +62,16 @@ function stages(): Stage[] {
 
 /** Reads the counts a stage printed: node's test runner (ℹ pass N) or our "N passed, N failed[, N skipped]". */
 export function parseCounts(output: string): { passed: number; failed: number; skipped: number } | undefined {
+  // The last summary a stage printed is its own (integration tests print their children's first).
   const plain = [...output.matchAll(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/g)].pop();
-  if (plain) return { passed: Number(plain[1]), failed: Number(plain[2]), skipped: Number(plain[3] ?? 0) };
   const pass = [...output.matchAll(/^(?:ℹ|#) pass (\d+)$/gm)].pop();
   const fail = [...output.matchAll(/^(?:ℹ|#) fail (\d+)$/gm)].pop();
   const skip = [...output.matchAll(/^(?:ℹ|#) skipped (\d+)$/gm)].pop();
-  if (pass || fail)
+  const nodeAt = Math.max(pass?.index ?? -1, fail?.index ?? -1);
+  if (nodeAt >= 0 && nodeAt > (plain?.index ?? -1)) {
     return { passed: Number(pass?.[1] ?? 0), failed: Number(fail?.[1] ?? 0), skipped: Number(skip?.[1] ?? 0) };
+  }
+  if (plain) return { passed: Number(plain[1]), failed: Number(plain[2]), skipped: Number(plain[3] ?? 0) };
   return undefined;
 }
 
