@@ -114,14 +114,7 @@ Then(
 async function anonymousJson(world: IrsaWorld, key: string): Promise<{ url: string; status: number; body: unknown }> {
   const infra = await infrastructure(world);
   const url = `${infra.discoveryUrl}/${key}`;
-  const res = await world.clients.anonymousGet(url);
-  let body: unknown;
-  try {
-    body = JSON.parse(res.body);
-  } catch {
-    body = res.body;
-  }
-  return { url, status: res.status, body };
+  return { url, ...(await world.clients.anonymousGetJson(url)) };
 }
 
 Then(

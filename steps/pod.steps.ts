@@ -289,16 +289,7 @@ Then(
     const idp = await readIdentityProvider(this.clients, infra.identityProviderArn);
     const diagnosis = await diagnoseToken({
       token,
-      fetchJson: async (url) => {
-        const r = await this.clients.anonymousGet(url);
-        let body: unknown = r.body;
-        try {
-          body = JSON.parse(r.body);
-        } catch {
-          // reported by the diagnosis as "not a JSON object"
-        }
-        return { status: r.status, body };
-      },
+      fetchJson: this.clients.anonymousGetJson,
       identityProvider: { url: idp.url, clientIds: idp.clientIds },
     });
     this.attach(

@@ -231,16 +231,7 @@ async function diagnose(world: IrsaWorld, label: string): Promise<TokenDiagnosis
   const now = diagnoseAt.get(world)?.get(label);
   const d = await diagnoseToken({
     token: tokenOf(world, label),
-    fetchJson: async (url) => {
-      const r = await world.clients.anonymousGet(url);
-      let body: unknown = r.body;
-      try {
-        body = JSON.parse(r.body);
-      } catch {
-        // reported by the diagnosis as "not a JSON object"
-      }
-      return { status: r.status, body };
-    },
+    fetchJson: world.clients.anonymousGetJson,
     identityProvider: { url: idp.url, clientIds: idp.clientIds },
     ...(now ? { now } : {}),
   });

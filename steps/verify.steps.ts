@@ -123,16 +123,7 @@ Then(
     }
     const diagnosis = await diagnoseToken({
       token: token(this),
-      fetchJson: async (url) => {
-        const r = await this.clients.anonymousGet(url);
-        let body: unknown = r.body;
-        try {
-          body = JSON.parse(r.body);
-        } catch {
-          // reported by the diagnosis as "not a JSON object"
-        }
-        return { status: r.status, body };
-      },
+      fetchJson: this.clients.anonymousGetJson,
       ...(identityProvider ? { identityProvider } : {}),
     });
     this.attach(

@@ -199,6 +199,25 @@ export async function flushLedger(
   return report;
 }
 
+/** Waits, watching, until the namespace is gone (its deletion was requested before). */
+export async function waitForNamespaceGone(c: Clients, name: string, timeoutSeconds: number): Promise<void> {
+  await waitForDeletion(
+    c,
+    '/api/v1/namespaces',
+    name,
+    async () => {
+      try {
+        await c.core.readNamespace({ name });
+        return true;
+      } catch (e) {
+        if (isNotFound(e)) return false;
+        throw e;
+      }
+    },
+    timeoutSeconds,
+  );
+}
+
 /**
  * Waits until no namespace labelled with the run id remains (their deletion was requested by the
  * ledger flushes), watching namespaces. Returns the names still there at the timeout.
@@ -216,21 +235,7 @@ export async function waitForNamespacesGone(
   for (const name of left) {
     const budget = Math.max(1, Math.round((deadline - Date.now()) / 1000));
     try {
-      await waitForDeletion(
-        c,
-        '/api/v1/namespaces',
-        name,
-        async () => {
-          try {
-            await c.core.readNamespace({ name });
-            return true;
-          } catch (e) {
-            if (isNotFound(e)) return false;
-            throw e;
-          }
-        },
-        budget,
-      );
+      await waitForNamespaceGone(c, name, budget);
     } catch {
       break;
     }

@@ -44,6 +44,8 @@ export interface Clients {
   sts: STSClient;
   /** An unauthenticated GET, as AWS STS or a browser would fetch the discovery documents. */
   anonymousGet(url: string): Promise<HttpResult>;
+  /** The same, with the body parsed as JSON where it is JSON (else the text): a token diagnosis's fetchJson. */
+  anonymousGetJson(url: string): Promise<{ status: number; body: unknown }>;
   /** AWS client options for another identity (e.g. role credentials), same endpoint and trust. */
   awsClientOptions(credentials?: {
     accessKeyId: string;
@@ -131,6 +133,16 @@ export function createClients(t: TargetDescriptor): Clients {
     s3: guard(new S3Client({ ...base, forcePathStyle: t.aws.forcePathStyle })),
     sts: guard(new STSClient(base)),
     anonymousGet,
+    async anonymousGetJson(url: string) {
+      const r = await anonymousGet(url);
+      let body: unknown = r.body;
+      try {
+        body = JSON.parse(r.body);
+      } catch {
+        // Not JSON: callers report "not a JSON object" with the status.
+      }
+      return { status: r.status, body };
+    },
     awsClientOptions,
     destroy() {
       agent.destroy();

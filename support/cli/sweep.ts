@@ -37,11 +37,10 @@ import {
 import { GetBucketTaggingCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { awsErrorName, describeAwsError } from '../aws/errors.ts';
-import { deleteResource, retryableDelete } from '../cleanup.ts';
+import { deleteResource, retryableDelete, waitForNamespaceGone } from '../cleanup.ts';
 import { type Clients, createClients, loadKubeConfig } from '../clients.ts';
 import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
-import { isNotFound, waitForDeletion } from '../kube/ops.ts';
 import { describeRef, type ResourceRef } from '../ledger.ts';
 import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../names.ts';
 import { envsRoot, runsRoot } from '../paths.ts';
@@ -507,21 +506,7 @@ export async function deleteLeftovers(c: Clients, leftovers: Leftover[], timeout
     if (l.ref.kind !== 'k8s-namespace' || !report.deleted.includes(l.what)) continue;
     const name = l.ref.name;
     try {
-      await waitForDeletion(
-        c,
-        '/api/v1/namespaces',
-        name,
-        async () => {
-          try {
-            await c.core.readNamespace({ name });
-            return true;
-          } catch (e) {
-            if (isNotFound(e)) return false;
-            throw e;
-          }
-        },
-        Math.max(1, Math.round((deadline - Date.now()) / 1000)),
-      );
+      await waitForNamespaceGone(c, name, Math.max(1, Math.round((deadline - Date.now()) / 1000)));
     } catch (e) {
       report.deleted.splice(report.deleted.indexOf(l.what), 1);
       report.failed.push({ what: l.what, error: (e as Error).message });

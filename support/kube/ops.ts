@@ -4,7 +4,14 @@
  * through the API server's exec subresource, and a status code helper for typed errors.
  */
 import { PassThrough } from 'node:stream';
-import { Exec, type KubernetesObject, type V1Pod, type V1Status, Watch } from '@kubernetes/client-node';
+import {
+  Exec,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Pod,
+  type V1Status,
+  Watch,
+} from '@kubernetes/client-node';
 import type { Clients } from '../clients.ts';
 import { OperationTimeout } from '../errors.ts';
 
@@ -44,33 +51,25 @@ function describePodState(pod: V1Pod | undefined): string {
 }
 
 /**
- * Waits until a pod matching the label selector is Running and Ready, watching the namespace.
- * Resolves with that pod. The timeout error says what the last pod looked like.
+ * Watches a collection from `resourceVersion` until `accept` takes an object, and resolves with
+ * it; the one waiting primitive of the harness (watch, never poll). The timeout error names the
+ * operation and describes the last object seen.
  */
-export async function waitForReadyPod(
-  clients: Clients,
-  namespace: string,
-  labelSelector: string,
-  timeoutSeconds: number,
-): Promise<V1Pod> {
-  const list = await clients.core.listNamespacedPod({ namespace, labelSelector });
-  const ready = list.items.find((p) => podIsReady(p) && !p.metadata?.deletionTimestamp);
-  if (ready) return ready;
-  let last: V1Pod | undefined = list.items[0];
-  const watch = new Watch(clients.kc);
+export async function watchUntil<T extends KubernetesObject>(
+  kc: KubeConfig,
+  path: string,
+  query: Record<string, string | number | boolean | undefined>,
+  accept: (obj: T) => boolean,
+  o: { operation: string; describeLast: (last: T | undefined) => string; timeoutSeconds: number; last?: T },
+): Promise<T> {
+  let last = o.last;
+  const watch = new Watch(kc);
   let controller: AbortController | undefined;
   try {
-    return await new Promise<V1Pod>((resolve, reject) => {
+    return await new Promise<T>((resolve, reject) => {
       const timer = setTimeout(
-        () =>
-          reject(
-            new OperationTimeout(
-              `waiting for a Ready pod (${labelSelector}) in ${namespace}`,
-              describePodState(last),
-              timeoutSeconds,
-            ),
-          ),
-        timeoutSeconds * 1000,
+        () => reject(new OperationTimeout(o.operation, o.describeLast(last), o.timeoutSeconds)),
+        o.timeoutSeconds * 1000,
       );
       const done = (fn: () => void) => {
         clearTimeout(timer);
@@ -78,12 +77,12 @@ export async function waitForReadyPod(
       };
       watch
         .watch(
-          `/api/v1/namespaces/${namespace}/pods`,
-          { labelSelector, resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
-          (phase: string, pod: V1Pod) => {
-            if (phase === 'BOOKMARK') return;
-            last = pod;
-            if (phase !== 'DELETED' && podIsReady(pod) && !pod.metadata?.deletionTimestamp) done(() => resolve(pod));
+          path,
+          { allowWatchBookmarks: true, ...query },
+          (phase: string, obj: T) => {
+            if (phase === 'BOOKMARK' || phase === 'DELETED') return;
+            last = obj;
+            if (!obj.metadata?.deletionTimestamp && accept(obj)) done(() => resolve(obj));
           },
           (err: unknown) => {
             if (err) done(() => reject(err instanceof Error ? err : new Error(String(err))));
@@ -99,6 +98,34 @@ export async function waitForReadyPod(
   } finally {
     controller?.abort();
   }
+}
+
+/**
+ * Waits until a pod matching the label selector is Running and Ready, watching the namespace.
+ * Resolves with that pod. The timeout error says what the last pod looked like.
+ */
+export async function waitForReadyPod(
+  clients: Clients,
+  namespace: string,
+  labelSelector: string,
+  timeoutSeconds: number,
+): Promise<V1Pod> {
+  const list = await clients.core.listNamespacedPod({ namespace, labelSelector });
+  const ready = list.items.find((p) => podIsReady(p) && !p.metadata?.deletionTimestamp);
+  if (ready) return ready;
+  const first = list.items[0];
+  return watchUntil<V1Pod>(
+    clients.kc,
+    `/api/v1/namespaces/${namespace}/pods`,
+    { labelSelector, resourceVersion: list.metadata?.resourceVersion },
+    podIsReady,
+    {
+      operation: `waiting for a Ready pod (${labelSelector}) in ${namespace}`,
+      describeLast: describePodState,
+      timeoutSeconds,
+      ...(first ? { last: first } : {}),
+    },
+  );
 }
 
 /** Waits until an object is gone (404), watching its collection. */

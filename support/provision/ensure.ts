@@ -4,9 +4,6 @@
  * directory until the result (or the failure) is published. Resources go to the ledger's "run"
  * scope and are deleted by the coordinator at the end of the run.
  */
-import { closeSync, existsSync, openSync, readFileSync, renameSync, watch, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { OperationTimeout } from '../errors.ts';
 import { resourceName } from '../names.ts';
 import type { Jwks } from '../oidc/jwks.ts';
 import type { InfrastructureState } from '../run-state.ts';
@@ -24,6 +21,7 @@ import {
   registerWebhook,
   waitForClusterIssuer,
 } from './infrastructure.ts';
+import { runOnce } from './once.ts';
 
 /** What the infrastructure checks need beyond the shared state: what was built and from what. */
 export interface InfrastructureRecord extends InfrastructureState {
@@ -34,10 +32,6 @@ export interface InfrastructureRecord extends InfrastructureState {
   jwks: Jwks;
   created: string[];
 }
-
-const FILE = 'infrastructure.json';
-const FAILED = 'infrastructure-failed.json';
-const LOCK = 'infrastructure.lock';
 
 /**
  * Where the discovery documents go and which issuer they name. fixed: the target's bucket and the
@@ -106,85 +100,10 @@ async function provision(ctx: ProvisionContext): Promise<InfrastructureRecord> {
   };
 }
 
-function publish(runDir: string, name: string, value: unknown): void {
-  const file = path.join(runDir, name);
-  writeFileSync(`${file}.tmp`, JSON.stringify(value, null, 2), { mode: 0o600 });
-  renameSync(`${file}.tmp`, file);
-}
-
-function readPublished(runDir: string): InfrastructureRecord | undefined {
-  const failed = path.join(runDir, FAILED);
-  if (existsSync(failed)) {
-    const f = JSON.parse(readFileSync(failed, 'utf8')) as { message: string };
-    throw new Error(`the run's infrastructure could not be provisioned: ${f.message}`);
-  }
-  const file = path.join(runDir, FILE);
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as InfrastructureRecord) : undefined;
-}
-
-// Per run directory: one process may run several runs (the self-test, the live target's tests).
-const cache = new Map<string, InfrastructureRecord>();
-
-export async function ensureInfrastructure(ctx: ProvisionContext, runDir: string): Promise<InfrastructureRecord> {
-  const cached = cache.get(runDir);
-  if (cached) return cached;
-  const done = readPublished(runDir);
-  if (done) {
-    cache.set(runDir, done);
-    return done;
-  }
-  let fd: number | undefined;
-  try {
-    fd = openSync(path.join(runDir, LOCK), 'wx');
-  } catch {
-    fd = undefined;
-  }
-  if (fd !== undefined) {
-    closeSync(fd);
-    try {
-      const record = await provision({ ...ctx, scope: 'run' });
-      publish(runDir, FILE, record);
-      cache.set(runDir, record);
-      return record;
-    } catch (e) {
-      publish(runDir, FAILED, { message: (e as Error).message });
-      throw e;
-    }
-  }
-  // Another scenario is provisioning: wait for its result, watching the run directory.
-  const timeoutSeconds = ctx.config.timeouts.startSeconds;
-  return await new Promise<InfrastructureRecord>((resolve, reject) => {
-    const watcher = watch(runDir);
-    const finish = (fn: () => void) => {
-      clearTimeout(timer);
-      watcher.close();
-      fn();
-    };
-    const check = () => {
-      try {
-        const r = readPublished(runDir);
-        if (r) {
-          cache.set(runDir, r);
-          finish(() => resolve(r));
-        }
-      } catch (e) {
-        finish(() => reject(e));
-      }
-    };
-    const timer = setTimeout(
-      () =>
-        finish(() =>
-          reject(
-            new OperationTimeout(
-              'waiting for the infrastructure',
-              'the scenario provisioning it to finish',
-              timeoutSeconds,
-            ),
-          ),
-        ),
-      timeoutSeconds * 1000,
-    );
-    watcher.on('change', check);
-    check();
-  });
+/**
+ * The infrastructure of the run, provisioned exactly once whichever scenario or worker thread
+ * asks first (runOnce: a lock file in the run directory, the others watch for the result).
+ */
+export function ensureInfrastructure(ctx: ProvisionContext, runDir: string): Promise<InfrastructureRecord> {
+  return runOnce(runDir, 'infrastructure', ctx.config.timeouts.startSeconds, () => provision({ ...ctx, scope: 'run' }));
 }

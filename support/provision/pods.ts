@@ -8,11 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PatchStrategy, setHeaderOptions, type V1Container, type V1Pod, Watch } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type V1Container, type V1Pod } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import type { Clients } from '../clients.ts';
-import { OperationTimeout } from '../errors.ts';
-import { kubeStatus } from '../kube/ops.ts';
+import { kubeStatus, watchUntil } from '../kube/ops.ts';
 import { repoRoot } from '../paths.ts';
 import { retry } from '../retry.ts';
 import { substitute } from '../setup/setup.ts';
@@ -157,42 +156,20 @@ export async function waitForPod(
   const list = await clients.core.listNamespacedPod({ namespace, labelSelector });
   const found = list.items.find((p) => !p.metadata?.deletionTimestamp && accept(p));
   if (found) return found;
-  let last: V1Pod | undefined = list.items[0];
-  const watch = new Watch(clients.kc);
-  let controller: AbortController | undefined;
-  try {
-    return await new Promise<V1Pod>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const seen = last ? `last pod seen: ${last.metadata?.name} (uid ${last.metadata?.uid})` : 'no pod seen';
-        reject(new OperationTimeout(`waiting for ${what} (${labelSelector}) in ${namespace}`, seen, timeoutSeconds));
-      }, timeoutSeconds * 1000);
-      const done = (fn: () => void) => {
-        clearTimeout(timer);
-        fn();
-      };
-      watch
-        .watch(
-          `/api/v1/namespaces/${namespace}/pods`,
-          { labelSelector, resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
-          (phase: string, pod: V1Pod) => {
-            if (phase === 'BOOKMARK') return;
-            last = pod;
-            if (phase !== 'DELETED' && !pod.metadata?.deletionTimestamp && accept(pod)) done(() => resolve(pod));
-          },
-          (err: unknown) => {
-            if (err) done(() => reject(err instanceof Error ? err : new Error(String(err))));
-          },
-        )
-        .then(
-          (c) => {
-            controller = c;
-          },
-          (err: unknown) => done(() => reject(err)),
-        );
-    });
-  } finally {
-    controller?.abort();
-  }
+  const first = list.items[0];
+  return watchUntil<V1Pod>(
+    clients.kc,
+    `/api/v1/namespaces/${namespace}/pods`,
+    { labelSelector, resourceVersion: list.metadata?.resourceVersion },
+    accept,
+    {
+      operation: `waiting for ${what} (${labelSelector}) in ${namespace}`,
+      describeLast: (last) =>
+        last ? `last pod seen: ${last.metadata?.name} (uid ${last.metadata?.uid})` : 'no pod seen',
+      timeoutSeconds,
+      ...(first ? { last: first } : {}),
+    },
+  );
 }
 
 /** What `kubectl rollout restart` does: a new pod-template annotation, so the Deployment replaces its pods. */

@@ -27,11 +27,9 @@ import {
   setHeaderOptions,
   type V1ConfigMap,
   type V1Deployment,
-  Watch,
 } from '@kubernetes/client-node';
 import type { ContainerRuntimeClient, StartedTestContainer } from 'testcontainers';
-import { OperationTimeout } from '../../errors.ts';
-import { isNotFound } from '../../kube/ops.ts';
+import { isNotFound, watchUntil } from '../../kube/ops.ts';
 import { retry } from '../../retry.ts';
 import { normalizeImageRef } from './images.ts';
 
@@ -126,50 +124,20 @@ export async function waitForDeploymentRollout(
 ): Promise<V1Deployment> {
   const apps = kc.makeApiClient(AppsV1Api);
   const list = await apps.listNamespacedDeployment({ namespace, fieldSelector: `metadata.name=${name}` });
-  let last = list.items[0];
+  const last = list.items[0];
   if (last && rolledOut(last)) return last;
-  const watch = new Watch(kc);
-  let controller: AbortController | undefined;
-  try {
-    return await new Promise<V1Deployment>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new OperationTimeout(
-              `rolling out Deployment ${namespace}/${name}`,
-              describeDeployment(last),
-              timeoutSeconds,
-            ),
-          ),
-        timeoutSeconds * 1000,
-      );
-      const done = (fn: () => void) => {
-        clearTimeout(timer);
-        fn();
-      };
-      watch
-        .watch(
-          `/apis/apps/v1/namespaces/${namespace}/deployments`,
-          { fieldSelector: `metadata.name=${name}`, resourceVersion: list.metadata?.resourceVersion },
-          (phase: string, d: V1Deployment) => {
-            if (phase === 'BOOKMARK' || phase === 'DELETED') return;
-            last = d;
-            if (rolledOut(d)) done(() => resolve(d));
-          },
-          (err: unknown) => {
-            if (err) done(() => reject(err instanceof Error ? err : new Error(String(err))));
-          },
-        )
-        .then(
-          (c) => {
-            controller = c;
-          },
-          (err: unknown) => done(() => reject(err)),
-        );
-    });
-  } finally {
-    controller?.abort();
-  }
+  return watchUntil<V1Deployment>(
+    kc,
+    `/apis/apps/v1/namespaces/${namespace}/deployments`,
+    { fieldSelector: `metadata.name=${name}`, resourceVersion: list.metadata?.resourceVersion },
+    rolledOut,
+    {
+      operation: `rolling out Deployment ${namespace}/${name}`,
+      describeLast: describeDeployment,
+      timeoutSeconds,
+      ...(last ? { last } : {}),
+    },
+  );
 }
 
 /**

@@ -61,6 +61,7 @@ import { registerSecret } from '../../redact.ts';
 import type { LoadedSetup } from '../../setup/setup.ts';
 import { createCa, issueServingCert } from '../../tls.ts';
 import { applyWebhookDeployment, issueWebhookTls, webhookClientConfig } from '../../webhook-deploy.ts';
+import { dialectFromFlags } from '../dialect.ts';
 import { readVersions, type Versions } from '../embedded/binaries.ts';
 import { discoveryBucketFor } from '../start.ts';
 import type { DetectedValue, StartedTarget, TargetDescriptor, WebhookDialect } from '../target.ts';
@@ -79,6 +80,8 @@ import { IMAGE_NAMES, imageEnvVar, imageTag, type ResolvedImages, resolveImages 
 import { requireContainerRuntime, runtimeIsLocal } from './runtime.ts';
 import { readFileFromTar } from './tar.ts';
 
+export { dialectFromFlags };
+
 export const NETWORK_ALIASES = { k3s: 'irsa-k3s', aws: 'irsa-aws' } as const;
 export const WEBHOOK_NAMESPACE = 'irsa-pod-identity-webhook';
 export const WEBHOOK_NAME = 'pod-identity-webhook';
@@ -86,25 +89,6 @@ export const WEBHOOK_NAME = 'pod-identity-webhook';
 const K3S_CONTEXT = 'default';
 /** LocalStack: any access key id; "test" maps to its default account. The secret is not checked by the community edition. */
 const LOCALSTACK_ACCESS_KEY_ID = 'test';
-
-const DEFAULT_DIALECT: WebhookDialect = {
-  annotationPrefix: 'eks.amazonaws.com',
-  audience: 'sts.amazonaws.com',
-  mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount',
-  tokenFileName: 'token',
-  defaultExpirationSeconds: 86400,
-};
-
-/** What a webhook started with these flags looks for and injects (its built-in defaults otherwise). */
-export function dialectFromFlags(flags: Record<string, string>): WebhookDialect {
-  return {
-    annotationPrefix: flags['annotation-prefix'] ?? DEFAULT_DIALECT.annotationPrefix,
-    audience: flags['token-audience'] ?? DEFAULT_DIALECT.audience,
-    mountPath: (flags['token-mount-path'] ?? DEFAULT_DIALECT.mountPath).replace(/\/+$/, ''),
-    tokenFileName: DEFAULT_DIALECT.tokenFileName,
-    defaultExpirationSeconds: Number(flags['token-expiration'] ?? DEFAULT_DIALECT.defaultExpirationSeconds),
-  };
-}
 
 /** Everything decided before a container exists: pure, tested without an engine. */
 export interface DockerPlan {

@@ -77,7 +77,8 @@ import {
 } from '../../process.ts';
 import { registerSecret } from '../../redact.ts';
 import { createCa, issueClientCert, issueServingCert } from '../../tls.ts';
-import type { StartedTarget, TargetDescriptor, WebhookDialect } from '../target.ts';
+import { dialectFromFlags } from '../dialect.ts';
+import type { StartedTarget, TargetDescriptor } from '../target.ts';
 import { REPO_ROOT, resolveBinaries } from './binaries.ts';
 import { READY_ANNOTATION } from './pod-runtime.ts';
 import type { PodRuntimeConfig } from './pod-runtime-main.ts';
@@ -126,13 +127,6 @@ export interface EnvState {
 
 const NODE_NAME = 'kwok-node';
 const LOOPBACK = '127.0.0.1';
-const DEFAULT_DIALECT: WebhookDialect = {
-  annotationPrefix: 'eks.amazonaws.com',
-  audience: 'sts.amazonaws.com',
-  mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount',
-  tokenFileName: 'token',
-  defaultExpirationSeconds: 86400,
-};
 /** moto's default account; the launcher reports the real one in its credentials file. */
 const MOTO_DEFAULT_ACCOUNT = '123456789012';
 const STOP_GRACE_MS = 1000;
@@ -142,16 +136,6 @@ const STOP_GRACE_MS = 1000;
  */
 const STATELESS_STOP = new Set(['etcd', 'kube-apiserver']);
 const STATELESS_STOP_GRACE_MS = 300;
-
-function dialectFrom(flags: Record<string, string>): WebhookDialect {
-  return {
-    annotationPrefix: flags['annotation-prefix'] ?? DEFAULT_DIALECT.annotationPrefix,
-    audience: flags['token-audience'] ?? DEFAULT_DIALECT.audience,
-    mountPath: (flags['token-mount-path'] ?? DEFAULT_DIALECT.mountPath).replace(/\/+$/, ''),
-    tokenFileName: DEFAULT_DIALECT.tokenFileName,
-    defaultExpirationSeconds: Number(flags['token-expiration'] ?? DEFAULT_DIALECT.defaultExpirationSeconds),
-  };
-}
 
 interface HttpResult {
   status: number;
@@ -296,7 +280,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
   const timeoutMs = options.startTimeoutMs ?? 60_000;
   const region = options.region ?? 'us-east-1';
   const webhookFlags = options.webhookFlags ?? {};
-  const dialect = dialectFrom(webhookFlags);
+  const dialect = dialectFromFlags(webhookFlags);
   const envId = options.envId ?? `emb-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
   // Input and environment problems first, before anything runs.

@@ -12,17 +12,13 @@ import type { Clients } from '../../clients.ts';
 import type { HarnessConfig } from '../../config.ts';
 import { UsageError } from '../../errors.ts';
 import { isNotFound, kubeStatus } from '../../kube/ops.ts';
+import { UPSTREAM_DEFAULT_DIALECT } from '../dialect.ts';
 import type { DetectedValue, WebhookDialect } from '../target.ts';
+
+export { UPSTREAM_DEFAULT_DIALECT };
 
 /** Where OpenShift (4.6+ on AWS) runs its built-in pod identity webhook. */
 export const OPENSHIFT_WEBHOOK_NAMESPACE = 'openshift-cloud-credential-operator';
-export const UPSTREAM_DEFAULT_DIALECT: WebhookDialect = {
-  annotationPrefix: 'eks.amazonaws.com',
-  audience: 'sts.amazonaws.com',
-  mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount',
-  tokenFileName: 'token',
-  defaultExpirationSeconds: 86400,
-};
 
 export interface OpenShiftInfo {
   version: string;
