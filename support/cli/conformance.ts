@@ -22,6 +22,7 @@ import { UsageError } from '../errors.ts';
 import { describeRef, Ledger } from '../ledger.ts';
 import { configureLog, log } from '../log.ts';
 import { LABEL_RUN_ID, newRunId } from '../names.ts';
+import { OutcomeCollector } from '../outcomes.ts';
 import { repoRoot, runsRoot } from '../paths.ts';
 import { observeClusterIssuer } from '../provision/infrastructure.ts';
 import { registerSecret } from '../redact.ts';
@@ -174,65 +175,6 @@ async function findUndefinedSteps(
     },
   );
   return [...new Set(undefinedSteps)];
-}
-
-/** Tracks each scenario's outcome from the message stream (for the summary and the self-test). */
-function resultCollector() {
-  const pickles = new Map<string, { name: string; uri: string }>();
-  const caseToPickle = new Map<string, string>();
-  const startedToCase = new Map<string, string>();
-  const worst = new Map<string, { status: string; message?: string }>();
-  const rank: Record<string, number> = {
-    PASSED: 0,
-    SKIPPED: 1,
-    PENDING: 2,
-    UNDEFINED: 3,
-    AMBIGUOUS: 4,
-    FAILED: 5,
-    UNKNOWN: 1,
-  };
-  const finished: { name: string; uri: string; status: string; message?: string }[] = [];
-  return {
-    onMessage(e: Envelope) {
-      if (e.pickle) pickles.set(e.pickle.id, { name: e.pickle.name, uri: e.pickle.uri });
-      if (e.testCase) caseToPickle.set(e.testCase.id, e.testCase.pickleId);
-      if (e.testCaseStarted) {
-        startedToCase.set(e.testCaseStarted.id, e.testCaseStarted.testCaseId);
-        worst.set(e.testCaseStarted.id, { status: 'PASSED' });
-      }
-      if (e.testStepFinished) {
-        const r = e.testStepFinished.testStepResult;
-        const cur = worst.get(e.testStepFinished.testCaseStartedId);
-        if (cur && (rank[r.status] ?? 0) > (rank[cur.status] ?? 0)) {
-          worst.set(e.testStepFinished.testCaseStartedId, {
-            status: r.status,
-            ...(r.message ? { message: r.message } : {}),
-          });
-        }
-      }
-      if (e.testCaseFinished && !e.testCaseFinished.willBeRetried) {
-        const id = e.testCaseFinished.testCaseStartedId;
-        const pickle = pickles.get(caseToPickle.get(startedToCase.get(id) ?? '') ?? '');
-        const w = worst.get(id) ?? { status: 'UNKNOWN' };
-        finished.push({
-          name: pickle?.name ?? '?',
-          uri: pickle?.uri ?? '?',
-          status: w.status,
-          ...(w.message ? { message: w.message } : {}),
-        });
-      }
-    },
-    result() {
-      const counts = { passed: 0, failed: 0, skipped: 0, other: 0 };
-      for (const s of finished) {
-        if (s.status === 'PASSED') counts.passed++;
-        else if (s.status === 'FAILED') counts.failed++;
-        else if (s.status === 'SKIPPED') counts.skipped++;
-        else counts.other++;
-      }
-      return { counts, scenarios: finished };
-    },
-  };
 }
 
 export async function runConformance(opts: ConformanceOptions): Promise<ConformanceResult> {
@@ -400,7 +342,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const collector = resultCollector();
+  const collector = new OutcomeCollector();
   try {
     log.info(
       `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}`,
@@ -450,11 +392,12 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       runConfiguration,
       { cwd: repoRoot, env: childEnv, stdout: process.stdout, stderr: process.stderr },
       (e) => {
-        collector.onMessage(e);
+        collector.add(e);
         opts.onMessage?.(e);
       },
     );
-    const { counts, scenarios } = collector.result();
+    const counts = collector.counts();
+    const scenarios = collector.finished;
     process.stderr.write(`\n${formatCapabilityMatrix(config.target, target.descriptor.capabilities)}\n`);
     for (const s of scenarios.filter((x) => x.status === 'SKIPPED')) log.debug(`skipped: ${s.name}`);
     process.stderr.write(

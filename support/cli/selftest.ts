@@ -24,6 +24,7 @@ import { z } from 'zod';
 import { loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { newRunId } from '../names.ts';
+import { type ScenarioOutcome, scenarioOutcomes } from '../outcomes.ts';
 import { envsRoot, repoRoot } from '../paths.ts';
 import { redact } from '../redact.ts';
 import { loadSetup } from '../setup/setup.ts';
@@ -147,60 +148,7 @@ export function selectFaults(faults: Fault[], only: string[]): Fault[] {
 // ---------------------------------------------------------------------------------------------
 // Outcomes of a run, from cucumber's message stream
 
-export interface ScenarioOutcome {
-  name: string;
-  uri: string;
-  status: string;
-  message?: string;
-}
-
-const RANK: Record<string, number> = {
-  PASSED: 0,
-  SKIPPED: 1,
-  UNKNOWN: 1,
-  PENDING: 2,
-  UNDEFINED: 3,
-  AMBIGUOUS: 4,
-  FAILED: 5,
-};
-
-/** Each finished scenario with its worst step status and that step's message (retries: the last attempt). */
-export function scenarioOutcomes(envelopes: Iterable<Envelope>): ScenarioOutcome[] {
-  const pickles = new Map<string, { name: string; uri: string }>();
-  const caseToPickle = new Map<string, string>();
-  const startedToCase = new Map<string, string>();
-  const worst = new Map<string, { status: string; message?: string }>();
-  const out: ScenarioOutcome[] = [];
-  for (const e of envelopes) {
-    if (e.pickle) pickles.set(e.pickle.id, { name: e.pickle.name, uri: e.pickle.uri });
-    if (e.testCase) caseToPickle.set(e.testCase.id, e.testCase.pickleId);
-    if (e.testCaseStarted) {
-      startedToCase.set(e.testCaseStarted.id, e.testCaseStarted.testCaseId);
-      worst.set(e.testCaseStarted.id, { status: 'PASSED' });
-    }
-    if (e.testStepFinished) {
-      const r = e.testStepFinished.testStepResult;
-      const cur = worst.get(e.testStepFinished.testCaseStartedId);
-      if (cur && (RANK[r.status] ?? 0) > (RANK[cur.status] ?? 0))
-        worst.set(e.testStepFinished.testCaseStartedId, {
-          status: r.status,
-          ...(r.message ? { message: r.message } : {}),
-        });
-    }
-    if (e.testCaseFinished && !e.testCaseFinished.willBeRetried) {
-      const id = e.testCaseFinished.testCaseStartedId;
-      const pickle = pickles.get(caseToPickle.get(startedToCase.get(id) ?? '') ?? '');
-      const w = worst.get(id) ?? { status: 'UNKNOWN' };
-      out.push({
-        name: pickle?.name ?? '?',
-        uri: pickle?.uri ?? '?',
-        status: w.status,
-        ...(w.message ? { message: w.message } : {}),
-      });
-    }
-  }
-  return out;
-}
+export { type ScenarioOutcome, scenarioOutcomes };
 
 export function readNdjson(file: string): Envelope[] {
   if (!existsSync(file)) return [];
