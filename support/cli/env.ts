@@ -26,11 +26,26 @@ function alive(pid: number): boolean {
   }
 }
 
+/** True when every process of the environment in `stateFile` is alive. */
+export function environmentAlive(stateFile: string): boolean {
+  try {
+    const s = JSON.parse(readFileSync(stateFile, 'utf8')) as { processes?: { pid: number }[] };
+    return (s.processes ?? []).length > 0 && (s.processes ?? []).every((p) => alive(p.pid));
+  } catch {
+    return false;
+  }
+}
+
 export async function runEnv(argv: string[]): Promise<number> {
   const [sub] = argv;
   const { startEmbeddedTarget, stopEnvironmentFromState } = await import('../targets/embedded/index.ts');
   switch (sub) {
     case 'up': {
+      if (existsSync(WARM_STATE) && !environmentAlive(WARM_STATE)) {
+        // Left by a machine restart or a killed process: clear what remains of it.
+        process.stderr.write(`irsa: the warm environment in ${WARM_STATE} is no longer running; clearing its state\n`);
+        await stopEnvironmentFromState(WARM_STATE);
+      }
       if (existsSync(WARM_STATE)) {
         throw new UsageError(
           `a warm environment is already running (state ${WARM_STATE})`,

@@ -57,12 +57,19 @@ export async function startTarget(
 }
 
 /** A warm environment started by `npm run env -- up`: its state file holds the descriptor. */
-function attachTarget(config: HarnessConfig, setup: LoadedSetup): TargetHandle {
+async function attachTarget(config: HarnessConfig, setup: LoadedSetup): Promise<TargetHandle> {
   const file = config.attach as string;
   if (!existsSync(file)) {
     throw new UsageError(
       `no warm environment state at ${file}`,
       'start one with `npm run env -- up`, or unset IRSA_ATTACH',
+    );
+  }
+  const { environmentAlive } = await import('../cli/env.ts');
+  if (!environmentAlive(file)) {
+    throw new UsageError(
+      `the warm environment in ${file} is not running (its processes are gone)`,
+      'start a new one with `npm run env -- up` (it clears the stale state), or unset IRSA_ATTACH',
     );
   }
   const state = JSON.parse(readFileSync(file, 'utf8')) as {
