@@ -1,6 +1,6 @@
 @trust @requires-writes-allowed
 Feature: Only the role's own ServiceAccount, with a genuine and current token, can assume the role
-  The role of team "sample" trusts one subject, system:serviceaccount:<its namespace>:s3-manager,
+  The role of team "sample" trusts one subject, `system:serviceaccount:<its namespace>:s3-manager`,
   with the audience the webhook puts into tokens. Everything else must be refused: a ServiceAccount
   of another namespace, another ServiceAccount of the same namespace (both annotated with the role
   ARN, so the webhook gives their pods the role and a valid token), a token for another audience,
