@@ -3,14 +3,14 @@ Feature: The webhook mutates exactly the pods it should, the way upstream does
   The pod identity webhook decides at admission, from the pod's ServiceAccount as its cache knows
   it, whether and how to mutate a pod (amazon-eks-pod-identity-webhook v0.6.17, pkg/handler and
   pkg/cache; the expected patches are upstream's pkg/handler/testdata/*.pod.yaml):
-  - no <prefix>/role-arn annotation on the ServiceAccount: the pod is admitted unchanged;
-  - <prefix>/audience on the ServiceAccount replaces the token volume's audience;
-  - <prefix>/token-expiration on the ServiceAccount or on the pod (the pod's wins) sets the token
+  - no `<prefix>/role-arn` annotation on the ServiceAccount: the pod is admitted unchanged;
+  - `<prefix>/audience` on the ServiceAccount replaces the token volume's audience;
+  - `<prefix>/token-expiration` on the ServiceAccount or on the pod (the pod's wins) sets the token
     volume's expirationSeconds; values below 600 are raised to 600, values that are not integers
     are ignored;
-  - <prefix>/sts-regional-endpoints on the ServiceAccount, parsed as a Go boolean ("true", "1", "t"…):
+  - `<prefix>/sts-regional-endpoints` on the ServiceAccount, parsed as a Go boolean ("true", "1", "t"…):
     true adds AWS_STS_REGIONAL_ENDPOINTS=regional to every mutated container;
-  - <prefix>/skip-containers on the pod (a comma-separated list): those containers get neither env
+  - `<prefix>/skip-containers` on the pod (a comma-separated list): those containers get neither env
     nor mount, but the pod still gets the token volume;
   - a container that already sets AWS_ROLE_ARN or AWS_WEB_IDENTITY_TOKEN_FILE gets neither variable
     from the webhook, but still gets the mount (unless it also sets a region variable and
@@ -101,7 +101,7 @@ Feature: The webhook mutates exactly the pods it should, the way upstream does
   Scenario: A pod created before its ServiceAccount was annotated stays unmutated until it is recreated
     The webhook acts at admission only: annotating a ServiceAccount (or changing its annotation)
     changes nothing for pods that already exist. Restart rule: after annotating a ServiceAccount,
-    restart the workloads that use it (kubectl rollout restart deployment/<name>); until then their
+    restart the workloads that use it (`kubectl rollout restart deployment/<name>`); until then their
     pods run without the role.
 
     Given team "sample" has deployed the sample app with a ServiceAccount that has no role annotation
