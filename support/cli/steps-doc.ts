@@ -55,12 +55,13 @@ export async function renderCatalogue(): Promise<string> {
   ];
   for (const [file, defs] of [...byFile.entries()].sort()) {
     const source = readFileSync(path.join(repoRoot, file), 'utf8').split('\n');
-    lines.push(`## ${file}`, '', '| step | used in features | defined at |', '|---|---|---|');
+    // Grouped by file, in source order; no line numbers, so the catalogue changes only with the steps.
+    lines.push(`## ${file}`, '', '| step | used in features |', '|---|---|');
     for (const d of defs.sort((a, b) => a.line - b.line)) {
       const keyword = /^\s*(Given|When|Then)\(/.exec(source[d.line - 1] ?? '')?.[1] ?? 'Step';
       const pattern = typeof d.pattern === 'string' ? d.pattern : d.pattern.source;
       const count = uses.filter((u) => d.expression?.match(u)).length;
-      lines.push(`| **${keyword}** ${pattern.replace(/\|/g, '\\|')} | ${count} | ${file}:${d.line} |`);
+      lines.push(`| **${keyword}** ${pattern.replace(/\|/g, '\\|')} | ${count} |`);
     }
     lines.push('');
   }
