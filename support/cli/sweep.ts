@@ -581,44 +581,18 @@ async function liveSweepTarget(
   config: HarnessConfig,
   onProgress: (line: string) => void,
 ): Promise<{ descriptor: TargetDescriptor; close(): Promise<void> }> {
-  const { resolveKubeconfig } = await import('../targets/live/index.ts');
+  const { liveConnectionDescriptor, resolveKubeconfig, resolveRegion } = await import('../targets/live/index.ts');
   const { callerIdentity, checkAccountGuard } = await import('../targets/live/guard.ts');
   const live = config.live;
   const { file, cleanup } = resolveKubeconfig(live.kubeconfig);
   try {
     const kc = loadKubeConfig(file, live.context);
-    const env = process.env;
-    const region = env.IRSA_REGION ? config.region : (env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? config.region);
-    if (live.awsCaBundle && !existsSync(live.awsCaBundle))
-      throw new UsageError(
-        `IRSA_AWS_CA_BUNDLE ${live.awsCaBundle} does not exist`,
-        'point it at the PEM file of the CA that signed the AWS endpoint certificate',
-      );
-    const descriptor: TargetDescriptor = {
-      name: 'live',
-      envId: `live-${new URL(kc.getCurrentCluster()?.server ?? 'https://unknown').hostname}`,
+    const { region } = await resolveRegion(config);
+    const descriptor = liveConnectionDescriptor(config, {
       kubeconfigPath: file,
-      ...(live.context ? { kubeContext: live.context } : {}),
-      aws: {
-        region,
-        ...(live.awsEndpoint ? { endpoint: live.awsEndpoint } : {}),
-        forcePathStyle: live.awsEndpoint !== undefined,
-        ...(live.awsCaBundle ? { caBundlePath: path.resolve(live.awsCaBundle) } : {}),
-        accountId: '',
-      },
-      podAwsEnv: {},
-      issuer: { mode: 'read-only', issuer: '' },
-      webhook: { mode: 'existing', configurationName: '' },
-      dialect: {
-        annotationPrefix: '',
-        audience: '',
-        mountPath: '',
-        tokenFileName: 'token',
-        defaultExpirationSeconds: 0,
-      },
-      podRoot: '',
-      logs: {},
-    };
+      server: kc.getCurrentCluster()?.server ?? 'https://unknown',
+      region,
+    });
     const c = createClients(descriptor);
     try {
       const caller = await callerIdentity(c.sts, live.awsEndpoint ?? `STS in ${region}`);

@@ -27,14 +27,7 @@ import { log } from '../../log.ts';
 import { bucketForIssuer } from '../../provision/discover.ts';
 import { observeClusterIssuer } from '../../provision/infrastructure.ts';
 import type { LoadedSetup } from '../../setup/setup.ts';
-import type {
-  AwsAccess,
-  DetectedValue,
-  IssuerControl,
-  StartedTarget,
-  TargetDescriptor,
-  WebhookRegistration,
-} from '../target.ts';
+import type { DetectedValue, IssuerControl, StartedTarget, TargetDescriptor, WebhookRegistration } from '../target.ts';
 import { type ClusterFacts, detectCluster, formatDetected } from './detect.ts';
 import { callerIdentity, checkAccountGuard } from './guard.ts';
 
@@ -105,7 +98,7 @@ export function resolveKubeconfig(setting: string | undefined): { file: string; 
  * the profile's region), else the harness default. "Set" is known from the environment, or from a
  * value other than the default.
  */
-async function resolveRegion(config: HarnessConfig): Promise<{ region: string; source: string }> {
+export async function resolveRegion(config: HarnessConfig): Promise<{ region: string; source: string }> {
   if (process.env.IRSA_REGION || config.region !== configSchema.shape.region.parse(undefined))
     return { region: config.region, source: 'setting IRSA_REGION' };
   try {
@@ -169,6 +162,44 @@ function webhookRegistration(
   };
 }
 
+/**
+ * The live target as far as its connection goes: kubeconfig, AWS endpoint, CA and region. What
+ * detection fills in later (account, issuer, webhook, dialect) is still empty. Shared by the live
+ * target and sweep.
+ */
+export function liveConnectionDescriptor(
+  config: HarnessConfig,
+  c: { kubeconfigPath: string; server: string; region: string },
+): TargetDescriptor {
+  const live = config.live;
+  if (live.awsCaBundle && !existsSync(live.awsCaBundle)) {
+    throw new UsageError(
+      `IRSA_AWS_CA_BUNDLE ${live.awsCaBundle} does not exist`,
+      'point it at the PEM file of the CA that signed the AWS endpoint certificate',
+    );
+  }
+  return {
+    name: 'live',
+    envId: `live-${new URL(c.server).hostname}`,
+    kubeconfigPath: c.kubeconfigPath,
+    ...(live.context ? { kubeContext: live.context } : {}),
+    aws: {
+      region: c.region,
+      ...(live.awsEndpoint ? { endpoint: live.awsEndpoint } : {}),
+      // Emulators serve buckets path-style; real S3 virtual-hosted.
+      forcePathStyle: live.awsEndpoint !== undefined,
+      ...(live.awsCaBundle ? { caBundlePath: path.resolve(live.awsCaBundle) } : {}),
+      accountId: '',
+    },
+    podAwsEnv: {},
+    issuer: { mode: 'read-only', issuer: '' },
+    webhook: { mode: 'existing', configurationName: '' },
+    dialect: { annotationPrefix: '', audience: '', mountPath: '', tokenFileName: 'token', defaultExpirationSeconds: 0 },
+    podRoot: '',
+    logs: {},
+  };
+}
+
 export async function connectLiveTarget(
   config: HarnessConfig,
   setup: LoadedSetup,
@@ -184,41 +215,12 @@ export async function connectLiveTarget(
     const server = kc.getCurrentCluster()?.server ?? 'unknown';
     log.info(`live target (${live.mode}): cluster ${server}, context ${kc.getCurrentContext()}`);
 
-    if (live.awsCaBundle && !existsSync(live.awsCaBundle)) {
-      throw new UsageError(
-        `IRSA_AWS_CA_BUNDLE ${live.awsCaBundle} does not exist`,
-        'point it at the PEM file of the CA that signed the AWS endpoint certificate',
-      );
-    }
     const { region, source: regionSource } = await resolveRegion(config);
-    const aws: AwsAccess = {
-      region,
-      ...(live.awsEndpoint ? { endpoint: live.awsEndpoint } : {}),
-      // Emulators serve buckets path-style; real S3 virtual-hosted.
-      forcePathStyle: live.awsEndpoint !== undefined,
-      ...(live.awsCaBundle ? { caBundlePath: path.resolve(live.awsCaBundle) } : {}),
-      accountId: '',
-    };
     const descriptor: TargetDescriptor = {
-      name: 'live',
-      envId: `live-${new URL(server).hostname}`,
-      kubeconfigPath,
-      ...(live.context ? { kubeContext: live.context } : {}),
-      aws,
-      podAwsEnv: {},
-      issuer: { mode: 'read-only', issuer: '' },
-      webhook: { mode: 'existing', configurationName: '' },
-      dialect: {
-        annotationPrefix: '',
-        audience: '',
-        mountPath: '',
-        tokenFileName: 'token',
-        defaultExpirationSeconds: 0,
-      },
-      podRoot: '',
-      logs: {},
+      ...liveConnectionDescriptor(config, { kubeconfigPath, server, region }),
       ...(verifyOnly ? { readOnly: live.noPod ? {} : { podNamespace: live.namespace as string } } : {}),
     };
+    const aws = descriptor.aws;
     clients = createClients(descriptor);
 
     // The guard comes before anything that touches the cluster or the account.
