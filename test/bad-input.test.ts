@@ -17,9 +17,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findLeftovers } from '../support/cli/sweep.ts';
 import { createClients } from '../support/clients.ts';
-import { isUsageError } from '../support/errors.ts';
 import { freeLoopbackPort } from '../support/process.ts';
-import { resolveBinaries } from '../support/targets/embedded/binaries.ts';
+import { binariesMissing } from './binaries.ts';
 import {
   type IrsaRun,
   leftoversOf,
@@ -28,15 +27,6 @@ import {
   startWarmEnvironment,
   type WarmEnvironment,
 } from './reliability-support.ts';
-
-function binariesMissing(): string | undefined {
-  try {
-    resolveBinaries();
-    return undefined;
-  } catch (e) {
-    return isUsageError(e) ? `${e.message} (${e.hint})` : String(e);
-  }
-}
 
 interface Case {
   name: string;

@@ -11,17 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { IAM_NOT_ENFORCED } from '../support/capabilities.ts';
-import { isUsageError } from '../support/errors.ts';
-import { REPO_ROOT, resolveBinaries } from '../support/targets/embedded/binaries.ts';
-
-function binariesMissing(): string | undefined {
-  try {
-    resolveBinaries();
-    return undefined;
-  } catch (e) {
-    return isUsageError(e) ? `${e.message} (${e.hint})` : String(e);
-  }
-}
+import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
+import { binariesMissing } from './binaries.ts';
 
 test('without IAM enforcement the AccessDenied scenario is skipped with the reason, never passed', async (t) => {
   const missing = binariesMissing();

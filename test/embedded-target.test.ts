@@ -30,19 +30,11 @@ import {
   stopEnvironmentFromState,
 } from '../support/targets/embedded/index.ts';
 import { execInPod } from '../support/targets/embedded/pod-runtime.ts';
+import { binariesMissing } from './binaries.ts';
 
 const NS = 'irsa-embedded-test';
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/x';
 const WEBHOOK_CONFIG = 'irsa-embedded-test-pod-identity-webhook';
-
-function binariesMissing(): string | undefined {
-  try {
-    resolveBinaries();
-    return undefined;
-  } catch (e) {
-    return isUsageError(e) ? `${e.message} (${e.hint})` : String(e);
-  }
-}
 
 function decodeJwtPayload(token: string): Record<string, unknown> {
   const parts = token.trim().split('.');

@@ -25,7 +25,6 @@ import type { Envelope } from '@cucumber/messages';
 import { flushLedger } from '../support/cleanup.ts';
 import { type Clients, createClients } from '../support/clients.ts';
 import { loadConfig } from '../support/config.ts';
-import { isUsageError } from '../support/errors.ts';
 import { Ledger } from '../support/ledger.ts';
 import { resourceName } from '../support/names.ts';
 import {
@@ -39,10 +38,11 @@ import type { ProvisionContext } from '../support/provision/context.ts';
 import { ensureInfrastructure } from '../support/provision/ensure.ts';
 import { createTaggedBucket } from '../support/provision/infrastructure.ts';
 import { loadSetup } from '../support/setup/setup.ts';
-import { REPO_ROOT, resolveBinaries } from '../support/targets/embedded/binaries.ts';
+import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
 import { type EmbeddedTarget, startEmbeddedTarget } from '../support/targets/embedded/index.ts';
 import { connectLiveTarget } from '../support/targets/live/index.ts';
 import { discoveryBucketFor } from '../support/targets/start.ts';
+import { binariesMissing } from './binaries.ts';
 
 interface Outcome {
   name: string;
@@ -86,15 +86,6 @@ function scenarioOutcomes(file: string): Outcome[] {
     }
   }
   return out;
-}
-
-function binariesMissing(): string | undefined {
-  try {
-    resolveBinaries();
-    return undefined;
-  } catch (e) {
-    return isUsageError(e) ? `${e.message} (${e.hint})` : String(e);
-  }
 }
 
 const missing = binariesMissing();

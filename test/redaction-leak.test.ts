@@ -16,18 +16,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { isUsageError } from '../support/errors.ts';
-import { resolveBinaries } from '../support/targets/embedded/binaries.ts';
+import { binariesMissing } from './binaries.ts';
 import { type IrsaRun, leftoversOf, removeRun, startIrsa } from './reliability-support.ts';
-
-function binariesMissing(): string | undefined {
-  try {
-    resolveBinaries();
-    return undefined;
-  } catch (e) {
-    return isUsageError(e) ? `${e.message} (${e.hint})` : String(e);
-  }
-}
 
 const JWT = /eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{16,}/;
 /** Shapes that are secrets whatever the value. moto's session tokens start with this prefix (moto/sts/utils.py). */

@@ -25,9 +25,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runSweep } from '../support/cli/sweep.ts';
-import { isUsageError } from '../support/errors.ts';
 import type { LedgerEntry } from '../support/ledger.ts';
-import { resolveBinaries } from '../support/targets/embedded/binaries.ts';
+import { binariesMissing } from './binaries.ts';
 import {
   deadPids,
   type IrsaRun,
@@ -38,15 +37,6 @@ import {
   taggedResourcesOf,
   type WarmEnvironment,
 } from './reliability-support.ts';
-
-function binariesMissing(): string | undefined {
-  try {
-    resolveBinaries();
-    return undefined;
-  } catch (e) {
-    return isUsageError(e) ? `${e.message} (${e.hint})` : String(e);
-  }
-}
 
 const scenarioNamespace = (e: LedgerEntry) =>
   e.ref.kind === 'k8s-namespace' && e.scope !== 'probe' && e.scope !== 'run';

@@ -13,9 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runSweep } from '../support/cli/sweep.ts';
-import { isUsageError } from '../support/errors.ts';
 import { repoRoot } from '../support/paths.ts';
-import { resolveBinaries } from '../support/targets/embedded/binaries.ts';
+import { binariesMissing } from './binaries.ts';
 import {
   deadPids,
   type IrsaRun,
@@ -26,15 +25,6 @@ import {
   taggedResourcesOf,
   type WarmEnvironment,
 } from './reliability-support.ts';
-
-function binariesMissing(): string | undefined {
-  try {
-    resolveBinaries();
-    return undefined;
-  } catch (e) {
-    return isUsageError(e) ? `${e.message} (${e.hint})` : String(e);
-  }
-}
 
 const FAILING_SCENARIO = 'A check fails after the team created its resources';
 const FAILING_FEATURE = `Feature: A failing check (test/reliability-runs.test.ts)

@@ -26,17 +26,8 @@ import { findLeftovers, parseAge, runSweep } from '../support/cli/sweep.ts';
 import { type Clients, createClients } from '../support/clients.ts';
 import { isUsageError } from '../support/errors.ts';
 import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../support/names.ts';
-import { resolveBinaries } from '../support/targets/embedded/binaries.ts';
 import { type EmbeddedTarget, startEmbeddedTarget } from '../support/targets/embedded/index.ts';
-
-function binariesMissing(): string | undefined {
-  try {
-    resolveBinaries();
-    return undefined;
-  } catch (e) {
-    return isUsageError(e) ? `${e.message} (${e.hint})` : String(e);
-  }
-}
+import { binariesMissing } from './binaries.ts';
 
 const TRUST = JSON.stringify({
   Version: '2012-10-17',
