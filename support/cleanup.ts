@@ -1,5 +1,6 @@
 /**
- * Deletes what the ledger recorded, in reverse order, with bounded retries per resource.
+ * Deletes what the ledger recorded, in reverse order (Kubernetes and AWS side by side, each newest
+ * first), with bounded retries per resource.
  * A deletion failure is reported (never thrown over the scenario's own failure) and the entry
  * stays in the ledger so the coordinator, and later `npm run sweep`, can try again.
  */
@@ -116,14 +117,18 @@ export async function deleteResource(c: Clients, ref: ResourceRef): Promise<void
       // The namespace controller requeues while pods remain: remove the workloads first (or their
       // ReplicaSets recreate the pods), then the pods without grace period; measured 10 s -> 5 s
       // until the namespace is gone (5 s is the controller's floor even for an empty namespace).
-      await ignoreGone(
-        c.apps.deleteCollectionNamespacedDeployment({ namespace: ref.name, propagationPolicy: 'Background' }),
-      );
-      await ignoreGone(
-        c.apps.deleteCollectionNamespacedReplicaSet({ namespace: ref.name, propagationPolicy: 'Background' }),
-      );
-      await ignoreGone(c.core.deleteCollectionNamespacedPod({ namespace: ref.name, gracePeriodSeconds: 0 }));
+      // The namespace first: once it is terminating, admission refuses new objects in it, so no
+      // Deployment or ReplicaSet can bring a pod back while the three collections go at once.
       await ignoreGone(c.core.deleteNamespace({ name: ref.name, propagationPolicy: 'Background' }));
+      await Promise.all([
+        ignoreGone(
+          c.apps.deleteCollectionNamespacedDeployment({ namespace: ref.name, propagationPolicy: 'Background' }),
+        ),
+        ignoreGone(
+          c.apps.deleteCollectionNamespacedReplicaSet({ namespace: ref.name, propagationPolicy: 'Background' }),
+        ),
+        ignoreGone(c.core.deleteCollectionNamespacedPod({ namespace: ref.name, gracePeriodSeconds: 0 })),
+      ]);
       return;
     case 'k8s-cluster-object':
       await ignoreGone(
@@ -184,26 +189,37 @@ export async function flushLedger(
 ): Promise<FlushReport> {
   const report: FlushReport = { deleted: [], failed: [], kept: [] };
   const entries: LedgerEntry[] = ledger.outstanding(opts.scope, !opts.keep && !opts.skipKept).reverse();
-  for (const entry of entries) {
-    const what = describeRef(entry.ref);
-    if (opts.keep) {
+  if (opts.keep) {
+    for (const entry of entries) {
       ledger.markKept(entry.id, opts.keepReason ?? 'kept on request');
-      report.kept.push(what);
-      continue;
+      report.kept.push(describeRef(entry.ref));
     }
-    try {
-      await retry(() => deleteResource(c, entry.ref), {
-        operation: `cleanup of ${what}`,
-        waitingFor: 'the deletion to be accepted',
-        timeoutSeconds: opts.timeoutSeconds,
-        retryable: retryableDelete,
-      });
-      ledger.markDeleted(entry.id);
-      report.deleted.push(what);
-    } catch (e) {
-      report.failed.push({ what, error: describeAwsError(e) });
-    }
+    return report;
   }
+  const deleteInOrder = async (chain: LedgerEntry[]) => {
+    for (const entry of chain) {
+      const what = describeRef(entry.ref);
+      try {
+        await retry(() => deleteResource(c, entry.ref), {
+          operation: `cleanup of ${what}`,
+          waitingFor: 'the deletion to be accepted',
+          timeoutSeconds: opts.timeoutSeconds,
+          retryable: retryableDelete,
+        });
+        ledger.markDeleted(entry.id);
+        report.deleted.push(what);
+      } catch (e) {
+        report.failed.push({ what, error: describeAwsError(e) });
+      }
+    }
+  };
+  // Newest first within each side; the cluster's and the account's resources never depend on each
+  // other for their deletion, so the two sides go concurrently (a scenario's cleanup is a round-trip
+  // chain on each side: measured ~0.17 s per scenario one after the other).
+  await Promise.all([
+    deleteInOrder(entries.filter((e) => e.ref.kind.startsWith('k8s-'))),
+    deleteInOrder(entries.filter((e) => !e.ref.kind.startsWith('k8s-'))),
+  ]);
   return report;
 }
 

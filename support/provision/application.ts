@@ -69,26 +69,35 @@ export async function createTenantAwsResources(
   infra: InfrastructureState,
 ): Promise<void> {
   const iam = ctx.clients.iam;
-  await createTaggedBucket(ctx, tenant.appBucket);
-  const policy = await iam.send(
-    new CreatePolicyCommand({
-      PolicyName: tenant.policyName,
-      PolicyDocument: JSON.stringify(permissionPolicyFor(ctx, tenant)),
-      Tags: awsTags(ctx.runId),
-    }),
-  );
-  tenant.policyArn = policy.Policy?.Arn as string;
-  ctx.ledger.record(ctx.scope, { kind: 'iam-policy', policyArn: tenant.policyArn });
-  const role = await iam.send(
-    new CreateRoleCommand({
-      RoleName: tenant.roleName,
-      AssumeRolePolicyDocument: JSON.stringify(trustPolicyFor(ctx, tenant, infra)),
-      Description: `irsa-conformance run ${ctx.runId}: role of ${tenant.namespace}/${tenant.serviceAccount}`,
-      Tags: awsTags(ctx.runId),
-    }),
-  );
-  tenant.roleArn = role.Role?.Arn as string;
-  ctx.ledger.record(ctx.scope, { kind: 'iam-role', roleName: tenant.roleName });
+  // Bucket, policy and role do not depend on each other: created concurrently (each is a chain of
+  // round trips), recorded policy before role so that the role (detached first) is deleted first.
+  const [bucket, policy, role] = await Promise.allSettled([
+    createTaggedBucket(ctx, tenant.appBucket),
+    iam.send(
+      new CreatePolicyCommand({
+        PolicyName: tenant.policyName,
+        PolicyDocument: JSON.stringify(permissionPolicyFor(ctx, tenant)),
+        Tags: awsTags(ctx.runId),
+      }),
+    ),
+    iam.send(
+      new CreateRoleCommand({
+        RoleName: tenant.roleName,
+        AssumeRolePolicyDocument: JSON.stringify(trustPolicyFor(ctx, tenant, infra)),
+        Description: `irsa-conformance run ${ctx.runId}: role of ${tenant.namespace}/${tenant.serviceAccount}`,
+        Tags: awsTags(ctx.runId),
+      }),
+    ),
+  ]);
+  if (policy.status === 'fulfilled') {
+    tenant.policyArn = policy.value.Policy?.Arn as string;
+    ctx.ledger.record(ctx.scope, { kind: 'iam-policy', policyArn: tenant.policyArn });
+  }
+  if (role.status === 'fulfilled') {
+    tenant.roleArn = role.value.Role?.Arn as string;
+    ctx.ledger.record(ctx.scope, { kind: 'iam-role', roleName: tenant.roleName });
+  }
+  for (const r of [bucket, policy, role]) if (r.status === 'rejected') throw r.reason;
   await iam.send(new AttachRolePolicyCommand({ RoleName: tenant.roleName, PolicyArn: tenant.policyArn }));
   // IAM is eventually consistent on real AWS: wait until the role reads back before it is used.
   const waited = await retry(() => iam.send(new GetRoleCommand({ RoleName: tenant.roleName })), {
