@@ -26,9 +26,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { waitForNamespacesGone } from '../support/cleanup.ts';
 import { findLeftovers } from '../support/cli/sweep.ts';
 import { createClients } from '../support/clients.ts';
 import type { LedgerEntry } from '../support/ledger.ts';
+import { LABEL_RUN_ID } from '../support/names.ts';
 import { repoRoot } from '../support/paths.ts';
 import { portListening } from '../support/process.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
@@ -342,6 +344,9 @@ export async function leftoversOf(run: IrsaRun, graceMs = 3000): Promise<Leftove
 export async function taggedResourcesOf(descriptor: TargetDescriptor, runId: string): Promise<string[]> {
   const c = createClients(descriptor);
   try {
+    // A run on a warm environment leaves its namespaces terminating (support/targets/warm-deletions.ts):
+    // give the namespace controller its 5 s; a namespace still there afterwards is a leftover.
+    await waitForNamespacesGone(c, `${LABEL_RUN_ID}=${runId}`, 30);
     const r = await findLeftovers(c, descriptor, { runId });
     if (r.problems.length) throw new Error(`could not list everything: ${r.problems.join('; ')}`);
     // Namespaces count until they are gone, terminating or not.

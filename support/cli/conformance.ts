@@ -30,6 +30,12 @@ import { runStatePath, writeRunState } from '../run-state.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { startTarget, type TargetHandle } from '../targets/start.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
+import {
+  checkPendingDeletions,
+  describeStuck,
+  recordPendingDeletion,
+  runNamespaces,
+} from '../targets/warm-deletions.ts';
 
 export interface ConformanceOptions {
   argv: string[];
@@ -285,7 +291,21 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
           report.deleted.push(...again.deleted);
           report.failed = again.failed;
         }
-        if (!t.owned) {
+        if (!t.owned && config.attach) {
+          // A warm environment: the namespaces are terminating (their pods are gone already); the
+          // environment confirms they are gone, at the next run or `env -- status`
+          // (support/targets/warm-deletions.ts says why this run does not wait 5 s for it).
+          const { present, notDeleting } = await runNamespaces(c, runId);
+          for (const name of notDeleting)
+            report.failed.push({ what: `namespace ${name}`, error: 'its deletion was not requested' });
+          const terminating = present.filter((n) => !notDeleting.includes(n));
+          if (terminating.length)
+            recordPendingDeletion(config.attach, {
+              runId,
+              requestedAt: new Date().toISOString(),
+              namespaces: terminating,
+            });
+        } else if (!t.owned) {
           // Namespace deletion is only requested by the flushes: confirm here, once per run, that
           // the namespace controller finished (an owned target goes away with everything in it).
           const left = await waitForNamespacesGone(c, `${LABEL_RUN_ID}=${runId}`, config.timeouts.cleanupSeconds);
@@ -360,6 +380,11 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     try {
       const issuer = await observeClusterIssuer(clients, config.timeouts.assertSeconds);
       log.info(`target ready in ${((Date.now() - started) / 1000).toFixed(1)} s; cluster issuer ${issuer}`);
+      if (config.attach) {
+        // What earlier runs on this environment handed over: gone by now, or say what holds it.
+        const check = await checkPendingDeletions(config.attach, clients, config.timeouts.cleanupSeconds);
+        for (const line of describeStuck(check)) log.warn(line);
+      }
       if (config.attach && target.descriptor.capabilities) {
         // Measured by the first run on this warm environment (below); what the environment can
         // do does not change while it runs.

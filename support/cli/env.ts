@@ -14,6 +14,8 @@ import { newRunId } from '../names.ts';
 import { envsRoot } from '../paths.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { discoveryBucketFor } from '../targets/start.ts';
+import type { TargetDescriptor } from '../targets/target.ts';
+import { checkPendingDeletions, describeStuck, readPendingDeletions } from '../targets/warm-deletions.ts';
 
 export const WARM_STATE = path.join(envsRoot, 'warm.json');
 
@@ -113,7 +115,23 @@ export async function runEnv(argv: string[]): Promise<number> {
       process.stdout.write(
         `warm environment ${s.envId} since ${s.startedAt}: ${up.length}/${s.processes.length} processes alive (${up.join(', ')})\n  IRSA_ATTACH=${WARM_STATE}\n`,
       );
-      return up.length === s.processes.length ? 0 : 1;
+      if (up.length !== s.processes.length) return 1;
+      // Namespaces that runs handed over to the environment (support/targets/warm-deletions.ts).
+      if (readPendingDeletions(WARM_STATE).length === 0) return 0;
+      const config = loadConfig(process.env, { target: 'embedded' });
+      const { createClients } = await import('../clients.ts');
+      const c = createClients(
+        (JSON.parse(readFileSync(WARM_STATE, 'utf8')) as { descriptor: TargetDescriptor }).descriptor,
+      );
+      try {
+        const check = await checkPendingDeletions(WARM_STATE, c, config.timeouts.cleanupSeconds);
+        for (const t of check.terminating)
+          process.stdout.write(`  terminating: namespace(s) ${t.namespaces.join(', ')} of run ${t.runId}\n`);
+        for (const line of describeStuck(check)) process.stdout.write(`  ${line}\n`);
+        return check.stuck.length ? 1 : 0;
+      } finally {
+        c.destroy();
+      }
     }
     default:
       throw new UsageError(

@@ -79,6 +79,7 @@ import { registerSecret } from '../../redact.ts';
 import { createCa, issueClientCert, issueServingCert } from '../../tls.ts';
 import { dialectFromFlags } from '../dialect.ts';
 import type { StartedTarget, TargetDescriptor } from '../target.ts';
+import { clearPendingDeletions } from '../warm-deletions.ts';
 import { REPO_ROOT, resolveBinaries } from './binaries.ts';
 import { READY_ANNOTATION } from './pod-runtime.ts';
 import type { PodRuntimeConfig } from './pod-runtime-main.ts';
@@ -314,7 +315,11 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       // Only now: a process.exit() while the stops are under way (a second Ctrl-C) still kills them.
       process.off('exit', killOnExit);
       rmSync(workDir, { recursive: true, force: true });
-      if (options.stateFile) rmSync(options.stateFile, { force: true });
+      if (options.stateFile) {
+        rmSync(options.stateFile, { force: true });
+        // Namespace deletions handed over by runs (support/targets/warm-deletions.ts) went with the cluster.
+        clearPendingDeletions(options.stateFile);
+      }
       progress(`stopped in ${Math.round(performance.now() - t)} ms (${each.join(', ')})`);
     })();
     return stopped;
@@ -810,6 +815,7 @@ export async function stopEnvironmentFromState(stateFile: string): Promise<void>
     rmSync(workDir, { recursive: true, force: true });
   }
   rmSync(stateFile, { force: true });
+  clearPendingDeletions(stateFile);
 }
 
 /** Ports of a state that still accept connections (for tests and `env down` checks). */
