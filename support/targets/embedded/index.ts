@@ -49,6 +49,7 @@
  * (main.go builds the address from --port/--metrics-port only). Both ports are random, it
  * serves only TLS admission and Prometheus metrics, and it is stopped with the environment.
  */
+
 import { execFileSync } from 'node:child_process';
 import { generateKeyPair } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -133,9 +134,10 @@ const MOTO_DEFAULT_ACCOUNT = '123456789012';
 const STOP_GRACE_MS = 1000;
 /**
  * etcd and kube-apiserver drain connections for seconds on SIGTERM; their state is thrown away
- * with the environment, so they get a short grace before SIGKILL.
+ * with the environment, so they get a short grace before SIGKILL (as does the AWS CLI fork
+ * server, whose running commands belong to pods that go with the environment).
  */
-const STATELESS_STOP = new Set(['etcd', 'kube-apiserver']);
+const STATELESS_STOP = new Set(['etcd', 'kube-apiserver', 'aws-cli-forkserver']);
 const STATELESS_STOP_GRACE_MS = 300;
 
 interface HttpResult {
@@ -260,6 +262,36 @@ function resolveMoto(): MotoCommand {
     enforcesIam: false,
     venvBin: join(venv, 'bin'),
   };
+}
+
+const AWS_CLI_FORKSERVER = join(REPO_ROOT, 'tools/aws-cli-forkserver.py');
+
+interface AwsCliShim {
+  /** Holds `aws`, the fork server's client: first on the pods' PATH. */
+  binDir: string;
+  socket: string;
+  readyFile: string;
+}
+
+/**
+ * Writes the pods' `aws` (a client of tools/aws-cli-forkserver.py, which falls back to running
+ * the CLI itself when the server is not there). Undefined when turned off, or when the socket's
+ * path would exceed the 107 bytes a Unix socket address holds (a deep TMPDIR): pods then run the
+ * venv's `aws` directly.
+ */
+function awsCliShim(moto: MotoCommand, workDir: string): AwsCliShim | undefined {
+  if (process.env.IRSA_AWS_CLI_FORKSERVER === 'off' || !existsSync(AWS_CLI_FORKSERVER)) return undefined;
+  const socket = join(workDir, 'aws-cli.sock');
+  if (Buffer.byteLength(socket) > 107) return undefined;
+  const binDir = join(workDir, 'aws-cli', 'bin');
+  mkdirSync(binDir, { recursive: true });
+  const q = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`;
+  writeFileSync(
+    join(binDir, 'aws'),
+    `#!/bin/sh\nexec ${q(moto.command)} -I -S ${q(AWS_CLI_FORKSERVER)} client --socket ${q(socket)} --python ${q(moto.command)} -- "$@"\n`,
+    { mode: 0o755 },
+  );
+  return { binDir, socket, readyFile: join(workDir, 'aws-cli.ready') };
 }
 
 function nodeForCompanion(): string {
@@ -452,6 +484,25 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       ],
       cleanEnv({ HOME: workDir, PYTHONDONTWRITEBYTECODE: '1', AWS_DEFAULT_REGION: region }),
     );
+    // The pods' `aws`: the pinned AWS CLI, forked from an interpreter that imported it already
+    // (tools/aws-cli-forkserver.py says why). IRSA_AWS_CLI_FORKSERVER=off runs it plainly.
+    const awsCli = awsCliShim(moto, workDir);
+    const awsCliProc = awsCli
+      ? await start(
+          'aws-cli-forkserver',
+          moto.command,
+          [
+            AWS_CLI_FORKSERVER,
+            'serve',
+            '--socket',
+            awsCli.socket,
+            '--ready-file',
+            awsCli.readyFile,
+            ...(options.keepAliveAfterExit ? [] : ['--exit-with-parent']),
+          ],
+          cleanEnv({ HOME: workDir }),
+        )
+      : undefined;
     const apiserver = await start('kube-apiserver', bins.kubeApiserver, [
       `--etcd-servers=${etcdUrl}`,
       `--bind-address=${LOOPBACK}`,
@@ -487,7 +538,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       nodeName: NODE_NAME,
       nodeIp: LOOPBACK,
       podRootTemplate,
-      pathPrefix: [moto.venvBin],
+      pathPrefix: [...(awsCli ? [awsCli.binDir] : []), moto.venvBin],
       baseEnv: {},
       readyFile: companionReady,
     };
@@ -591,7 +642,10 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
           '--node-lease-duration-seconds=40',
           '--enable-crds=Exec',
         ],
-        cleanEnv({ HOME: workDir, PATH: `${moto.venvBin}:${cleanEnv().PATH}` }),
+        cleanEnv({
+          HOME: workDir,
+          PATH: [...(awsCli ? [awsCli.binDir] : []), moto.venvBin, cleanEnv().PATH].join(':'),
+        }),
       ),
       start('pod-identity-webhook', bins.webhook, [
         '--in-cluster=false',
@@ -639,6 +693,9 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       companionProc
         .waitReady(async () => existsSync(companionReady), { what: 'its pod watch', timeoutMs })
         .then(() => mark('pod-runtime')),
+      awsCliProc
+        ?.waitReady(async () => existsSync((awsCli as AwsCliShim).readyFile), { what: 'its socket', timeoutMs })
+        .then(() => mark('aws-cli-forkserver')),
     ]);
 
     const credentials = moto.enforcesIam
