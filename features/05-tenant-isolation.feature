@@ -17,11 +17,10 @@ Feature: Tenants are isolated: each uses its own bucket and no other tenant's
   tenant n's scenarios reuse its one pod, and every tenant's denial scenario needs the other
   tenants' buckets. They are deleted when the suite has finished, all tenants concurrently.
 
-  How a tenant stays cheap: the in-pod write and the caller identity run in one exec; the denial
-  attempts use the session the pod's credential chain obtains (the AWS CLI in the pod runs
-  AssumeRoleWithWebIdentity with the pod's AWS_ROLE_ARN and token, once), sent from the harness,
-  so a tenant costs the same number of AWS CLI starts whatever the number of tenants. The session's
-  secret parts are never logged. The diagnosis (every target) evaluates each tenant's trust and
+  How a tenant stays cheap: the in-pod write and the caller identity run in one exec (two AWS CLI
+  starts, the only ones a tenant costs); the denial attempts use the session the pod's credential
+  chain obtains, AssumeRoleWithWebIdentity with the AWS_ROLE_ARN and the token read inside the pod,
+  sent from the harness. The token and the session's secret parts are never logged. The diagnosis (every target) evaluates each tenant's trust and
   permission policies, as IAM has them, against every other tenant.
 
   Background:

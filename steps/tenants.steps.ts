@@ -6,6 +6,11 @@
 import assert from 'node:assert/strict';
 import { GetPolicyCommand, GetPolicyVersionCommand, GetRoleCommand } from '@aws-sdk/client-iam';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  AssumeRoleWithWebIdentityCommand,
+  type AssumeRoleWithWebIdentityCommandOutput,
+  STSClient,
+} from '@aws-sdk/client-sts';
 import { Given, Then, When } from '@cucumber/cucumber';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import { awsErrorName, describeAwsError } from '../support/aws/errors.ts';
@@ -158,34 +163,42 @@ When(
   async function (this: IrsaWorld, n: number) {
     const tenant = await tenantNumbered(this, n);
     const pod = await requirePod(this, n);
-    // What the AWS CLI's credential chain does with the pod's env: AssumeRoleWithWebIdentity with
-    // its role ARN and token. The output holds the session's secrets: not logged, not kept.
+    // What the pod's credential chain does with its env: AssumeRoleWithWebIdentity with the pod's
+    // AWS_ROLE_ARN and the token in AWS_WEB_IDENTITY_TOKEN_FILE, as read inside the pod (a shell
+    // read: no AWS CLI start per tenant). The token and the session's secrets are never logged.
     const r = await execInPod(
       this.clients,
       pod.namespace,
       pod.name,
       pod.container,
-      [
-        'sh',
-        '-c',
-        `aws sts assume-role-with-web-identity --role-arn "$AWS_ROLE_ARN" --role-session-name irsa-matrix-${this.scopeId} --web-identity-token "file://$AWS_WEB_IDENTITY_TOKEN_FILE" --output json`,
-      ],
+      ['sh', '-c', 'printf "%s\\n" "$AWS_ROLE_ARN" && cat "$AWS_WEB_IDENTITY_TOKEN_FILE"'],
       this.state.config.timeouts.assertSeconds,
     );
-    let session: {
-      Credentials?: { AccessKeyId?: string; SecretAccessKey?: string; SessionToken?: string };
-      AssumedRoleUser?: { Arn?: string };
-    };
+    const [roleArn = '', token = ''] = r.stdout.split('\n').map((l) => l.trim());
+    if (token) registerSecret(token);
+    assert.ok(
+      r.exitCode === 0 && roleArn && token,
+      `the pod of tenant ${n} has no AWS_ROLE_ARN or no readable AWS_WEB_IDENTITY_TOKEN_FILE (exit ${r.exitCode}): ${r.stderr.trim().slice(0, 400)}`,
+    );
+    // Both clients share the worker's connection pool (awsClientOptions): not destroyed here.
+    const sts = new STSClient(this.clients.awsClientOptions());
+    let session: AssumeRoleWithWebIdentityCommandOutput;
     try {
-      session = JSON.parse(r.stdout);
-    } catch {
-      session = {};
+      session = await sts.send(
+        new AssumeRoleWithWebIdentityCommand({
+          RoleArn: roleArn,
+          RoleSessionName: `irsa-matrix-${this.scopeId}`,
+          WebIdentityToken: token,
+        }),
+      );
+    } catch (e) {
+      assert.fail(`the pod of tenant ${n} could not get a session of ${roleArn}: ${describeAwsError(e)}`);
     }
     const c = session.Credentials;
     for (const s of [c?.SecretAccessKey, c?.SessionToken]) if (s) registerSecret(s);
     assert.ok(
-      r.exitCode === 0 && c?.AccessKeyId && c.SecretAccessKey && c.SessionToken,
-      `the pod of tenant ${n} could not get a session of its role (exit ${r.exitCode}): ${r.stderr.trim().slice(0, 400)}`,
+      c?.AccessKeyId && c.SecretAccessKey && c.SessionToken,
+      `STS returned no credentials for the pod of tenant ${n}`,
     );
     stateOf(this).sessionArn = session.AssumedRoleUser?.Arn ?? '';
     const s3 = new S3Client({
@@ -198,25 +211,21 @@ When(
     });
     const others = (await allTenants(this)).filter((t) => t.label !== tenant.label);
     const key = `irsa-matrix/from-tenant-${n}-${this.scopeId}.txt`;
-    try {
-      stateOf(this).attempts = await Promise.all(
-        others.map(async (o) => {
-          try {
-            await s3.send(new PutObjectCommand({ Bucket: o.appBucket, Key: key, Body: uploadBody(this) }));
-            return { bucket: o.appBucket, owner: o.label, outcome: 'written', message: 'PutObject succeeded' };
-          } catch (e) {
-            return {
-              bucket: o.appBucket,
-              owner: o.label,
-              outcome: awsErrorName(e) ?? 'error',
-              message: describeAwsError(e),
-            };
-          }
-        }),
-      );
-    } finally {
-      s3.destroy();
-    }
+    stateOf(this).attempts = await Promise.all(
+      others.map(async (o) => {
+        try {
+          await s3.send(new PutObjectCommand({ Bucket: o.appBucket, Key: key, Body: uploadBody(this) }));
+          return { bucket: o.appBucket, owner: o.label, outcome: 'written', message: 'PutObject succeeded' };
+        } catch (e) {
+          return {
+            bucket: o.appBucket,
+            owner: o.label,
+            outcome: awsErrorName(e) ?? 'error',
+            message: describeAwsError(e),
+          };
+        }
+      }),
+    );
     this.attach(
       `session ${stateOf(this).sessionArn}\n${(stateOf(this).attempts ?? []).map((a) => `PutObject s3://${a.bucket}/${key} (${a.owner}): ${a.message}`).join('\n')}`,
       'text/plain',
