@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -450,6 +451,79 @@ test('the log names callers but never carries a secret, token or signature', () 
   for (const secret of secrets)
     assert.ok(!launcherLog.includes(secret), 'a secret or token appears in the launcher log');
   assert.doesNotMatch(launcherLog, /Signature=|X-Amz-Security-Token|Authorization/i);
+});
+
+test('connections are kept alive (cheroot), and a client that says nothing stalls no other', async () => {
+  assert.match(launcherLog, /ready on https:\/\/127\.0\.0\.1:\d+ in [\d.]+s \(cheroot,/);
+  const reused: boolean[] = [];
+  const oneAgent = new https.Agent({ ca: caPem, keepAlive: true, maxSockets: 1 });
+  try {
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolvePromise, reject) => {
+        const request = https.get(
+          new URL(`/${publicBucket}/${publicKey}`, admin.endpoint),
+          { agent: oneAgent },
+          (response) => {
+            assert.notEqual(response.headers.connection, 'close');
+            response.resume();
+            response.on('end', () => resolvePromise());
+          },
+        );
+        request.on('error', reject);
+        reused.push(request.reusedSocket);
+      });
+    }
+  } finally {
+    oneAgent.destroy();
+  }
+  assert.deepEqual(reused, [false, true, true], 'the second and third requests reuse the first connection');
+  // A TCP connection that never starts its TLS handshake (a port probe) holds one worker at most.
+  const port = Number(new URL(admin.endpoint).port);
+  const silent = connect(port, '127.0.0.1');
+  await new Promise((r) => silent.once('connect', r));
+  try {
+    const started = performance.now();
+    assert.equal((await rawRequest('GET', `/${publicBucket}/${publicKey}`)).status, 200);
+    assert.ok(performance.now() - started < 2000, 'another client is answered while the silent one waits');
+  } finally {
+    silent.destroy();
+  }
+});
+
+test("without cheroot installed it serves with werkzeug's server", async () => {
+  const venv = execFileSync('bash', [join(repo, 'tools/python-env.sh')], { encoding: 'utf8' }).trim();
+  // An import path where `cheroot` cannot be imported, as in the docker target's moto image.
+  const hide = join(workDir, 'no-cheroot');
+  execFileSync('mkdir', ['-p', join(hide, 'cheroot')]);
+  writeFileSync(join(hide, 'cheroot', '__init__.py'), 'raise ImportError("hidden by the test")\n');
+  const credentialsFile = join(workDir, 'fallback.json');
+  const child = spawn(
+    join(venv, 'bin/python'),
+    [
+      join(repo, 'tools/moto/launcher.py'),
+      ...['--host', '127.0.0.1', '--port', '0', '--region', region, '--admin-credentials-out', credentialsFile],
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PYTHONPATH: hide } },
+  );
+  let log = '';
+  child.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  try {
+    await waitForFile(credentialsFile, child, START_TIMEOUT_MS);
+    const endpoint = (JSON.parse(readFileSync(credentialsFile, 'utf8')) as AdminCredentials).endpoint;
+    const status = await new Promise<number>((resolvePromise, reject) => {
+      const request = http.get(new URL('/no-such-bucket/key', endpoint), (response) => {
+        response.resume();
+        resolvePromise(response.statusCode ?? 0);
+      });
+      request.on('error', reject);
+    });
+    assert.equal(status, 404, 'moto answers: NoSuchBucket');
+    assert.match(log, /\(werkzeug,/);
+  } finally {
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  }
 });
 
 test('SIGTERM stops it: process gone, port closed, credentials file removed', async () => {
