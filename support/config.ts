@@ -51,9 +51,11 @@ export const configSchema = z
         /** Directory with kube-apiserver, kube-controller-manager, kube-scheduler (e.g. envtest's). */
         kubeBinDir: z.string().optional(),
         etcdBinary: z.string().optional(),
+        /** `off`: pods start the AWS CLI plainly instead of from tools/aws-cli-forkserver.py. */
+        awsCliForkserver: z.enum(['on', 'off']).default('on'),
       })
       .strict()
-      .default({}),
+      .default({ awsCliForkserver: 'on' }),
     docker: z
       .object({
         aws: z.enum(['localstack', 'moto']).default('moto'),
@@ -128,6 +130,7 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_CLEANUP_TIMEOUT: 'timeouts.cleanupSeconds',
   IRSA_KUBE_BIN_DIR: 'embedded.kubeBinDir',
   IRSA_ETCD_BIN: 'embedded.etcdBinary',
+  IRSA_AWS_CLI_FORKSERVER: 'embedded.awsCliForkserver',
   IRSA_DOCKER_AWS: 'docker.aws',
   IRSA_IMAGE_K3S: 'docker.images.k3s',
   IRSA_IMAGE_LOCALSTACK: 'docker.images.localstack',

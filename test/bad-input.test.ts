@@ -122,6 +122,11 @@ describe('bad input: exit 2, one line of cause and one of hint, nothing created'
     },
     { name: 'a region of the wrong shape', env: () => ({ IRSA_REGION: 'Virginia' }), cause: /IRSA_REGION \(region\)/ },
     {
+      name: 'a fork-server switch that is neither on nor off',
+      env: () => ({ IRSA_AWS_CLI_FORKSERVER: 'maybe' }),
+      cause: /IRSA_AWS_CLI_FORKSERVER \(embedded\.awsCliForkserver\)/,
+    },
+    {
       name: 'a feature file with an undefined step',
       argv: [],
       env: () => ({}),

@@ -485,7 +485,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       cleanEnv({ HOME: workDir, PYTHONDONTWRITEBYTECODE: '1', AWS_DEFAULT_REGION: region }),
     );
     // The pods' `aws`: the pinned AWS CLI, forked from an interpreter that imported it already
-    // (tools/aws-cli-forkserver.py says why). IRSA_AWS_CLI_FORKSERVER=off runs it plainly.
+    // (tools/aws-cli-forkserver.py says why). IRSA_AWS_CLI_FORKSERVER=off (validated in
+    // support/config.ts) runs it plainly.
     const awsCli = awsCliShim(moto, workDir);
     const awsCliProc = awsCli
       ? await start(
