@@ -79,6 +79,9 @@ describe('bad input: exit 2, one line of cause and one of hint, nothing created'
   });
 
   after(async () => {
+    // Cases are started together; when a name pattern selects only some, the others still run:
+    // let them finish, so that every run is removed below.
+    await Promise.allSettled(results.values());
     for (const r of runs) {
       if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
       removeRun(r);
