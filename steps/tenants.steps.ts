@@ -6,11 +6,6 @@
 import assert from 'node:assert/strict';
 import { GetPolicyCommand, GetPolicyVersionCommand, GetRoleCommand } from '@aws-sdk/client-iam';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import {
-  AssumeRoleWithWebIdentityCommand,
-  type AssumeRoleWithWebIdentityCommandOutput,
-  STSClient,
-} from '@aws-sdk/client-sts';
 import { Given, Then, When } from '@cucumber/cucumber';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import { awsErrorName, describeAwsError } from '../support/aws/errors.ts';
@@ -23,6 +18,7 @@ import { simulatePermission, simulateTrust } from '../support/policy/simulate.ts
 import type { Tenant } from '../support/provision/application.ts';
 import { ensureTenantAws, ensureTenantPod, matrixTenants, type TenantPod } from '../support/provision/tenants.ts';
 import { registerSecret } from '../support/redact.ts';
+import { exchangeToken } from '../support/targets/live/verify.ts';
 import { uploadBody } from './application.steps.ts';
 import { infrastructure } from './infrastructure.steps.ts';
 
@@ -180,33 +176,14 @@ When(
       r.exitCode === 0 && roleArn && token,
       `the pod of tenant ${n} has no AWS_ROLE_ARN or no readable AWS_WEB_IDENTITY_TOKEN_FILE (exit ${r.exitCode}): ${r.stderr.trim().slice(0, 400)}`,
     );
-    // Both clients share the worker's connection pool (awsClientOptions): not destroyed here.
-    const sts = new STSClient(this.clients.awsClientOptions());
-    let session: AssumeRoleWithWebIdentityCommandOutput;
-    try {
-      session = await sts.send(
-        new AssumeRoleWithWebIdentityCommand({
-          RoleArn: roleArn,
-          RoleSessionName: `irsa-matrix-${this.scopeId}`,
-          WebIdentityToken: token,
-        }),
-      );
-    } catch (e) {
-      assert.fail(`the pod of tenant ${n} could not get a session of ${roleArn}: ${describeAwsError(e)}`);
-    }
-    const c = session.Credentials;
-    for (const s of [c?.SecretAccessKey, c?.SessionToken]) if (s) registerSecret(s);
-    assert.ok(
-      c?.AccessKeyId && c.SecretAccessKey && c.SessionToken,
-      `STS returned no credentials for the pod of tenant ${n}`,
+    const session = await exchangeToken(this.clients, token, roleArn, `irsa-matrix-${this.scopeId}`).catch(
+      (e: unknown) =>
+        assert.fail(`the pod of tenant ${n} could not get a session of ${roleArn}: ${describeAwsError(e)}`),
     );
-    stateOf(this).sessionArn = session.AssumedRoleUser?.Arn ?? '';
+    stateOf(this).sessionArn = session.assumedRoleArn;
+    // Shares the worker's connection pool (awsClientOptions): not destroyed here.
     const s3 = new S3Client({
-      ...this.clients.awsClientOptions({
-        accessKeyId: c.AccessKeyId,
-        secretAccessKey: c.SecretAccessKey,
-        sessionToken: c.SessionToken,
-      }),
+      ...this.clients.awsClientOptions(session.credentials),
       forcePathStyle: this.state.target.aws.forcePathStyle,
     });
     const others = (await allTenants(this)).filter((t) => t.label !== tenant.label);

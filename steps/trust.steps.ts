@@ -279,19 +279,25 @@ Then(
 
 // --- Behaviour (targets that validate tokens / evaluate trust policies) ----------------------------
 
+/** STS AssumeRoleWithWebIdentity with the token of team `label`; a session's secrets are registered. */
+async function assumeRoleWithTokenOf(world: IrsaWorld, label: string, roleArn: string | undefined) {
+  const out = await world.clients.sts.send(
+    new AssumeRoleWithWebIdentityCommand({
+      RoleArn: roleArn,
+      RoleSessionName: `irsa-conformance-${world.scopeId}`,
+      WebIdentityToken: tokenOf(world, label),
+    }),
+  );
+  for (const s of [out.Credentials?.SecretAccessKey, out.Credentials?.SessionToken]) if (s) registerSecret(s);
+  return out;
+}
+
 Then(
   'STS accepts the token of team {string} for the role of team {string}',
   async function (this: IrsaWorld, label: string, owner: string) {
     const role = this.tenant(owner);
     try {
-      const out = await this.clients.sts.send(
-        new AssumeRoleWithWebIdentityCommand({
-          RoleArn: role.roleArn,
-          RoleSessionName: `irsa-conformance-${this.scopeId}`,
-          WebIdentityToken: tokenOf(this, label),
-        }),
-      );
-      for (const s of [out.Credentials?.SecretAccessKey, out.Credentials?.SessionToken]) if (s) registerSecret(s);
+      const out = await assumeRoleWithTokenOf(this, label, role.roleArn);
       const arn = out.AssumedRoleUser?.Arn ?? '';
       assert.ok(isAssumedRoleArn(arn, role.roleName), `STS returned a session of ${arn}, not of ${role.roleName}`);
     } catch (e) {
@@ -312,14 +318,7 @@ Then(
     const expected = errors.split(' or ').map((s) => s.trim());
     let refused: unknown;
     try {
-      const out = await this.clients.sts.send(
-        new AssumeRoleWithWebIdentityCommand({
-          RoleArn: role.roleArn,
-          RoleSessionName: `irsa-conformance-${this.scopeId}`,
-          WebIdentityToken: tokenOf(this, label),
-        }),
-      );
-      for (const s of [out.Credentials?.SecretAccessKey, out.Credentials?.SessionToken]) if (s) registerSecret(s);
+      await assumeRoleWithTokenOf(this, label, role.roleArn);
     } catch (e) {
       refused = e;
     }

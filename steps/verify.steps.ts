@@ -159,7 +159,7 @@ Then("the named role's trust policy admits the token", async function (this: Irs
 When('the token is exchanged at STS for credentials of the named role', async function (this: IrsaWorld) {
   const s = state(this);
   try {
-    s.session = await exchangeToken(this.clients, this.state.target, token(this), s.subject.roleArn);
+    s.session = await exchangeToken(this.clients, token(this), s.subject.roleArn);
     this.attach(`AssumeRoleWithWebIdentity: ${s.session.assumedRoleArn}`, 'text/plain');
   } catch (e) {
     // The next step says what failed; a diagnosis is in the token scenario.

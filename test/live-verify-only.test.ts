@@ -446,7 +446,7 @@ describe('verify-only issues no write (recorded AWS answers)', () => {
     const subject = { namespace: 'team-a', serviceAccount: 'app' };
     const token = await requestServiceAccountToken(clients, subject, 'sts.amazonaws.com');
     await readTrustPolicy(clients, 'app');
-    const session = await exchangeToken(clients, ctx.target, token, `arn:aws:iam::${ACCOUNT}:role/app`);
+    const session = await exchangeToken(clients, token, `arn:aws:iam::${ACCOUNT}:role/app`);
     assert.equal(session.assumedRoleArn, `arn:aws:sts::${ACCOUNT}:assumed-role/app/irsa-conformance-verify`);
     assert.deepEqual(await listBucketAs(clients, ctx.target, session, 'team-a-data'), { ok: true, keys: 1 });
     const denied = await listBucketAs(clients, ctx.target, session, 'team-b-data');

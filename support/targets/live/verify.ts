@@ -8,7 +8,7 @@
  */
 import { GetRoleCommand } from '@aws-sdk/client-iam';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
 import type { V1Pod } from '@kubernetes/client-node';
 import { roleNameFromArn } from '../../aws/arn.ts';
 import { awsErrorName, describeAwsError } from '../../aws/errors.ts';
@@ -81,18 +81,20 @@ function guarded<T>(target: TargetDescriptor, client: T): T {
   return target.readOnly ? readOnlyAwsClient(client) : client;
 }
 
-/** AssumeRoleWithWebIdentity, as the AWS SDK in a pod does it; the secret parts are registered for redaction. */
+/**
+ * AssumeRoleWithWebIdentity, as the AWS SDK in a pod does it; the secret parts are registered for
+ * redaction. An unsigned call: the clients' STS client (read-only guarded where the target is) serves.
+ */
 export async function exchangeToken(
   c: Clients,
-  target: TargetDescriptor,
   token: string,
   roleArn: string,
+  sessionName = 'irsa-conformance-verify',
 ): Promise<RoleSession> {
-  const sts = guarded(target, new STSClient(c.awsClientOptions()));
-  const out = await sts.send(
+  const out = await c.sts.send(
     new AssumeRoleWithWebIdentityCommand({
       RoleArn: roleArn,
-      RoleSessionName: 'irsa-conformance-verify',
+      RoleSessionName: sessionName,
       WebIdentityToken: token,
       DurationSeconds: 900,
     }),
