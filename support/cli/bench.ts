@@ -151,6 +151,7 @@ export async function runBench(argv: string[]): Promise<number> {
         discoveryBucket: discoveryBucketFor(envId),
         webhookFlags: setup.spec.webhook.flags,
         envId,
+        settings: config.embedded,
       });
       for (const [k, v] of Object.entries(t.timings)) {
         perComponent[k] = [...(perComponent[k] ?? []), v / 1000];
@@ -204,13 +205,8 @@ export async function runBench(argv: string[]): Promise<number> {
       webhookFlags: setup.spec.webhook.flags,
       envId,
       stateFile,
+      settings: config.embedded,
     });
-    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as Record<string, unknown> & {
-      descriptor: { webhookVersion?: string };
-    };
-    const { readVersions } = await import('../targets/embedded/binaries.ts');
-    state.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
-    writeFileSync(stateFile, JSON.stringify({ ...state, webhookFlags: setup.spec.webhook.flags }), { mode: 0o600 });
     try {
       if (!skip.has('warm')) {
         const warm: number[] = [];

@@ -10,10 +10,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
-import { newRunId } from '../names.ts';
 import { envsRoot } from '../paths.ts';
 import { loadSetup } from '../setup/setup.ts';
-import { discoveryBucketFor } from '../targets/start.ts';
+import { embeddedOptionsFor } from '../targets/start.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
 import { checkPendingDeletions, describeStuck, readPendingDeletions } from '../targets/warm-deletions.ts';
 
@@ -57,28 +56,16 @@ export async function runEnv(argv: string[]): Promise<number> {
       const config = loadConfig(process.env, { target: 'embedded' });
       const setup = loadSetup(config.setupDir);
       mkdirSync(envsRoot, { recursive: true, mode: 0o700 });
-      const envId = newRunId().replace(/^ic/, 'env');
       const started = Date.now();
       const t = await startEmbeddedTarget({
-        logsDir: path.join(config.reportsDir, 'logs', envId),
-        discoveryBucket: discoveryBucketFor(envId),
-        webhookFlags: setup.spec.webhook.flags,
-        region: config.region,
-        envId,
+        ...embeddedOptionsFor(config, setup),
         stateFile: WARM_STATE,
         keepAliveAfterExit: true,
-        startTimeoutMs: config.timeouts.startSeconds * 1000,
       });
-      const { readVersions } = await import('../targets/embedded/binaries.ts');
-      const state = JSON.parse(readFileSync(t.statePath, 'utf8')) as Record<string, unknown> & {
-        descriptor: { webhookVersion?: string };
-      };
-      state.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
-      writeFileSync(
-        t.statePath,
-        JSON.stringify({ ...state, webhookFlags: setup.spec.webhook.flags, setupDir: setup.dir }, null, 2),
-        { mode: 0o600 },
-      );
+      const envId = t.descriptor.envId;
+      // For whoever reads the state file: the setup the environment was started for.
+      const state = JSON.parse(readFileSync(t.statePath, 'utf8')) as Record<string, unknown>;
+      writeFileSync(t.statePath, JSON.stringify({ ...state, setupDir: setup.dir }, null, 2), { mode: 0o600 });
       process.stdout.write(
         [
           `warm embedded environment ${envId} ready in ${((Date.now() - started) / 1000).toFixed(1)} s`,

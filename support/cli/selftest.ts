@@ -21,7 +21,7 @@ import path from 'node:path';
 import type { Envelope } from '@cucumber/messages';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { loadConfig } from '../config.ts';
+import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { newRunId } from '../names.ts';
 import { type ScenarioOutcome, scenarioOutcomes } from '../outcomes.ts';
@@ -447,6 +447,7 @@ class Runner {
       verbose: boolean;
       region: string;
       startTimeoutSeconds: number;
+      embedded: HarnessConfig['embedded'];
     },
   ) {}
 
@@ -461,7 +462,6 @@ class Runner {
     const reusable = this.envs.get(worker);
     if (reusable) return reusable.statePath;
     const { startEmbeddedTarget } = await import('../targets/embedded/index.ts');
-    const { readVersions } = await import('../targets/embedded/binaries.ts');
     const { discoveryBucketFor } = await import('../targets/start.ts');
     const envId = newRunId().replace(/^ic/, 'env');
     mkdirSync(envsRoot, { recursive: true, mode: 0o700 });
@@ -479,15 +479,12 @@ class Runner {
       // their clean-up first, so signals are handled here, not by the target.
       handleSignals: false,
       startTimeoutMs: this.opts.startTimeoutSeconds * 1000,
+      settings: this.opts.embedded,
       onUnexpectedExit: () => {
         shared.broken = true;
       },
     });
     shared.stop = () => t.stop();
-    // What attach mode reads: the descriptor, and the flags the webhook runs with.
-    const state = JSON.parse(readFileSync(statePath, 'utf8')) as { descriptor: { webhookVersion?: string } };
-    state.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
-    writeFileSync(statePath, JSON.stringify({ ...state, webhookFlags: flags }, null, 2), { mode: 0o600 });
     this.envs.set(worker, shared);
     process.stderr.write(
       `selftest: shared embedded environment ${envId} ready in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
@@ -740,6 +737,7 @@ export async function runSelfTest(argv: string[]): Promise<number> {
     verbose: opts.verbose,
     region: config.region,
     startTimeoutSeconds: config.timeouts.startSeconds,
+    embedded: config.embedded,
   });
   const onSignal = (signal: NodeJS.Signals) => {
     if (!runner.interrupted)

@@ -20,6 +20,24 @@ export function discoveryBucketFor(envId: string): string {
   return `irsa-oidc-${envId}`;
 }
 
+/**
+ * What an embedded target for this configuration and setup starts with: a new environment id, its
+ * logs and discovery bucket, the setup's webhook flags and the `embedded` settings. A run's own
+ * target and a warm environment (`npm run env -- up`) start the same way.
+ */
+export function embeddedOptionsFor(config: HarnessConfig, setup: LoadedSetup) {
+  const envId = newRunId().replace(/^ic/, 'env');
+  return {
+    logsDir: path.join(config.reportsDir, 'logs', envId),
+    discoveryBucket: discoveryBucketFor(envId),
+    webhookFlags: setup.spec.webhook.flags,
+    region: config.region,
+    envId,
+    startTimeoutMs: config.timeouts.startSeconds * 1000,
+    settings: config.embedded,
+  };
+}
+
 export async function startTarget(
   config: HarnessConfig,
   setup: LoadedSetup,
@@ -29,18 +47,7 @@ export async function startTarget(
   switch (config.target) {
     case 'embedded': {
       const { startEmbeddedTarget } = await import('./embedded/index.ts');
-      const envId = newRunId().replace(/^ic/, 'env');
-      const t = await startEmbeddedTarget({
-        logsDir: path.join(config.reportsDir, 'logs', envId),
-        discoveryBucket: discoveryBucketFor(envId),
-        webhookFlags: setup.spec.webhook.flags,
-        region: config.region,
-        envId,
-        startTimeoutMs: config.timeouts.startSeconds * 1000,
-        onProgress,
-      });
-      const { readVersions } = await import('./embedded/binaries.ts');
-      t.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
+      const t = await startEmbeddedTarget({ ...embeddedOptionsFor(config, setup), onProgress });
       return { ...t, owned: true, timings: t.timings };
     }
     case 'docker': {

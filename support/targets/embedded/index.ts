@@ -49,7 +49,6 @@
  * (main.go builds the address from --port/--metrics-port only). Both ports are random, it
  * serves only TLS admission and Prometheus metrics, and it is stopped with the environment.
  */
-
 import { execFileSync } from 'node:child_process';
 import { generateKeyPair } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -67,6 +66,7 @@ import {
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
+import type { HarnessConfig } from '../../config.ts';
 import { StartError, UsageError } from '../../errors.ts';
 import {
   freeLoopbackPort,
@@ -81,7 +81,7 @@ import { createCa, issueClientCert, issueServingCert } from '../../tls.ts';
 import { dialectFromFlags } from '../dialect.ts';
 import type { StartedTarget, TargetDescriptor } from '../target.ts';
 import { clearPendingDeletions } from '../warm-deletions.ts';
-import { REPO_ROOT, resolveBinaries } from './binaries.ts';
+import { REPO_ROOT, readVersions, resolveBinaries } from './binaries.ts';
 import { READY_ANNOTATION } from './pod-runtime.ts';
 import type { PodRuntimeConfig } from './pod-runtime-main.ts';
 
@@ -99,6 +99,11 @@ export interface EmbeddedOptions {
   onProgress?: (line: string) => void;
   /** Called once if a component exits after start (the environment is then stopped). */
   onUnexpectedExit?: (component: string, logTail: string) => void;
+  /**
+   * support/config.ts's `embedded` settings (from IRSA_CONFIG or the environment). Without them,
+   * as in tests, the environment variables decide alone.
+   */
+  settings?: Partial<HarnessConfig['embedded']>;
 }
 
 export interface EmbeddedTarget extends StartedTarget {
@@ -275,12 +280,11 @@ interface AwsCliShim {
 
 /**
  * Writes the pods' `aws` (a client of tools/aws-cli-forkserver.py, which falls back to running
- * the CLI itself when the server is not there). Undefined when turned off, or when the socket's
- * path would exceed the 107 bytes a Unix socket address holds (a deep TMPDIR): pods then run the
- * venv's `aws` directly.
+ * the CLI itself when the server is not there). Undefined when the socket's path would exceed the
+ * 107 bytes a Unix socket address holds (a deep TMPDIR): pods then run the venv's `aws` directly.
  */
 function awsCliShim(moto: MotoCommand, workDir: string): AwsCliShim | undefined {
-  if (process.env.IRSA_AWS_CLI_FORKSERVER === 'off' || !existsSync(AWS_CLI_FORKSERVER)) return undefined;
+  if (!existsSync(AWS_CLI_FORKSERVER)) return undefined;
   const socket = join(workDir, 'aws-cli.sock');
   if (Buffer.byteLength(socket) > 107) return undefined;
   const binDir = join(workDir, 'aws-cli', 'bin');
@@ -317,7 +321,12 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
   const envId = options.envId ?? `emb-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
   // Input and environment problems first, before anything runs.
-  const bins = resolveBinaries();
+  const settings = options.settings ?? {};
+  const bins = resolveBinaries({
+    ...process.env,
+    ...(settings.kubeBinDir ? { IRSA_KUBE_BIN_DIR: settings.kubeBinDir } : {}),
+    ...(settings.etcdBinary ? { IRSA_ETCD_BIN: settings.etcdBinary } : {}),
+  });
   const moto = resolveMoto();
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.discoveryBucket))
     throw new UsageError(
@@ -485,9 +494,9 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       cleanEnv({ HOME: workDir, PYTHONDONTWRITEBYTECODE: '1', AWS_DEFAULT_REGION: region }),
     );
     // The pods' `aws`: the pinned AWS CLI, forked from an interpreter that imported it already
-    // (tools/aws-cli-forkserver.py says why). IRSA_AWS_CLI_FORKSERVER=off (validated in
-    // support/config.ts) runs it plainly.
-    const awsCli = awsCliShim(moto, workDir);
+    // (tools/aws-cli-forkserver.py says why). The setting `off` runs it plainly.
+    const forkserver = settings.awsCliForkserver ?? process.env.IRSA_AWS_CLI_FORKSERVER ?? 'on';
+    const awsCli = forkserver === 'off' ? undefined : awsCliShim(moto, workDir);
     const awsCliProc = awsCli
       ? await start(
           'aws-cli-forkserver',
@@ -532,6 +541,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       `--cert-dir=${join(workDir, 'apiserver-certs')}`,
     ]);
 
+    // First on the pods' PATH (and kwok's, which resolves an exec's argv[0]): the pods' `aws`.
+    const podPath = [...(awsCli ? [awsCli.binDir] : []), moto.venvBin];
     const podRootTemplate = join(workDir, 'pods', '{namespace}', '{pod}');
     const companionReady = join(workDir, 'pod-runtime.ready');
     const companionConfig: PodRuntimeConfig = {
@@ -539,7 +550,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       nodeName: NODE_NAME,
       nodeIp: LOOPBACK,
       podRootTemplate,
-      pathPrefix: [...(awsCli ? [awsCli.binDir] : []), moto.venvBin],
+      pathPrefix: podPath,
       baseEnv: {},
       readyFile: companionReady,
     };
@@ -626,7 +637,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       ]),
       // kwok's environment is the base of every exec'd command's environment: keep it minimal. Its
       // PATH also decides where argv[0] of an exec is found (Go resolves it with kwok's own PATH,
-      // not the Exec object's), so the venv's bin (the pinned `aws`) comes first here too.
+      // not the Exec object's), so the pods' PATH comes first here too.
       start(
         'kwok',
         bins.kwok,
@@ -645,7 +656,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         ],
         cleanEnv({
           HOME: workDir,
-          PATH: [...(awsCli ? [awsCli.binDir] : []), moto.venvBin, cleanEnv().PATH].join(':'),
+          PATH: [...podPath, cleanEnv().PATH].join(':'),
         }),
       ),
       start('pod-identity-webhook', bins.webhook, [
@@ -734,6 +745,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         caBundle: Buffer.from(ca.certPem).toString('base64'),
       },
       dialect,
+      // The pinned webhook the set-up builds (a binary named by IRSA_WEBHOOK_BIN is taken for it).
+      webhookVersion: readVersions().POD_IDENTITY_WEBHOOK_VERSION,
       podRoot: podRootTemplate,
       logs,
     };
