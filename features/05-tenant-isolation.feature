@@ -20,8 +20,9 @@ Feature: Tenants are isolated: each uses its own bucket and no other tenant's
   How a tenant stays cheap: the in-pod write and the caller identity run in one exec (two AWS CLI
   starts, the only ones a tenant costs); the denial attempts use the session the pod's credential
   chain obtains, AssumeRoleWithWebIdentity with the AWS_ROLE_ARN and the token read inside the pod,
-  sent from the harness. The token and the session's secret parts are never logged. The diagnosis (every target) evaluates each tenant's trust and
-  permission policies, as IAM has them, against every other tenant.
+  sent from the harness. The token and the session's secret parts are never logged. The diagnosis
+  (every target) evaluates each tenant's trust and permission policies, as IAM has them, against
+  every other tenant.
 
   Background:
     Given the infrastructure team has set up IRSA for the cluster as the setup description says

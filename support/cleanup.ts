@@ -112,13 +112,13 @@ export async function deleteResource(c: Clients, ref: ResourceRef): Promise<void
       return;
     }
     case 'k8s-namespace':
-      // Deletion is requested here and confirmed once per run (waitForNamespacesGone): the
-      // namespace controller takes seconds per namespace, which must not be paid scenario by scenario.
-      // The namespace controller requeues while pods remain: remove the workloads first (or their
-      // ReplicaSets recreate the pods), then the pods without grace period; measured 10 s -> 5 s
-      // until the namespace is gone (5 s is the controller's floor even for an empty namespace).
-      // The namespace first: once it is terminating, admission refuses new objects in it, so no
-      // Deployment or ReplicaSet can bring a pod back while the three collections go at once.
+      // Deletion is requested here and confirmed once per run (waitForNamespacesGone, or handed to
+      // a warm environment): the namespace controller takes seconds per namespace, which must not
+      // be paid scenario by scenario. It requeues while pods remain, so the workloads and then the
+      // pods (without grace period) are removed here too: measured 10 s -> 5 s until the namespace
+      // is gone (5 s is the controller's floor even for an empty namespace). The namespace goes
+      // first: once it is terminating, admission refuses new objects in it, so no Deployment or
+      // ReplicaSet can bring a pod back while the three collections are deleted at once.
       await ignoreGone(c.core.deleteNamespace({ name: ref.name, propagationPolicy: 'Background' }));
       await Promise.all([
         ignoreGone(

@@ -189,9 +189,9 @@ def run_command(conn: socket.socket) -> None:
         # argv[0] as `python -m awscli` sets it (usage messages name it).
         sys.argv = [os.path.join(os.path.dirname(awscli.__file__), "__main__.py"), *request["argv"]]
 
-        # The one import-time effect that depends on the environment (checked for awscli and
-        # botocore at the pinned versions): awscli/__init__ puts its data directory after the
-        # caller's AWS_DATA_PATH. Run it again, now that the caller's environment is in place.
+        # Besides paths under HOME (re-rooted above), the one import-time effect of the environment
+        # (checked for awscli and botocore at the pinned versions): awscli/__init__ puts its data
+        # directory after the caller's AWS_DATA_PATH. Run it again, now that the environment is in place.
         importlib.reload(awscli)
         if SELF_CHECK:
             left = strings_under(SERVER_HOME)

@@ -97,6 +97,7 @@ export async function runEnv(argv: string[]): Promise<number> {
         envId: string;
         processes: { name: string; pid: number }[];
         startedAt: string;
+        descriptor: TargetDescriptor;
       };
       const up = s.processes.filter((p) => alive(p.pid)).map((p) => p.name);
       process.stdout.write(
@@ -107,9 +108,7 @@ export async function runEnv(argv: string[]): Promise<number> {
       if (readPendingDeletions(WARM_STATE).length === 0) return 0;
       const config = loadConfig(process.env, { target: 'embedded' });
       const { createClients } = await import('../clients.ts');
-      const c = createClients(
-        (JSON.parse(readFileSync(WARM_STATE, 'utf8')) as { descriptor: TargetDescriptor }).descriptor,
-      );
+      const c = createClients(s.descriptor);
       try {
         const check = await checkPendingDeletions(WARM_STATE, c, config.timeouts.cleanupSeconds);
         for (const t of check.terminating)

@@ -37,10 +37,13 @@ export function pendingDir(stateFile: string): string {
   return `${stateFile.replace(/\.json$/, '')}.pending-deletions`;
 }
 
+function recordFile(stateFile: string, runId: string): string {
+  return path.join(pendingDir(stateFile), `${runId}.json`);
+}
+
 export function recordPendingDeletion(stateFile: string, p: PendingDeletion): void {
-  const dir = pendingDir(stateFile);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(path.join(dir, `${p.runId}.json`), JSON.stringify(p), { mode: 0o600 });
+  mkdirSync(pendingDir(stateFile), { recursive: true, mode: 0o700 });
+  writeFileSync(recordFile(stateFile, p.runId), JSON.stringify(p), { mode: 0o600 });
 }
 
 export function readPendingDeletions(stateFile: string): PendingDeletion[] {
@@ -90,7 +93,7 @@ export async function checkPendingDeletions(
   for (const r of records) {
     const left = r.namespaces.filter((n) => present.has(n));
     if (left.length === 0) {
-      rmSync(path.join(pendingDir(stateFile), `${r.runId}.json`), { force: true });
+      rmSync(recordFile(stateFile, r.runId), { force: true });
       result.confirmed.push(r.runId);
       continue;
     }
