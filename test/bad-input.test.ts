@@ -11,7 +11,7 @@
  * files, no instance metadata).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,9 +20,9 @@ import { createClients } from '../support/clients.ts';
 import { freeLoopbackPort } from '../support/process.ts';
 import { binariesMissing } from './binaries.ts';
 import {
+  disposeRuns,
   type IrsaRun,
   leftoversOf,
-  removeRun,
   startIrsa,
   startWarmEnvironment,
   type WarmEnvironment,
@@ -82,12 +82,7 @@ describe('bad input: exit 2, one line of cause and one of hint, nothing created'
     // Cases are started together; when a name pattern selects only some, the others still run:
     // let them finish, so that every run is removed below.
     await Promise.allSettled(results.values());
-    for (const r of runs) {
-      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
-      removeRun(r);
-    }
-    await warm?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await disposeRuns(runs, warm, dir);
   });
 
   const cases: Case[] = [

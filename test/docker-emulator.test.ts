@@ -23,6 +23,7 @@ import { createClients } from '../support/clients.ts';
 import { loadConfig } from '../support/config.ts';
 import { Ledger } from '../support/ledger.ts';
 import { freeLoopbackPort, SupervisedProcess } from '../support/process.ts';
+import { UPSTREAM_DEFAULT_DIALECT } from '../support/targets/dialect.ts';
 import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
 import { createCa, issueServingCert } from '../support/tls.ts';
@@ -225,13 +226,7 @@ describe('the docker target AWS emulator, without Docker', { skip }, () => {
       podAwsEnv: {},
       issuer: { mode: 'fixed', issuer: `${e.httpsEndpoint}/irsa-oidc-envtest`, discoveryBucket: 'irsa-oidc-envtest' },
       webhook: { mode: 'harness-service', namespace: 'x', serviceName: 'x', path: '/mutate', caBundle: '' },
-      dialect: {
-        annotationPrefix: 'eks.amazonaws.com',
-        audience: 'sts.amazonaws.com',
-        mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount',
-        tokenFileName: 'token',
-        defaultExpirationSeconds: 86400,
-      },
+      dialect: UPSTREAM_DEFAULT_DIALECT,
       podRoot: '',
       logs: {},
     };

@@ -18,6 +18,7 @@ import { repoRoot } from '../support/paths.ts';
 import type { ProvisionContext } from '../support/provision/context.ts';
 import { patchClusterIssuer, waitForClusterIssuer } from '../support/provision/infrastructure.ts';
 import { loadSetup } from '../support/setup/setup.ts';
+import { UPSTREAM_DEFAULT_DIALECT } from '../support/targets/dialect.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
 import { FakeKubeApi, tokenRequestRoute } from './live-fake-kube.ts';
 
@@ -80,13 +81,7 @@ describe('OpenShift issuer patching', () => {
       podAwsEnv: {},
       issuer: { mode: 'patchable' },
       webhook: { mode: 'existing', configurationName: 'pod-identity-webhook' },
-      dialect: {
-        annotationPrefix: 'eks.amazonaws.com',
-        audience: 'sts.amazonaws.com',
-        mountPath: '/m',
-        tokenFileName: 'token',
-        defaultExpirationSeconds: 86400,
-      },
+      dialect: { ...UPSTREAM_DEFAULT_DIALECT, mountPath: '/m' },
       podRoot: '',
       logs: {},
     };

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../support/config.ts';
+import { UPSTREAM_DEFAULT_DIALECT } from '../support/targets/dialect.ts';
 import { tagsForLiveMode, verifySummaryMarkdown } from '../support/targets/live/summary.ts';
 import { CAPABILITIES, type CapabilityMatrix, type TargetDescriptor } from '../support/targets/target.ts';
 import { unsignedJwt } from './live-fake-kube.ts';
@@ -45,13 +46,7 @@ describe('verifySummaryMarkdown', () => {
     podAwsEnv: {},
     issuer: { mode: 'read-only', issuer: 'https://oidc.example' },
     webhook: { mode: 'existing', configurationName: 'pod-identity-webhook' },
-    dialect: {
-      annotationPrefix: 'eks.amazonaws.com',
-      audience: 'sts.amazonaws.com',
-      mountPath: '/m',
-      tokenFileName: 'token',
-      defaultExpirationSeconds: 86400,
-    },
+    dialect: { ...UPSTREAM_DEFAULT_DIALECT, mountPath: '/m' },
     podRoot: '',
     logs: {},
     readOnly: { podNamespace: 'payments' },

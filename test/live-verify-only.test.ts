@@ -46,6 +46,7 @@ import { repoRoot } from '../support/paths.ts';
 import type { ProvisionContext } from '../support/provision/context.ts';
 import { bucketForIssuer, discoverInfrastructure } from '../support/provision/discover.ts';
 import { loadSetup } from '../support/setup/setup.ts';
+import { UPSTREAM_DEFAULT_DIALECT } from '../support/targets/dialect.ts';
 import {
   guardKubeConfig,
   isAllowedKubeRequest,
@@ -83,13 +84,7 @@ function descriptor(api: FakeKubeApi, readOnly: TargetDescriptor['readOnly']): T
     podAwsEnv: {},
     issuer: { mode: 'read-only', issuer: `${api.url}/irsa-oidc-prod` },
     webhook: { mode: 'existing', configurationName: 'pod-identity-webhook' },
-    dialect: {
-      annotationPrefix: 'eks.amazonaws.com',
-      audience: 'sts.amazonaws.com',
-      mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount',
-      tokenFileName: 'token',
-      defaultExpirationSeconds: 86400,
-    },
+    dialect: UPSTREAM_DEFAULT_DIALECT,
     podRoot: '',
     logs: {},
     ...(readOnly ? { readOnly } : {}),

@@ -18,6 +18,7 @@ import { repoRoot } from '../support/paths.ts';
 import type { ProvisionContext } from '../support/provision/context.ts';
 import { registerWebhook } from '../support/provision/infrastructure.ts';
 import { loadSetup } from '../support/setup/setup.ts';
+import { UPSTREAM_DEFAULT_DIALECT } from '../support/targets/dialect.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
 import { issueWebhookTls, webhookManifests } from '../support/webhook-deploy.ts';
 import { FakeKubeApi, type FakeRequest } from './live-fake-kube.ts';
@@ -122,13 +123,7 @@ describe('registerWebhook on a cluster without a webhook (live provision)', () =
         caBundle: '',
         deploy: { image: 'registry.example/webhook:v0.6.17', flags: { 'token-audience': 'sts.amazonaws.com' } },
       },
-      dialect: {
-        annotationPrefix: 'eks.amazonaws.com',
-        audience: 'sts.amazonaws.com',
-        mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount',
-        tokenFileName: 'token',
-        defaultExpirationSeconds: 86400,
-      },
+      dialect: UPSTREAM_DEFAULT_DIALECT,
       podRoot: '',
       logs: {},
     };

@@ -20,7 +20,7 @@
  * Attached runs share one warm environment (started here), which must survive every run.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -29,9 +29,9 @@ import type { LedgerEntry } from '../support/ledger.ts';
 import { binariesMissing } from './binaries.ts';
 import {
   deadPids,
+  disposeRuns,
   type IrsaRun,
   leftoversOf,
-  removeRun,
   startIrsa,
   startWarmEnvironment,
   taggedResourcesOf,
@@ -90,12 +90,7 @@ describe('interrupted runs', {
   });
 
   after(async () => {
-    for (const r of runs) {
-      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
-      removeRun(r);
-    }
-    await warm?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await disposeRuns(runs, warm, dir);
   });
 
   it('during the start of its own target: the half-started target is stopped', async () => {

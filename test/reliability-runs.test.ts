@@ -8,7 +8,7 @@
  * Runs are narrowed with --name (cucumber merges explicit feature paths with the configured ones).
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,9 +17,9 @@ import { repoRoot } from '../support/paths.ts';
 import { binariesMissing } from './binaries.ts';
 import {
   deadPids,
+  disposeRuns,
   type IrsaRun,
   leftoversOf,
-  removeRun,
   startIrsa,
   startWarmEnvironment,
   taggedResourcesOf,
@@ -57,12 +57,7 @@ describe('finished runs', {
   });
 
   after(async () => {
-    for (const r of runs) {
-      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
-      removeRun(r);
-    }
-    await warm?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await disposeRuns(runs, warm, dir);
   });
 
   async function assertClean(run: IrsaRun, exitCode: number): Promise<string> {

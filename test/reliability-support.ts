@@ -360,6 +360,16 @@ export function removeRun(run: IrsaRun): void {
   rmSync(run.tmp, { recursive: true, force: true });
 }
 
+/** A suite's `after`: kills the runs still going, removes them, stops the warm environment, removes `dir`. */
+export async function disposeRuns(runs: IrsaRun[], warm: WarmEnvironment | undefined, dir: string): Promise<void> {
+  for (const r of runs) {
+    if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    removeRun(r);
+  }
+  await warm?.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
 /** A feature file in a temporary directory (cucumber accepts absolute paths). */
 export function writeFeature(dir: string, name: string, text: string): string {
   const file = path.join(dir, name);
