@@ -16,7 +16,11 @@ interface Stage {
   describe: string;
   argv: string[];
   env?: Record<string, string>;
+  /** How the stage prints its counts: node's test runner (ℹ pass N), or "N passed, N failed[, N skipped]". */
+  counts: CountFormat;
 }
+
+export type CountFormat = 'node' | 'plain';
 
 interface Outcome {
   stage: Stage;
@@ -25,6 +29,15 @@ interface Outcome {
   passed: number;
   failed: number;
   skipped: number;
+  failures: FailedTest[];
+}
+
+export interface FailedTest {
+  /** Where the test is declared (file:line), as node's runner prints it. */
+  where: string;
+  name: string;
+  /** The first lines of its error, without the stack. */
+  cause: string[];
 }
 
 const node = process.execPath;
@@ -35,44 +48,97 @@ function stages(): Stage[] {
     .sort()
     .map((f) => path.join('test', f));
   return [
-    { name: 'lint', describe: 'biome check', argv: [node, 'node_modules/@biomejs/biome/bin/biome', 'check', '.'] },
-    { name: 'types', describe: 'tsc --noEmit (strict)', argv: [node, 'node_modules/typescript/bin/tsc', '-p', '.'] },
+    {
+      name: 'lint',
+      describe: 'biome check',
+      argv: [node, 'node_modules/@biomejs/biome/bin/biome', 'check', '.'],
+      counts: 'plain',
+    },
+    {
+      name: 'types',
+      describe: 'tsc --noEmit (strict)',
+      argv: [node, 'node_modules/typescript/bin/tsc', '-p', '.'],
+      counts: 'plain',
+    },
     {
       name: 'steps-doc',
       describe: 'docs/steps.md matches the step definitions',
       argv: [node, '--import', 'tsx', 'support/cli/main.ts', 'steps-doc', '--check'],
+      counts: 'plain',
     },
     {
       name: 'unit',
       describe: 'unit and integration tests (node --test)',
       argv: [node, '--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=900000', ...tests],
+      counts: 'node',
     },
     {
       name: 'suite',
       describe: 'conformance suite on the embedded target',
       argv: [node, '--import', 'tsx', 'support/cli/main.ts', 'conformance'],
+      counts: 'plain',
     },
     {
       name: 'selftest',
       describe: 'self-test: the suite against the fault catalogue',
       argv: [node, '--import', 'tsx', 'support/cli/main.ts', 'selftest'],
+      counts: 'plain',
     },
   ];
 }
 
-/** Reads the counts a stage printed: node's test runner (ℹ pass N) or our "N passed, N failed[, N skipped]". */
-export function parseCounts(output: string): { passed: number; failed: number; skipped: number } | undefined {
-  // The last summary a stage printed is its own (integration tests print their children's first).
-  const plain = [...output.matchAll(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/g)].pop();
-  const pass = [...output.matchAll(/^(?:ℹ|#) pass (\d+)$/gm)].pop();
-  const fail = [...output.matchAll(/^(?:ℹ|#) fail (\d+)$/gm)].pop();
-  const skip = [...output.matchAll(/^(?:ℹ|#) skipped (\d+)$/gm)].pop();
-  const nodeAt = Math.max(pass?.index ?? -1, fail?.index ?? -1);
-  if (nodeAt >= 0 && nodeAt > (plain?.index ?? -1)) {
-    return { passed: Number(pass?.[1] ?? 0), failed: Number(fail?.[1] ?? 0), skipped: Number(skip?.[1] ?? 0) };
+/**
+ * Reads the counts a stage printed in its own format. Node's runner prints its tally (ℹ pass N)
+ * and then, on failure, the failing tests again with whatever they printed, so only its tally
+ * counts. A plain stage's last "N passed, N failed[, N skipped]" is its own (integration tests
+ * print their children's first).
+ */
+export function parseCounts(
+  output: string,
+  format: CountFormat,
+): { passed: number; failed: number; skipped: number } | undefined {
+  if (format === 'node') {
+    const last = (name: string) => [...output.matchAll(new RegExp(`^(?:ℹ|#) ${name} (\\d+)$`, 'gm'))].pop()?.[1];
+    const [pass, fail, skip] = [last('pass'), last('fail'), last('skipped')];
+    if (pass === undefined && fail === undefined) return undefined;
+    return { passed: Number(pass ?? 0), failed: Number(fail ?? 0), skipped: Number(skip ?? 0) };
   }
+  const plain = [...output.matchAll(/(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/g)].pop();
   if (plain) return { passed: Number(plain[1]), failed: Number(plain[2]), skipped: Number(plain[3] ?? 0) };
   return undefined;
+}
+
+/**
+ * The failing tests node's spec reporter lists after its tally ("✖ failing tests:"), each with
+ * the first lines of its error: the closing summary repeats them, so that the end of a long log
+ * (all a CI page may show) says what failed and why.
+ */
+export function failingTests(output: string, maxLines = 6, maxWidth = 240): FailedTest[] {
+  const at = output.lastIndexOf('\n✖ failing tests:');
+  if (at < 0) return [];
+  const out: FailedTest[] = [];
+  let current: FailedTest | undefined;
+  let inStack = false;
+  for (const line of output.slice(at).split('\n').slice(2)) {
+    const where = /^test at (.+)$/.exec(line);
+    if (where) {
+      current = { where: where[1] as string, name: '', cause: [] };
+      out.push(current);
+      inStack = false;
+      continue;
+    }
+    if (!current) continue;
+    const name = /^✖ (.*?)(?: \([\d.]+m?s\))?$/.exec(line);
+    if (!current.name && name) {
+      current.name = name[1] as string;
+      continue;
+    }
+    const text = line.replace(/^ {2}/, '');
+    if (/^\s+at /.test(text) || /^\s*\{$/.test(text) || text.endsWith(' {')) inStack = true;
+    if (inStack || !text.trim() || current.cause.length >= maxLines) continue;
+    current.cause.push(text.length > maxWidth ? `${text.slice(0, maxWidth - 1)}…` : text);
+  }
+  return out;
 }
 
 function runStage(stage: Stage): Promise<Outcome> {
@@ -101,11 +167,12 @@ function runStage(stage: Stage): Promise<Outcome> {
       process.off('SIGTERM', forward);
       const exitCode = code ?? (signal ? 128 : 1);
       const counts =
-        parseCounts(output) ??
+        parseCounts(output, stage.counts) ??
         (exitCode === 0 ? { passed: 1, failed: 0, skipped: 0 } : { passed: 0, failed: 1, skipped: 0 });
       // A stage that exits non-zero failed, whatever it counted.
       if (exitCode !== 0 && counts.failed === 0) counts.failed = 1;
-      resolve({ stage, exitCode, seconds: (Date.now() - started) / 1000, ...counts });
+      const failures = stage.counts === 'node' ? failingTests(output) : [];
+      resolve({ stage, exitCode, seconds: (Date.now() - started) / 1000, ...counts, failures });
     });
   });
 }
@@ -123,6 +190,14 @@ export async function runTests(argv: string[]): Promise<number> {
     process.stderr.write(
       `${verdict} ${o.stage.name.padEnd(width)}  ${o.passed} passed, ${o.failed} failed, ${o.skipped} skipped  (${o.seconds.toFixed(1)} s)\n`,
     );
+  }
+  const failures = outcomes.flatMap((o) => o.failures.map((f) => ({ stage: o.stage.name, ...f })));
+  if (failures.length) {
+    process.stderr.write('\n━━ failing tests\n');
+    for (const f of failures) {
+      process.stderr.write(`${f.stage}: ${f.name} (${f.where})\n`);
+      for (const l of f.cause) process.stderr.write(`    ${l}\n`);
+    }
   }
   const total = outcomes.reduce((a, o) => ({ p: a.p + o.passed, f: a.f + o.failed, s: a.s + o.skipped }), {
     p: 0,
