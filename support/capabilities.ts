@@ -38,7 +38,7 @@ function garbageToken(): string {
   return `${b64({ alg: 'RS256', kid: 'irsa-conformance-probe' })}.${b64({ iss: 'https://irsa-conformance.invalid', sub: 'probe', aud: 'sts.amazonaws.com', exp: Math.floor(Date.now() / 1000) + 600 })}.${Buffer.from('not-a-signature').toString('base64url')}`;
 }
 
-export async function probeCapabilities(args: {
+export interface ProbeArgs {
   clients: Clients;
   target: TargetDescriptor;
   config: HarnessConfig;
@@ -46,7 +46,22 @@ export async function probeCapabilities(args: {
   ledger: Ledger;
   issuer: string;
   log: (line: string) => void;
-}): Promise<CapabilityMatrix> {
+}
+
+export interface ProbeReport {
+  matrix: CapabilityMatrix;
+  /**
+   * Probes that failed instead of measuring (an error, not a measured "no"): such a matrix holds
+   * for this run, but is not one to keep for the runs after it on a warm environment.
+   */
+  errors: string[];
+}
+
+export async function probeCapabilities(args: ProbeArgs): Promise<CapabilityMatrix> {
+  return (await measureCapabilities(args)).matrix;
+}
+
+export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport> {
   const { clients: c, target, config, runId, ledger } = args;
   const scope = 'probe';
   const writes = target.name !== 'live' || config.live.mode === 'provision';
@@ -243,7 +258,7 @@ export async function probeCapabilities(args: {
   if (!matrix['validates-tokens'].available && results['evaluates-trust-policies'] === undefined) {
     matrix['evaluates-trust-policies'] = no('tokens are not validated, so trust policies cannot be evaluated for them');
   }
-  return matrix;
+  return { matrix, errors };
 }
 
 export function formatCapabilityMatrix(target: string, m: CapabilityMatrix): string {

@@ -20,12 +20,13 @@
  * Attached runs share one warm environment (started here), which must survive every run.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runSweep } from '../support/cli/sweep.ts';
 import type { LedgerEntry } from '../support/ledger.ts';
+import type { TargetDescriptor } from '../support/targets/target.ts';
 import { binariesMissing } from './binaries.ts';
 import {
   deadPids,
@@ -108,11 +109,15 @@ describe('interrupted runs', {
     await assertCleanAfterInterrupt(run, undefined, 'SIGTERM');
   });
 
-  it('during the capability probes on an attached environment', async () => {
+  it('during the capability probes on an attached environment: nothing measured is kept', async () => {
     const run = attached(INFRA_SCENARIO);
     await run.waitForLedger((e) => e.scope === 'probe');
     run.signal('SIGINT');
     await assertCleanAfterInterrupt(run, warm);
+    // The interrupt deleted the probe pod under the probe: kept, "cannot run pods" would make
+    // every later run on the environment skip the pod scenarios.
+    const state = JSON.parse(readFileSync(warm.statePath, 'utf8')) as { descriptor: TargetDescriptor };
+    assert.equal(state.descriptor.capabilities, undefined, 'the next run measures the capabilities again');
   });
 
   it('while the infrastructure is provisioned on an attached environment', async () => {

@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { loadConfiguration, loadSupport, runCucumber } from '@cucumber/cucumber/api';
 import type { Envelope } from '@cucumber/messages';
-import { formatCapabilityMatrix, probeCapabilities } from '../capabilities.ts';
+import { formatCapabilityMatrix, measureCapabilities } from '../capabilities.ts';
 import { flushLedger, waitForNamespacesGone } from '../cleanup.ts';
 import { createClients } from '../clients.ts';
 import { type HarnessConfig, loadConfig } from '../config.ts';
@@ -392,7 +392,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
           `capabilities as measured on this environment at ${target.descriptor.capabilitiesMeasuredAt ?? 'its first run'}`,
         );
       } else {
-        target.descriptor.capabilities = await probeCapabilities({
+        const probed = await measureCapabilities({
           clients,
           target: target.descriptor,
           config,
@@ -401,8 +401,17 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
           issuer,
           log: log.warn,
         });
+        target.descriptor.capabilities = probed.matrix;
         target.descriptor.capabilitiesMeasuredAt = new Date().toISOString();
-        if (config.attach) rememberCapabilities(config.attach, target.descriptor);
+        // Kept for the environment's later runs only when measured in full: an interrupt deletes
+        // the probe's pod under it (it would read as "cannot run pods"), and a probe that failed
+        // with an error measured nothing. The next run then measures again.
+        if (config.attach && !interrupted && probed.errors.length === 0)
+          rememberCapabilities(config.attach, target.descriptor);
+        else if (config.attach && !interrupted)
+          log.info(
+            `capabilities not kept for the environment's next runs: a probe failed (${probed.errors.join('; ')})`,
+          );
       }
     } finally {
       clients.destroy();
