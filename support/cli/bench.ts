@@ -6,11 +6,13 @@
  *   3. per-scenario p50/p95 (warm runs)
  *   4. tenant scaling: the isolation matrix with 1, 10 and 30 tenants at --parallel 4, and the
  *      marginal cost per extra tenant
- * Prints a table and writes reports/bench.json. Options: --runs N (default 3), --tenants 1,10,30,
+ * Prints a table and writes bench.json to the reports directory. A suite run that fails is left
+ * out of the figures, its reports and the components' logs are kept, and the bench exits 1.
+ * Options: --runs N (default 3), --tenants 1,10,30,
  * --skip start,cold,warm,tenants.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../paths.ts';
@@ -51,12 +53,17 @@ function peakRssMiB(pid: number): number | undefined {
 interface SuiteRun {
   seconds: number;
   exitCode: number;
+  /** A failed run's failing scenarios, each with the first line of its failed step's message. */
+  failures: string[];
   bench?: { maxRssKb: number; counts: Record<string, number> };
   scenarioSeconds: Record<string, number>;
 }
 
-/** Runs the suite as a child process; reads its own figures (IRSA_BENCH_OUT) and its ndjson. */
-function runSuite(env: Record<string, string>, args: string[]): Promise<SuiteRun> {
+/**
+ * Runs the suite as a child process; reads its own figures (IRSA_BENCH_OUT) and its ndjson. The
+ * reports of a run that failed are moved to `keepFailedIn` (the bench's reports directory).
+ */
+function runSuite(env: Record<string, string>, args: string[], keepFailedIn: string): Promise<SuiteRun> {
   const reports = mkdtempSync(path.join(os.tmpdir(), 'irsa-bench-'));
   const benchOut = path.join(reports, 'bench-run.json');
   const started = Date.now();
@@ -73,6 +80,7 @@ function runSuite(env: Record<string, string>, args: string[]): Promise<SuiteRun
     child.on('close', (code) => {
       const seconds = (Date.now() - started) / 1000;
       const scenarioSeconds: Record<string, number> = {};
+      const failures: string[] = [];
       const ndjson = path.join(reports, 'cucumber.ndjson');
       if (existsSync(ndjson)) {
         const names = new Map<string, string>();
@@ -89,6 +97,7 @@ function runSuite(env: Record<string, string>, args: string[]): Promise<SuiteRun
               testCaseId: string;
               testCaseStartedId: string;
               timestamp: { seconds: number; nanos: number };
+              testStepResult: { status: string; message?: string };
             }
           >;
           const ts = (x: { seconds: number; nanos: number }) => x.seconds + x.nanos / 1e9;
@@ -99,6 +108,11 @@ function runSuite(env: Record<string, string>, args: string[]): Promise<SuiteRun
               caseId: e.testCaseStarted.testCaseId,
               t: ts(e.testCaseStarted.timestamp),
             });
+          if (e.testStepFinished?.testStepResult.status === 'FAILED') {
+            const s = starts.get(e.testStepFinished.testCaseStartedId);
+            const message = (e.testStepFinished.testStepResult.message ?? '').split('\n')[0]?.slice(0, 300);
+            failures.push(`${names.get(cases.get(s?.caseId ?? '') ?? '') ?? '?'}: ${message}`);
+          }
           if (e.testCaseFinished) {
             const s = starts.get(e.testCaseFinished.testCaseStartedId);
             if (s)
@@ -110,10 +124,20 @@ function runSuite(env: Record<string, string>, args: string[]): Promise<SuiteRun
       const bench = existsSync(benchOut)
         ? (JSON.parse(readFileSync(benchOut, 'utf8')) as SuiteRun['bench'])
         : undefined;
-      if (code !== 0)
-        process.stderr.write(`bench: a suite run exited ${code}:\n${err.split('\n').slice(-12).join('\n')}\n`);
-      rmSync(reports, { recursive: true, force: true });
-      resolve({ seconds, exitCode: code ?? 1, scenarioSeconds, ...(bench ? { bench } : {}) });
+      if (code !== 0) {
+        const kept = path.join(keepFailedIn, `bench-failed-${path.basename(reports)}`);
+        mkdirSync(keepFailedIn, { recursive: true });
+        renameSync(reports, kept);
+        process.stderr.write(
+          [
+            `bench: a suite run exited ${code} (its time is left out of the figures); reports kept in ${kept}`,
+            ...failures.map((f) => `  failed: ${f}`),
+            ...(failures.length ? [] : err.split('\n').slice(-12)),
+            '',
+          ].join('\n'),
+        );
+      } else rmSync(reports, { recursive: true, force: true });
+      resolve({ seconds, exitCode: code ?? 1, failures, scenarioSeconds, ...(bench ? { bench } : {}) });
     });
   });
 }
@@ -137,6 +161,13 @@ export async function runBench(argv: string[]): Promise<number> {
     runs,
   };
   const out = (line: string) => process.stdout.write(`${line}\n`);
+  // A failed suite run is left out of the figures, and named at the end (the bench then exits 1).
+  const failedRuns: { what: string; failures: string[] }[] = [];
+  const suite = async (what: string, env: Record<string, string>, args: string[] = []): Promise<SuiteRun> => {
+    const r = await runSuite(env, args, config.reportsDir);
+    if (r.exitCode !== 0) failedRuns.push({ what, failures: r.failures });
+    return r;
+  };
   out(`irsa-conformance benchmark: ${runs} run(s) each, ${os.cpus().length} cores`);
 
   // 1. target start and stop
@@ -187,7 +218,7 @@ export async function runBench(argv: string[]): Promise<number> {
   if (!skip.has('cold')) {
     const cold: number[] = [];
     for (let i = 0; i < runs; i++) {
-      const r = await runSuite({}, []);
+      const r = await suite('default suite, cold', {});
       if (r.exitCode === 0) cold.push(r.seconds);
       if (r.bench) harnessRss.push(r.bench.maxRssKb / 1024);
     }
@@ -212,7 +243,7 @@ export async function runBench(argv: string[]): Promise<number> {
         const warm: number[] = [];
         const perScenario: number[] = [];
         for (let i = 0; i < runs; i++) {
-          const r = await runSuite({ IRSA_ATTACH: stateFile }, []);
+          const r = await suite('default suite, warm', { IRSA_ATTACH: stateFile });
           if (r.exitCode === 0) warm.push(r.seconds);
           if (r.bench) harnessRss.push(r.bench.maxRssKb / 1024);
           perScenario.push(...Object.values(r.scenarioSeconds));
@@ -234,7 +265,7 @@ export async function runBench(argv: string[]): Promise<number> {
         for (const n of tenantCounts) {
           const times: number[] = [];
           for (let i = 0; i < runs; i++) {
-            const r = await runSuite({ IRSA_ATTACH: stateFile, IRSA_TENANTS: String(n) }, [
+            const r = await suite(`${n} tenants`, { IRSA_ATTACH: stateFile, IRSA_TENANTS: String(n) }, [
               '--tags',
               '@tenant-matrix',
               '--parallel',
@@ -260,9 +291,18 @@ export async function runBench(argv: string[]): Promise<number> {
     result.harnessPeakRssMiB = stat(harnessRss);
     out(`\nPeak resident memory of the harness: ${fmt(stat(harnessRss), 'MiB', 0)}`);
   }
-  rmSync(logsDir, { recursive: true, force: true });
-  mkdirSync(path.join(repoRoot, 'reports'), { recursive: true });
-  writeFileSync(path.join(repoRoot, 'reports', 'bench.json'), JSON.stringify(result, null, 2));
-  out('\nwritten: reports/bench.json');
-  return 0;
+  mkdirSync(config.reportsDir, { recursive: true });
+  result.failedRuns = failedRuns;
+  if (failedRuns.length) {
+    // The components' logs of the environments the failed runs used, next to their reports.
+    const keptLogs = path.join(config.reportsDir, `bench-logs-${path.basename(logsDir)}`);
+    renameSync(logsDir, keptLogs);
+    out(`\n${failedRuns.length} suite run(s) failed and are left out of the figures above:`);
+    for (const f of failedRuns) out(`  ${f.what}: ${f.failures.join('; ') || 'no scenario failed (see its reports)'}`);
+    out(`their reports are in ${config.reportsDir}/bench-failed-*, the components' logs in ${keptLogs}`);
+  } else rmSync(logsDir, { recursive: true, force: true });
+  const written = path.join(config.reportsDir, 'bench.json');
+  writeFileSync(written, JSON.stringify(result, null, 2));
+  out(`\nwritten: ${path.relative(process.cwd(), written) || written}`);
+  return failedRuns.length ? 1 : 0;
 }
