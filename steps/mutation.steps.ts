@@ -12,7 +12,7 @@ import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { explainUnmutatedPod } from '../support/diagnose/admission.ts';
 import { OperationTimeout } from '../support/errors.ts';
-import { isConflict, isNotFound } from '../support/kube/ops.ts';
+import { isConflict, isNotFound, waitForPod } from '../support/kube/ops.ts';
 import { createNamespace, createServiceAccount, serviceAccountManifest } from '../support/provision/application.ts';
 import {
   allContainers,
@@ -23,7 +23,6 @@ import {
   isMutated,
   restartDeployment,
   samplePodManifest,
-  waitForPod,
   waitUntilWebhookMutates,
 } from '../support/provision/pods.ts';
 import { podOf, run } from './pod.steps.ts';

@@ -101,31 +101,49 @@ export async function watchUntil<T extends KubernetesObject>(
 }
 
 /**
- * Waits until a pod matching the label selector is Running and Ready, watching the namespace.
- * Resolves with that pod. The timeout error says what the last pod looked like.
+ * Waits (watching, not polling) for a pod of `labelSelector` in `namespace` that satisfies
+ * `accept` and is not being deleted; resolves with it. The timeout error names `what` and
+ * describes the last pod seen (`describeLast`, by default its name and uid).
  */
-export async function waitForReadyPod(
+export async function waitForPod(
   clients: Clients,
   namespace: string,
   labelSelector: string,
+  accept: (pod: V1Pod) => boolean,
+  what: string,
   timeoutSeconds: number,
+  describeLast: (last: V1Pod | undefined) => string = (last) =>
+    last ? `last pod seen: ${last.metadata?.name} (uid ${last.metadata?.uid})` : 'no pod seen',
 ): Promise<V1Pod> {
   const list = await clients.core.listNamespacedPod({ namespace, labelSelector });
-  const ready = list.items.find((p) => podIsReady(p) && !p.metadata?.deletionTimestamp);
-  if (ready) return ready;
+  const found = list.items.find((p) => !p.metadata?.deletionTimestamp && accept(p));
+  if (found) return found;
   const first = list.items[0];
   return watchUntil<V1Pod>(
     clients.kc,
     `/api/v1/namespaces/${namespace}/pods`,
     { labelSelector, resourceVersion: list.metadata?.resourceVersion },
-    podIsReady,
+    accept,
     {
-      operation: `waiting for a Ready pod (${labelSelector}) in ${namespace}`,
-      describeLast: describePodState,
+      operation: `waiting for ${what} (${labelSelector}) in ${namespace}`,
+      describeLast,
       timeoutSeconds,
       ...(first ? { last: first } : {}),
     },
   );
+}
+
+/**
+ * Waits until a pod matching the label selector is Running and Ready, watching the namespace.
+ * Resolves with that pod. The timeout error says what the last pod looked like.
+ */
+export function waitForReadyPod(
+  clients: Clients,
+  namespace: string,
+  labelSelector: string,
+  timeoutSeconds: number,
+): Promise<V1Pod> {
+  return waitForPod(clients, namespace, labelSelector, podIsReady, 'a Ready pod', timeoutSeconds, describePodState);
 }
 
 /** Waits until an object is gone (404), watching its collection. */

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { PatchStrategy, setHeaderOptions, type V1Container, type V1Pod } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import type { Clients } from '../clients.ts';
-import { kubeStatus, watchUntil } from '../kube/ops.ts';
+import { kubeStatus } from '../kube/ops.ts';
 import { repoRoot } from '../paths.ts';
 import { retry } from '../retry.ts';
 import { substitute } from '../setup/setup.ts';
@@ -139,37 +139,6 @@ export async function waitUntilWebhookMutates(ctx: ProvisionContext, pod: V1Pod)
     }
     throw e;
   }
-}
-
-/**
- * Waits (watching, not polling) for a pod of `labelSelector` that satisfies `accept`; resolves with
- * it. The timeout error describes the last pod seen.
- */
-export async function waitForPod(
-  clients: Clients,
-  namespace: string,
-  labelSelector: string,
-  accept: (pod: V1Pod) => boolean,
-  what: string,
-  timeoutSeconds: number,
-): Promise<V1Pod> {
-  const list = await clients.core.listNamespacedPod({ namespace, labelSelector });
-  const found = list.items.find((p) => !p.metadata?.deletionTimestamp && accept(p));
-  if (found) return found;
-  const first = list.items[0];
-  return watchUntil<V1Pod>(
-    clients.kc,
-    `/api/v1/namespaces/${namespace}/pods`,
-    { labelSelector, resourceVersion: list.metadata?.resourceVersion },
-    accept,
-    {
-      operation: `waiting for ${what} (${labelSelector}) in ${namespace}`,
-      describeLast: (last) =>
-        last ? `last pod seen: ${last.metadata?.name} (uid ${last.metadata?.uid})` : 'no pod seen',
-      timeoutSeconds,
-      ...(first ? { last: first } : {}),
-    },
-  );
 }
 
 /** What `kubectl rollout restart` does: a new pod-template annotation, so the Deployment replaces its pods. */
