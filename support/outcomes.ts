@@ -1,7 +1,9 @@
 /**
- * Each scenario's outcome from cucumber's message stream: its worst step status and that step's
- * message (retried attempts are left out). Used by the coordinator's summary and the self-test.
+ * Each scenario's outcome from cucumber's message stream: its worst step status, that step's
+ * message, and how long it took (retried attempts are left out). Used by the coordinator's
+ * summary, the self-test and the benchmark.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import type { Envelope } from '@cucumber/messages';
 
 export interface ScenarioOutcome {
@@ -9,7 +11,12 @@ export interface ScenarioOutcome {
   uri: string;
   status: string;
   message?: string;
+  /** From the start of the scenario to its end, when the messages carry timestamps. */
+  seconds?: number;
 }
+
+type Timestamp = { seconds: number; nanos: number };
+const toSeconds = (t: Timestamp) => t.seconds + t.nanos / 1e9;
 
 const RANK: Record<string, number> = {
   PASSED: 0,
@@ -26,6 +33,7 @@ export class OutcomeCollector {
   private readonly caseToPickle = new Map<string, string>();
   private readonly startedToCase = new Map<string, string>();
   private readonly worst = new Map<string, { status: string; message?: string }>();
+  private readonly startedAt = new Map<string, Timestamp>();
   readonly finished: ScenarioOutcome[] = [];
 
   add(e: Envelope): void {
@@ -34,6 +42,7 @@ export class OutcomeCollector {
     if (e.testCaseStarted) {
       this.startedToCase.set(e.testCaseStarted.id, e.testCaseStarted.testCaseId);
       this.worst.set(e.testCaseStarted.id, { status: 'PASSED' });
+      if (e.testCaseStarted.timestamp) this.startedAt.set(e.testCaseStarted.id, e.testCaseStarted.timestamp);
     }
     if (e.testStepFinished) {
       const r = e.testStepFinished.testStepResult;
@@ -49,11 +58,14 @@ export class OutcomeCollector {
       const id = e.testCaseFinished.testCaseStartedId;
       const pickle = this.pickles.get(this.caseToPickle.get(this.startedToCase.get(id) ?? '') ?? '');
       const w = this.worst.get(id) ?? { status: 'UNKNOWN' };
+      const start = this.startedAt.get(id);
+      const end = e.testCaseFinished.timestamp;
       this.finished.push({
         name: pickle?.name ?? '?',
         uri: pickle?.uri ?? '?',
         status: w.status,
         ...(w.message ? { message: w.message } : {}),
+        ...(start && end ? { seconds: toSeconds(end) - toSeconds(start) } : {}),
       });
     }
   }
@@ -68,6 +80,15 @@ export class OutcomeCollector {
     }
     return counts;
   }
+}
+
+/** The messages of a cucumber.ndjson report; none when the file is missing (the run stopped before it). */
+export function readMessages(file: string): Envelope[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Envelope);
 }
 
 /** Each finished scenario of a message stream (e.g. a run's cucumber.ndjson). */

@@ -21,12 +21,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ListOpenIDConnectProvidersCommand, ListRolesCommand } from '@aws-sdk/client-iam';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
-import type { Envelope } from '@cucumber/messages';
 import { flushLedger } from '../support/cleanup.ts';
 import { type Clients, createClients } from '../support/clients.ts';
 import { loadConfig } from '../support/config.ts';
 import { Ledger } from '../support/ledger.ts';
 import { resourceName } from '../support/names.ts';
+import { readMessages, scenarioOutcomes } from '../support/outcomes.ts';
 import {
   createNamespace,
   createServiceAccount,
@@ -43,50 +43,6 @@ import { type EmbeddedTarget, startEmbeddedTarget } from '../support/targets/emb
 import { connectLiveTarget } from '../support/targets/live/index.ts';
 import { discoveryBucketFor } from '../support/targets/start.ts';
 import { binariesMissing } from './binaries.ts';
-
-interface Outcome {
-  name: string;
-  status: string;
-  message?: string;
-}
-
-/** Each scenario's worst step status, from a cucumber message stream. */
-function scenarioOutcomes(file: string): Outcome[] {
-  if (!existsSync(file)) return [];
-  const rank: Record<string, number> = { PASSED: 0, SKIPPED: 1, PENDING: 2, UNDEFINED: 3, AMBIGUOUS: 4, FAILED: 5 };
-  const pickles = new Map<string, string>();
-  const cases = new Map<string, string>();
-  const started = new Map<string, string>();
-  const worst = new Map<string, { status: string; message?: string }>();
-  const out: Outcome[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const e = JSON.parse(line) as Envelope;
-    if (e.pickle) pickles.set(e.pickle.id, e.pickle.name);
-    if (e.testCase) cases.set(e.testCase.id, e.testCase.pickleId);
-    if (e.testCaseStarted) {
-      started.set(e.testCaseStarted.id, e.testCaseStarted.testCaseId);
-      worst.set(e.testCaseStarted.id, { status: 'PASSED' });
-    }
-    if (e.testStepFinished) {
-      const r = e.testStepFinished.testStepResult;
-      const cur = worst.get(e.testStepFinished.testCaseStartedId);
-      if (cur && (rank[r.status] ?? 0) > (rank[cur.status] ?? 0))
-        worst.set(e.testStepFinished.testCaseStartedId, {
-          status: r.status,
-          ...(r.message ? { message: r.message } : {}),
-        });
-    }
-    if (e.testCaseFinished && !e.testCaseFinished.willBeRetried) {
-      const id = e.testCaseFinished.testCaseStartedId;
-      out.push({
-        name: pickles.get(cases.get(started.get(id) ?? '') ?? '') ?? '?',
-        ...(worst.get(id) ?? { status: '?' }),
-      });
-    }
-  }
-  return out;
-}
 
 const missing = binariesMissing();
 const DEFAULT_SETUP = path.join(REPO_ROOT, 'fixtures/setups/default');
@@ -191,7 +147,7 @@ describe('live target driven against the embedded target', {
     });
     return {
       exitCode: code,
-      scenarios: scenarioOutcomes(path.join(env.IRSA_REPORTS_DIR as string, 'cucumber.ndjson')),
+      scenarios: scenarioOutcomes(readMessages(path.join(env.IRSA_REPORTS_DIR as string, 'cucumber.ndjson'))),
     };
   }
 

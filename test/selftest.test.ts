@@ -231,6 +231,22 @@ describe('scenario outcomes from cucumber messages', () => {
   });
 });
 
+describe('scenario durations from cucumber messages', () => {
+  test("a scenario's seconds run from its start to its end; without timestamps there are none", () => {
+    const at = (seconds: number, nanos = 0) => ({ seconds, nanos });
+    const [timed, untimed] = scenarioOutcomes([
+      { pickle: { id: 'p1', name: 'Timed', uri: 'a.feature' } },
+      { testCase: { id: 'c1', pickleId: 'p1', testSteps: [] } },
+      { testCaseStarted: { id: 's1', testCaseId: 'c1', timestamp: at(10, 250_000_000) } },
+      { testCaseFinished: { testCaseStartedId: 's1', willBeRetried: false, timestamp: at(12) } },
+      { testCaseStarted: { id: 's2', testCaseId: 'c1' } },
+      { testCaseFinished: { testCaseStartedId: 's2', willBeRetried: false } },
+    ] as unknown as Envelope[]);
+    assert.equal(timed?.seconds, 1.75);
+    assert.equal(untimed?.seconds, undefined);
+  });
+});
+
 describe('checkFault', () => {
   const message =
     'AssertionError [ERR_ASSERTION]: issuer "x/" differs from "x": trailing slash\n    at step (a.ts:1:1)';

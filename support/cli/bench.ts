@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { readMessages, scenarioOutcomes } from '../outcomes.ts';
 import { repoRoot } from '../paths.ts';
 import { discoveryBucketFor } from '../targets/start.ts';
 
@@ -56,7 +57,8 @@ interface SuiteRun {
   /** A failed run's failing scenarios, each with the first line of its failed step's message. */
   failures: string[];
   bench?: { maxRssKb: number; counts: Record<string, number> };
-  scenarioSeconds: Record<string, number>;
+  /** Each finished scenario's duration. */
+  scenarioSeconds: number[];
 }
 
 /**
@@ -79,48 +81,11 @@ function runSuite(env: Record<string, string>, args: string[], keepFailedIn: str
     });
     child.on('close', (code) => {
       const seconds = (Date.now() - started) / 1000;
-      const scenarioSeconds: Record<string, number> = {};
-      const failures: string[] = [];
-      const ndjson = path.join(reports, 'cucumber.ndjson');
-      if (existsSync(ndjson)) {
-        const names = new Map<string, string>();
-        const cases = new Map<string, string>();
-        const starts = new Map<string, { caseId: string; t: number }>();
-        for (const line of readFileSync(ndjson, 'utf8').split('\n')) {
-          if (!line) continue;
-          const e = JSON.parse(line) as Record<
-            string,
-            {
-              id: string;
-              name: string;
-              pickleId: string;
-              testCaseId: string;
-              testCaseStartedId: string;
-              timestamp: { seconds: number; nanos: number };
-              testStepResult: { status: string; message?: string };
-            }
-          >;
-          const ts = (x: { seconds: number; nanos: number }) => x.seconds + x.nanos / 1e9;
-          if (e.pickle) names.set(e.pickle.id, e.pickle.name);
-          if (e.testCase) cases.set(e.testCase.id, e.testCase.pickleId);
-          if (e.testCaseStarted)
-            starts.set(e.testCaseStarted.id, {
-              caseId: e.testCaseStarted.testCaseId,
-              t: ts(e.testCaseStarted.timestamp),
-            });
-          if (e.testStepFinished?.testStepResult.status === 'FAILED') {
-            const s = starts.get(e.testStepFinished.testCaseStartedId);
-            const message = (e.testStepFinished.testStepResult.message ?? '').split('\n')[0]?.slice(0, 300);
-            failures.push(`${names.get(cases.get(s?.caseId ?? '') ?? '') ?? '?'}: ${message}`);
-          }
-          if (e.testCaseFinished) {
-            const s = starts.get(e.testCaseFinished.testCaseStartedId);
-            if (s)
-              scenarioSeconds[`${names.get(cases.get(s.caseId) ?? '')}#${s.caseId.slice(0, 4)}`] =
-                ts(e.testCaseFinished.timestamp) - s.t;
-          }
-        }
-      }
+      const scenarios = scenarioOutcomes(readMessages(path.join(reports, 'cucumber.ndjson')));
+      const scenarioSeconds = scenarios.flatMap((o) => (o.seconds === undefined ? [] : [o.seconds]));
+      const failures = scenarios
+        .filter((o) => o.status === 'FAILED')
+        .map((o) => `${o.name}: ${(o.message ?? '').split('\n')[0]?.slice(0, 300)}`);
       const bench = existsSync(benchOut)
         ? (JSON.parse(readFileSync(benchOut, 'utf8')) as SuiteRun['bench'])
         : undefined;
@@ -246,7 +211,7 @@ export async function runBench(argv: string[]): Promise<number> {
           const r = await suite('default suite, warm', { IRSA_ATTACH: stateFile });
           if (r.exitCode === 0) warm.push(r.seconds);
           if (r.bench) harnessRss.push(r.bench.maxRssKb / 1024);
-          perScenario.push(...Object.values(r.scenarioSeconds));
+          perScenario.push(...r.scenarioSeconds);
         }
         result.warmSuite = stat(warm);
         result.perScenario = {

@@ -18,13 +18,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Envelope } from '@cucumber/messages';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { newRunId } from '../names.ts';
-import { type ScenarioOutcome, scenarioOutcomes } from '../outcomes.ts';
+import { readMessages, type ScenarioOutcome, scenarioOutcomes } from '../outcomes.ts';
 import { envsRoot, repoRoot } from '../paths.ts';
 import { redact } from '../redact.ts';
 import { loadSetup } from '../setup/setup.ts';
@@ -149,14 +148,6 @@ export function selectFaults(faults: Fault[], only: string[]): Fault[] {
 // Outcomes of a run, from cucumber's message stream
 
 export { type ScenarioOutcome, scenarioOutcomes };
-
-export function readNdjson(file: string): Envelope[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as Envelope);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Checks
@@ -581,7 +572,7 @@ class Runner {
       });
     });
     closeSync(out);
-    const scenarios = scenarioOutcomes(readNdjson(path.join(reportsDir, 'cucumber.ndjson')));
+    const scenarios = scenarioOutcomes(readMessages(path.join(reportsDir, 'cucumber.ndjson')));
     const result: RunResult = { exitCode, scenarios, durationMs: Date.now() - started };
     if (timedOut) result.error = `no result within ${RUN_TIMEOUT_MS / 60_000} min; output in ${outFile}`;
     else if (exitCode !== 0 && exitCode !== 1) result.error = `${lastLines(outFile, 3)} (output in ${outFile})`;
