@@ -386,12 +386,11 @@ export interface WarmEnvironment {
 }
 
 /**
- * A warm embedded environment in this process, as `npm run env -- up` makes one (state file with
- * the descriptor and the webhook flags), for runs started with IRSA_ATTACH.
+ * A warm embedded environment in this process, as `npm run env -- up` makes one (the target
+ * writes the state file: descriptor, webhook flags), for runs started with IRSA_ATTACH.
  */
 export async function startWarmEnvironment(dir: string): Promise<WarmEnvironment> {
   const { startEmbeddedTarget } = await import('../support/targets/embedded/index.ts');
-  const { readVersions } = await import('../support/targets/embedded/binaries.ts');
   const { loadSetup } = await import('../support/setup/setup.ts');
   const { discoveryBucketFor } = await import('../support/targets/start.ts');
   const setup = loadSetup(path.join(repoRoot, 'fixtures/setups/default'));
@@ -404,13 +403,6 @@ export async function startWarmEnvironment(dir: string): Promise<WarmEnvironment
     envId,
     stateFile: statePath,
   });
-  t.descriptor.webhookVersion ??= readVersions().POD_IDENTITY_WEBHOOK_VERSION;
-  const state = JSON.parse(readFileSync(statePath, 'utf8')) as Record<string, unknown>;
-  writeFileSync(
-    statePath,
-    JSON.stringify({ ...state, descriptor: t.descriptor, webhookFlags: setup.spec.webhook.flags }, null, 2),
-    { mode: 0o600 },
-  );
   return { statePath, descriptor: t.descriptor, pids: t.state.processes.map((p) => p.pid), stop: () => t.stop() };
 }
 
