@@ -165,6 +165,21 @@ export function retryableDelete(e: unknown): boolean {
   return isTransientKubeError(e, { conflicts: true });
 }
 
+/** deleteResource, retried while the error is one worth another attempt (retryableDelete), within the timeout. */
+export async function deleteWithRetries(
+  c: Clients,
+  ref: ResourceRef,
+  operation: string,
+  timeoutSeconds: number,
+): Promise<void> {
+  await retry(() => deleteResource(c, ref), {
+    operation,
+    waitingFor: 'the deletion to be accepted',
+    timeoutSeconds,
+    retryable: retryableDelete,
+  });
+}
+
 export interface FlushReport {
   deleted: string[];
   failed: { what: string; error: string }[];
@@ -200,12 +215,7 @@ export async function flushLedger(
     for (const entry of chain) {
       const what = describeRef(entry.ref);
       try {
-        await retry(() => deleteResource(c, entry.ref), {
-          operation: `cleanup of ${what}`,
-          waitingFor: 'the deletion to be accepted',
-          timeoutSeconds: opts.timeoutSeconds,
-          retryable: retryableDelete,
-        });
+        await deleteWithRetries(c, entry.ref, `cleanup of ${what}`, opts.timeoutSeconds);
         ledger.markDeleted(entry.id);
         report.deleted.push(what);
       } catch (e) {

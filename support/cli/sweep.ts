@@ -12,7 +12,7 @@
  * whose age cannot be told is kept). Runs that still have a run directory on this machine (in
  * progress, or killed before they could remove it) are kept unless named with --run-id.
  *
- * Deletion uses support/cleanup.ts (the ledger flush's deleteResource and bounded retries), in
+ * Deletion uses support/cleanup.ts (deleteWithRetries, as the ledger flush deletes), in
  * reverse dependency order: webhook configurations, namespaced objects, namespaces, roles (their
  * policies detached), users, policies, identity providers, buckets (emptied).
  *
@@ -37,14 +37,13 @@ import {
 import { GetBucketTaggingCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { awsErrorName, describeAwsError } from '../aws/errors.ts';
-import { deleteResource, retryableDelete, waitForNamespaceGone } from '../cleanup.ts';
+import { deleteWithRetries, waitForNamespaceGone } from '../cleanup.ts';
 import { type Clients, createClients, loadKubeConfig } from '../clients.ts';
 import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { describeRef, type ResourceRef } from '../ledger.ts';
 import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../names.ts';
 import { envsRoot, runsRoot } from '../paths.ts';
-import { retry } from '../retry.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
 
 export interface SweepFilter {
@@ -487,12 +486,7 @@ export async function deleteLeftovers(c: Clients, leftovers: Leftover[], timeout
       4,
       async (l) => {
         try {
-          await retry(() => deleteResource(c, l.ref), {
-            operation: `sweep of ${l.what}`,
-            waitingFor: 'the deletion to be accepted',
-            timeoutSeconds,
-            retryable: retryableDelete,
-          });
+          await deleteWithRetries(c, l.ref, `sweep of ${l.what}`, timeoutSeconds);
           report.deleted.push(l.what);
         } catch (e) {
           report.failed.push({ what: l.what, error: describeAwsError(e) });
