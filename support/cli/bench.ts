@@ -133,6 +133,16 @@ export async function runBench(argv: string[]): Promise<number> {
     if (r.exitCode !== 0) failedRuns.push({ what, failures: r.failures });
     return r;
   };
+  // Every target of the bench: the setup's webhook flags and the configured embedded settings.
+  const startBenchTarget = (envId: string, stateFile?: string) =>
+    startEmbeddedTarget({
+      logsDir,
+      discoveryBucket: discoveryBucketFor(envId),
+      webhookFlags: setup.spec.webhook.flags,
+      envId,
+      settings: config.embedded,
+      ...(stateFile ? { stateFile } : {}),
+    });
   out(`irsa-conformance benchmark: ${runs} run(s) each, ${os.cpus().length} cores`);
 
   // 1. target start and stop
@@ -142,13 +152,7 @@ export async function runBench(argv: string[]): Promise<number> {
     const rss: Record<string, number[]> = {};
     for (let i = 0; i < runs; i++) {
       const envId = `bench${i}${Date.now().toString(36).slice(-4)}`;
-      const t = await startEmbeddedTarget({
-        logsDir,
-        discoveryBucket: discoveryBucketFor(envId),
-        webhookFlags: setup.spec.webhook.flags,
-        envId,
-        settings: config.embedded,
-      });
+      const t = await startBenchTarget(envId);
       for (const [k, v] of Object.entries(t.timings)) {
         perComponent[k] = [...(perComponent[k] ?? []), v / 1000];
       }
@@ -195,14 +199,7 @@ export async function runBench(argv: string[]): Promise<number> {
   if (!skip.has('warm') || !skip.has('tenants')) {
     const envId = `benchwarm${Date.now().toString(36).slice(-4)}`;
     const stateFile = path.join(logsDir, 'warm.json');
-    const t = await startEmbeddedTarget({
-      logsDir,
-      discoveryBucket: discoveryBucketFor(envId),
-      webhookFlags: setup.spec.webhook.flags,
-      envId,
-      stateFile,
-      settings: config.embedded,
-    });
+    const t = await startBenchTarget(envId, stateFile);
     try {
       if (!skip.has('warm')) {
         const warm: number[] = [];
