@@ -4,7 +4,7 @@
  * scenario only reads and uses them. "Every tenant" means tenants 1..`tenants` (IRSA_TENANTS).
  */
 import assert from 'node:assert/strict';
-import { GetPolicyCommand, GetPolicyVersionCommand, GetRoleCommand } from '@aws-sdk/client-iam';
+import { GetPolicyCommand, GetPolicyVersionCommand } from '@aws-sdk/client-iam';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Given, Then, When } from '@cucumber/cucumber';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
@@ -14,11 +14,12 @@ import { explainUnmutatedPod } from '../support/diagnose/admission.ts';
 import { batch } from '../support/kube/exec-batch.ts';
 import { execInPod } from '../support/kube/ops.ts';
 import { issuerHostPath } from '../support/oidc/discovery.ts';
+import { parseIamDocument } from '../support/policy/document.ts';
 import { simulatePermission, simulateTrust } from '../support/policy/simulate.ts';
 import type { Tenant } from '../support/provision/application.ts';
 import { ensureTenantAws, ensureTenantPod, matrixTenants, type TenantPod } from '../support/provision/tenants.ts';
 import { registerSecret } from '../support/redact.ts';
-import { exchangeToken } from '../support/targets/live/verify.ts';
+import { exchangeToken, readTrustPolicy } from '../support/targets/live/verify.ts';
 import { uploadBody } from './application.steps.ts';
 import { infrastructure } from './infrastructure.steps.ts';
 
@@ -53,16 +54,12 @@ async function tenantNumbered(world: IrsaWorld, n: number): Promise<Tenant> {
   return t;
 }
 
-function matrixContext(world: IrsaWorld) {
-  return world.provisionContext();
-}
-
 Given(
   'tenant {int} of the isolation matrix has its namespace, ServiceAccount, role, bucket and pod',
   async function (this: IrsaWorld, n: number) {
     const infra = await infrastructure(this);
     const tenant = await tenantNumbered(this, n);
-    const ctx = matrixContext(this);
+    const ctx = this.provisionContext();
     const [, pod] = await Promise.all([
       ensureTenantAws(ctx, this.state.runDir, tenant, infra),
       ensureTenantPod(ctx, this.state.runDir, tenant),
@@ -79,7 +76,7 @@ Given(
 
 Given('every tenant of the isolation matrix has its role and bucket', async function (this: IrsaWorld) {
   const infra = await infrastructure(this);
-  const ctx = matrixContext(this);
+  const ctx = this.provisionContext();
   const all = await allTenants(this);
   await Promise.all(all.map((t) => ensureTenantAws(ctx, this.state.runDir, t, infra)));
 });
@@ -215,8 +212,7 @@ async function permissionPolicyInIam(world: IrsaWorld, policyArn: string): Promi
   const v = await world.clients.iam.send(
     new GetPolicyVersionCommand({ PolicyArn: policyArn, VersionId: p.Policy?.DefaultVersionId }),
   );
-  const raw = v.PolicyVersion?.Document ?? '';
-  return JSON.parse(raw.trimStart().startsWith('{') ? raw : decodeURIComponent(raw));
+  return parseIamDocument(v.PolicyVersion?.Document ?? '');
 }
 
 async function policyArnOf(world: IrsaWorld, tenant: Tenant): Promise<string> {
@@ -259,9 +255,7 @@ Then(
   async function (this: IrsaWorld, n: number) {
     const infra = await infrastructure(this);
     const tenant = await tenantNumbered(this, n);
-    const role = await this.clients.iam.send(new GetRoleCommand({ RoleName: tenant.roleName }));
-    const raw = role.Role?.AssumeRolePolicyDocument ?? '';
-    const trustPolicy: unknown = JSON.parse(raw.trimStart().startsWith('{') ? raw : decodeURIComponent(raw));
+    const trustPolicy = await readTrustPolicy(this.clients, tenant.roleName);
     const audience = this.state.target.dialect.audience;
     const simulate = (t: Tenant) =>
       simulateTrust({

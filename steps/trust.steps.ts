@@ -7,7 +7,6 @@
  * on every target. Tokens come from the TokenRequest API; they are secrets and never attached.
  */
 import assert from 'node:assert/strict';
-import { GetRoleCommand } from '@aws-sdk/client-iam';
 import { AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
 import { Given, Then, When } from '@cucumber/cucumber';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
@@ -27,6 +26,7 @@ import {
 } from '../support/provision/application.ts';
 import { readIdentityProvider } from '../support/provision/infrastructure.ts';
 import { registerSecret } from '../support/redact.ts';
+import { readTrustPolicy } from '../support/targets/live/verify.ts';
 import { infrastructure } from './infrastructure.steps.ts';
 import { ensureNamespace } from './mutation.steps.ts';
 import { run } from './pod.steps.ts';
@@ -34,19 +34,12 @@ import { run } from './pod.steps.ts';
 /** When the diagnosis of a team's token looks at it (a moved clock for the expiry case). */
 const diagnoseAt = new WeakMap<IrsaWorld, Map<string, Date>>();
 
-/** The role's trust policy as IAM returns it (URL-encoded JSON on real IAM). */
-async function trustPolicyInIam(world: IrsaWorld, roleName: string): Promise<unknown> {
-  const got = await world.clients.iam.send(new GetRoleCommand({ RoleName: roleName }));
-  const raw = got.Role?.AssumeRolePolicyDocument ?? '';
-  return JSON.parse(raw.trimStart().startsWith('{') ? raw : decodeURIComponent(raw));
-}
-
 async function simulateFor(world: IrsaWorld, owner: string, token: string): Promise<TrustSimulation> {
   const infra = await infrastructure(world);
   const tenant = world.tenant(owner);
   const claims = decodeTokenClaims(token);
   return simulateTrust({
-    trustPolicy: await trustPolicyInIam(world, tenant.roleName),
+    trustPolicy: await readTrustPolicy(world.clients, tenant.roleName),
     identityProviderArn: infra.identityProviderArn,
     claims: { sub: claims.sub ?? '', aud: claims.aud[0] ?? '' },
     issuerHostPath: issuerHostPath(claims.iss ?? infra.issuer),
@@ -350,7 +343,7 @@ Then(
       const tenant = this.tenant(label);
       const infra = await infrastructure(this);
       const sim = await simulateTrust({
-        trustPolicy: await trustPolicyInIam(this, this.tenant(owner).roleName),
+        trustPolicy: await readTrustPolicy(this.clients, this.tenant(owner).roleName),
         identityProviderArn: infra.identityProviderArn,
         claims: {
           sub: `system:serviceaccount:${tenant.namespace}:${tenant.serviceAccount}`,

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UsageError } from '../support/errors.ts';
+import { parseIamDocument } from '../support/policy/document.ts';
 import { type LintFinding, lintFails, lintPermissionPolicy, lintTrustPolicy } from '../support/policy/lint.ts';
 import { PolicySimulationError, simulatePermission, simulateTrust } from '../support/policy/simulate.ts';
 
@@ -418,5 +419,14 @@ describe('simulatePermission', () => {
   it('throws PolicySimulationError for an unknown action, UsageError for a non-policy', async () => {
     await assert.rejects(run('s3:PutObjekt', 'arn:aws:s3:::app-bucket/k'), PolicySimulationError);
     await assert.rejects(run('s3:PutObject', 'arn:aws:s3:::app-bucket/k', [{ name: 'x', document: {} }]), UsageError);
+  });
+});
+
+describe('parseIamDocument', () => {
+  it('reads what real IAM returns (URL-encoded) and what an emulator returns (plain JSON) alike', () => {
+    const doc = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*' }] };
+    assert.deepEqual(parseIamDocument(encodeURIComponent(JSON.stringify(doc))), doc);
+    assert.deepEqual(parseIamDocument(`  ${JSON.stringify(doc)}`), doc);
+    assert.throws(() => parseIamDocument(''), SyntaxError);
   });
 });

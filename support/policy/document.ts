@@ -7,6 +7,11 @@
  */
 import { UsageError } from '../errors.ts';
 
+/** A policy document as IAM returns it: URL-encoded JSON on real IAM, plain JSON on emulators. */
+export function parseIamDocument(raw: string): unknown {
+  return JSON.parse(raw.trimStart().startsWith('{') ? raw : decodeURIComponent(raw));
+}
+
 export interface PolicyStatement {
   Sid?: string;
   Effect: 'Allow' | 'Deny';

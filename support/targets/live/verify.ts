@@ -15,6 +15,7 @@ import { awsErrorName, describeAwsError } from '../../aws/errors.ts';
 import type { Clients } from '../../clients.ts';
 import type { HarnessConfig } from '../../config.ts';
 import { kubeLabels } from '../../names.ts';
+import { parseIamDocument } from '../../policy/document.ts';
 import { registerSecret } from '../../redact.ts';
 import type { TargetDescriptor } from '../target.ts';
 import { readOnlyAwsClient } from './read-only.ts';
@@ -64,12 +65,12 @@ export async function requestServiceAccountToken(
   return token;
 }
 
-/** The role's trust policy as IAM stores it (GetRole returns it URL-encoded). */
+/** The role's trust policy as IAM stores it (real IAM's GetRole returns it URL-encoded). */
 export async function readTrustPolicy(c: Clients, roleName: string): Promise<Record<string, unknown>> {
   const out = await c.iam.send(new GetRoleCommand({ RoleName: roleName }));
   const doc = out.Role?.AssumeRolePolicyDocument;
   if (!doc) throw new Error(`GetRole ${roleName} returned no trust policy`);
-  return JSON.parse(decodeURIComponent(doc)) as Record<string, unknown>;
+  return parseIamDocument(doc) as Record<string, unknown>;
 }
 
 export interface RoleSession {
