@@ -37,8 +37,18 @@ export class PolicySimulationError extends Error {
 }
 
 const ALIAS = 'cognito-identity.amazonaws.com';
-/** Claims the alias prefix carries as condition keys for sts:AssumeRoleWithWebIdentity. */
-const ALIASED_CLAIMS = new Set(['sub', 'aud', 'amr']);
+/**
+ * The key each claim is evaluated under. STS treats `amr` as multi-valued (Cognito's examples
+ * match it with ForAnyValue), but iam-data types `cognito-identity.amazonaws.com:amr` as a single
+ * String and the library would compare only its first value; so `amr` travels under a key of the
+ * action that iam-data types ArrayOfString (found by the differential test against the emulator).
+ */
+const CLAIM_KEYS: Record<string, string> = {
+  sub: `${ALIAS}:sub`,
+  aud: `${ALIAS}:aud`,
+  amr: 'sts:TransitiveTagKeys',
+};
+const CLAIM_OF_KEY = new Map(Object.entries(CLAIM_KEYS).map(([claim, key]) => [key.toLowerCase(), claim]));
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -58,8 +68,8 @@ function aliasIssuerKeys(trustPolicy: unknown, host: string): unknown {
         const i = key.lastIndexOf(':');
         const prefix = key.slice(0, i).toLowerCase();
         const claim = key.slice(i + 1).toLowerCase();
-        const aliased = i > 0 && prefix === host.toLowerCase() && ALIASED_CLAIMS.has(claim);
-        rewritten[aliased ? `${ALIAS}:${claim}` : key] = value;
+        const alias = i > 0 && prefix === host.toLowerCase() ? CLAIM_KEYS[claim] : undefined;
+        rewritten[alias ?? key] = value;
       }
       s.Condition[operator] = rewritten;
     }
@@ -120,7 +130,8 @@ export interface TrustSimulationInput {
   trustPolicy: unknown;
   /** `arn:aws:iam::<acct>:oidc-provider/<issuer host/path>`: the principal STS evaluates. */
   identityProviderArn: string;
-  claims: { sub: string; aud: string };
+  /** `amr` (multi-valued) only where the token carries one; Kubernetes tokens do not. */
+  claims: { sub: string; aud: string; amr?: string[] };
   /** The issuer without scheme (an issuer with scheme is accepted too). */
   issuerHostPath: string;
   action?: 'sts:AssumeRoleWithWebIdentity';
@@ -147,7 +158,11 @@ export async function simulateTrust(input: TrustSimulationInput): Promise<TrustS
         resource: input.roleArn ?? `arn:aws:iam::${accountId}:role/irsa-simulated-role`,
         accountId: input.roleArn ? accountIdFromArn(input.roleArn) : accountId,
       },
-      contextVariables: { [`${ALIAS}:sub`]: input.claims.sub, [`${ALIAS}:aud`]: input.claims.aud },
+      contextVariables: {
+        [CLAIM_KEYS.sub as string]: input.claims.sub,
+        [CLAIM_KEYS.aud as string]: input.claims.aud,
+        ...(input.claims.amr ? { [CLAIM_KEYS.amr as string]: input.claims.amr } : {}),
+      },
     },
     identityPolicies: [],
     serviceControlPolicies: [],
@@ -162,8 +177,8 @@ export async function simulateTrust(input: TrustSimulationInput): Promise<TrustS
   const decision = result.overallResult;
   const resourceAnalysis = analysis?.resourceAnalysis;
   const displayKey = (key: string) => {
-    const i = key.lastIndexOf(':');
-    return key.slice(0, i).toLowerCase() === ALIAS ? `${host}:${key.slice(i + 1)}` : key;
+    const claim = CLAIM_OF_KEY.get(key.toLowerCase());
+    return claim ? `${host}:${claim}` : key;
   };
   const missing = (key: string) =>
     `the token's claims are keyed ${host}:sub and ${host}:aud, so ${key} (another issuer's key) is absent`;

@@ -21,7 +21,6 @@ Nothing here reads or changes moto's global switch, so concurrent requests canno
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -32,6 +31,7 @@ from moto.s3.exceptions import S3AccessDeniedError, S3SignatureDoesNotMatchError
 from moto.s3.models import FakeBucket, s3_backends
 from moto.s3.responses import S3Response
 from moto.utilities.utils import get_partition
+from trust_policy import element_matches
 
 UNAUTHENTICATED_STS_ACTIONS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}
 
@@ -149,8 +149,8 @@ def _public_policy_decision(policy: dict[str, Any], action: str, resource: str) 
     for statement in statements:
         if not (
             _applies_to_anonymous(statement)
-            and _element_matches(statement, "Action", action, ignore_case=True)
-            and _element_matches(statement, "Resource", resource, ignore_case=False)
+            and element_matches(statement, "Action", action, case_sensitive=False)
+            and element_matches(statement, "Resource", resource, case_sensitive=True)
         ):
             continue
         if statement.get("Effect") == "Deny":
@@ -175,23 +175,6 @@ def _names_everyone(principal: Any) -> bool:
         aws = principal.get("AWS", [])
         return "*" in (aws if isinstance(aws, list) else [aws])
     return False
-
-
-def _element_matches(statement: dict[str, Any], element: str, value: str, ignore_case: bool) -> bool:
-    if element in statement:
-        patterns, wanted = statement[element], True
-    elif f"Not{element}" in statement:
-        patterns, wanted = statement[f"Not{element}"], False
-    else:
-        return False
-    patterns = patterns if isinstance(patterns, list) else [patterns]
-    flags = re.IGNORECASE if ignore_case else 0
-    matched = any(re.fullmatch(_glob_to_regex(p), value, flags) for p in patterns if isinstance(p, str))
-    return matched == wanted
-
-
-def _glob_to_regex(pattern: str) -> str:
-    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
 
 
 def _key_response_with_s3_errors(original: Any) -> Any:
