@@ -2,24 +2,22 @@
  * The embedded target's AWS emulator launcher (tools/moto/launcher.py) against the real AWS SDK over
  * TLS: IAM enforced for every signed request, AWS's rules for unsigned ones (AssumeRoleWithWebIdentity,
  * public reads), no HTTP 500 under concurrent mixed traffic, no secret in its log, a clean stop.
+ * How AssumeRoleWithWebIdentity validates tokens and trust policies: test/moto-web-identity.test.ts.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   CreateAccessKeyCommand,
   CreateOpenIDConnectProviderCommand,
   CreateRoleCommand,
   CreateUserCommand,
   GetRoleCommand,
-  IAMClient,
   ListOpenIDConnectProvidersCommand,
   PutRolePolicyCommand,
 } from '@aws-sdk/client-iam';
@@ -30,202 +28,67 @@ import {
   ListBucketsCommand,
   PutBucketPolicyCommand,
   PutObjectCommand,
-  S3Client,
 } from '@aws-sdk/client-s3';
-import { AssumeRoleWithWebIdentityCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { createCa, issueServingCert } from '../support/tls.ts';
+import { AssumeRoleWithWebIdentityCommand, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
+import { issuerHostPath } from '../support/oidc/discovery.ts';
+import { createSigningIssuer } from '../support/oidc/signing-issuer.ts';
+import {
+  type AdminCredentials,
+  assertAwsError,
+  type Credentials,
+  Launcher,
+  repo,
+  venvPython,
+  waitForFile,
+} from './moto-fixture.ts';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const region = 'eu-west-1';
 const START_TIMEOUT_MS = 60_000;
 
-interface AdminCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  accountId: string;
-  region: string;
-  endpoint: string;
-}
-interface Credentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
-
-let workDir = '';
-let launcher: ChildProcess | undefined;
-let launcherExit: Promise<number | null> = Promise.resolve(null);
-let launcherLog = '';
+let moto: Launcher;
 let admin: AdminCredentials;
-let caPem = '';
-let agent: https.Agent;
 const secrets: string[] = [];
 
-// Fixture names. Bucket A is where the role may write, B where it may not.
+// Fixture names. Bucket A is where the role may write, B where it may not. The public bucket is
+// an OIDC issuer: its discovery document and keys are readable by anyone.
 const bucketA = 'irsa-launcher-a';
 const bucketB = 'irsa-launcher-b';
 const publicBucket = 'irsa-launcher-public';
 const publicKey = '.well-known/openid-configuration';
-const publicBody = '{"issuer":"https://example.test"}';
+let publicBody = '';
 const privateKey = 'private/object.txt';
 const roleName = 'irsa-launcher-writer';
 const roleSession = 'irsa-launcher-session';
+const subject = 'system:serviceaccount:ns:sa';
 let roleArn = '';
 let plainUser: Credentials;
-// JWT-shaped; moto does not check web identity tokens.
-const webIdentityToken = [
-  Buffer.from('{"alg":"RS256","kid":"k"}').toString('base64url'),
-  Buffer.from('{"iss":"https://example.test","sub":"system:serviceaccount:ns:sa","aud":"sts.amazonaws.com"}').toString(
-    'base64url',
-  ),
-  Buffer.from('not-a-real-signature').toString('base64url'),
-].join('.');
+/** Signed by the issuer published in the public bucket, for the role's ServiceAccount. */
+let webIdentityToken = '';
 
-function handler(): NodeHttpHandler {
-  return new NodeHttpHandler({ httpsAgent: agent });
-}
-function s3(credentials: Credentials): S3Client {
-  return new S3Client({
-    region,
-    endpoint: admin.endpoint,
-    forcePathStyle: true,
-    credentials,
-    requestHandler: handler(),
-  });
-}
-function iam(credentials: Credentials): IAMClient {
-  return new IAMClient({ region, endpoint: admin.endpoint, credentials, requestHandler: handler() });
-}
-function sts(credentials?: Credentials): STSClient {
-  // Without credentials, a provider that fails proves AssumeRoleWithWebIdentity really goes out unsigned.
-  const noCredentials = async (): Promise<Credentials> => {
-    throw new Error('this client must not sign');
-  };
-  return new STSClient({
-    region,
-    endpoint: admin.endpoint,
-    credentials: credentials ?? noCredentials,
-    requestHandler: handler(),
-  });
-}
-
-interface RawResponse {
-  status: number;
-  body: string;
-}
-/** An unsigned request, as a browser or curl would send it. */
-function rawRequest(
-  method: string,
-  path: string,
-  body?: string,
-  headers: Record<string, string> = {},
-): Promise<RawResponse> {
-  return new Promise((resolvePromise, reject) => {
-    const request = https.request(new URL(path, admin.endpoint), { method, agent, headers }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () =>
-        resolvePromise({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
-      );
-      response.on('error', reject);
-    });
-    request.on('error', reject);
-    request.end(body);
-  });
-}
-
-function unsignedAssumeRoleWithWebIdentity(): Promise<RawResponse> {
-  const form = new URLSearchParams({
-    Action: 'AssumeRoleWithWebIdentity',
-    Version: '2011-06-15',
+function unsignedAssumeRoleWithWebIdentity() {
+  return moto.assumeRoleWithWebIdentity({
     RoleArn: roleArn,
     RoleSessionName: roleSession,
     WebIdentityToken: webIdentityToken,
-  }).toString();
-  return rawRequest('POST', '/', form, { 'content-type': 'application/x-www-form-urlencoded' });
-}
-
-async function assertAwsError(operation: Promise<unknown>, name: string, status: number): Promise<void> {
-  await assert.rejects(operation, (error: { name?: string; $metadata?: { httpStatusCode?: number } }) => {
-    assert.equal(error.name, name);
-    assert.equal(error.$metadata?.httpStatusCode, status);
-    return true;
-  });
-}
-
-/** Resolves when `file` exists; rejects if the launcher exits first or the time runs out. */
-function waitForFile(file: string, child: ChildProcess, timeoutMs: number): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const watcher = watch(dirname(file));
-    const finish = (error?: Error): void => {
-      watcher.close();
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      if (error) reject(error);
-      else resolvePromise();
-    };
-    const check = (): void => {
-      try {
-        readFileSync(file);
-        finish();
-      } catch {
-        // not there yet
-      }
-    };
-    const onExit = (code: number | null): void =>
-      finish(new Error(`launcher exited (${code}) before ready:\n${launcherLog}`));
-    const timer = setTimeout(
-      () => finish(new Error(`launcher not ready after ${timeoutMs} ms:\n${launcherLog}`)),
-      timeoutMs,
-    );
-    watcher.on('change', check);
-    child.on('exit', onExit);
-    check();
   });
 }
 
 before(async () => {
-  const venv = execFileSync('bash', [join(repo, 'tools/python-env.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  }).trim();
-  workDir = mkdtempSync(join(tmpdir(), 'irsa-moto-launcher-'));
-  const ca = await createCa('irsa-moto-launcher-test');
-  const serving = await issueServingCert(ca, { ipSans: ['127.0.0.1'] });
-  caPem = ca.certPem;
-  agent = new https.Agent({ ca: caPem, keepAlive: true, maxSockets: 64 });
-  writeFileSync(join(workDir, 'tls.crt'), serving.certPem, { mode: 0o600 });
-  writeFileSync(join(workDir, 'tls.key'), serving.keyPem, { mode: 0o600 });
-  const credentialsFile = join(workDir, 'admin.json');
-
-  const startedAt = performance.now();
-  const child = spawn(
-    join(venv, 'bin/python'),
-    [
-      join(repo, 'tools/moto/launcher.py'),
-      ...['--host', '127.0.0.1', '--port', '0', '--region', region, '--admin-credentials-out', credentialsFile],
-      ...['--tls-cert', join(workDir, 'tls.crt'), '--tls-key', join(workDir, 'tls.key')],
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  launcher = child;
-  launcherExit = new Promise((resolveExit) => child.on('exit', (code) => resolveExit(code)));
-  child.stdout?.on('data', (chunk: Buffer) => (launcherLog += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (launcherLog += chunk.toString()));
-  await waitForFile(credentialsFile, child, START_TIMEOUT_MS);
-  console.log(`# launcher ready in ${Math.round(performance.now() - startedAt)} ms (spawn to credentials file)`);
-
-  admin = JSON.parse(readFileSync(credentialsFile, 'utf8')) as AdminCredentials;
-  secrets.push(admin.secretAccessKey, webIdentityToken);
-  assert.match(admin.endpoint, /^https:\/\/127\.0\.0\.1:\d+$/);
+  moto = await Launcher.start(region);
+  admin = moto.admin;
+  secrets.push(admin.secretAccessKey);
 
   // Fixtures, made by the administrator.
-  const adminS3 = s3(admin);
+  const adminS3 = moto.s3(admin);
   for (const Bucket of [bucketA, bucketB, publicBucket]) {
     await adminS3.send(new CreateBucketCommand({ Bucket, CreateBucketConfiguration: { LocationConstraint: region } }));
   }
+  const issuer = await createSigningIssuer(`${admin.endpoint}/${publicBucket}`);
+  publicBody = JSON.stringify(issuer.discovery);
   await adminS3.send(new PutObjectCommand({ Bucket: publicBucket, Key: publicKey, Body: publicBody }));
+  await adminS3.send(
+    new PutObjectCommand({ Bucket: publicBucket, Key: 'keys.json', Body: JSON.stringify(issuer.jwks) }),
+  );
   await adminS3.send(new PutObjectCommand({ Bucket: publicBucket, Key: privateKey, Body: 'private' }));
   await adminS3.send(new PutObjectCommand({ Bucket: bucketA, Key: privateKey, Body: 'private' }));
   await adminS3.send(
@@ -238,13 +101,16 @@ before(async () => {
             Effect: 'Allow',
             Principal: '*',
             Action: 's3:GetObject',
-            Resource: `arn:aws:s3:::${publicBucket}/.well-known/*`,
+            Resource: [`arn:aws:s3:::${publicBucket}/.well-known/*`, `arn:aws:s3:::${publicBucket}/keys.json`],
           },
         ],
       }),
     }),
   );
-  const adminIam = iam(admin);
+  const adminIam = moto.iam(admin);
+  const provider = await adminIam.send(
+    new CreateOpenIDConnectProviderCommand({ Url: issuer.issuer, ClientIDList: ['sts.amazonaws.com'] }),
+  );
   const role = await adminIam.send(
     new CreateRoleCommand({
       RoleName: roleName,
@@ -253,8 +119,9 @@ before(async () => {
         Statement: [
           {
             Effect: 'Allow',
-            Principal: { Federated: `arn:aws:iam::${admin.accountId}:oidc-provider/example.test` },
+            Principal: { Federated: provider.OpenIDConnectProviderArn },
             Action: 'sts:AssumeRoleWithWebIdentity',
+            Condition: { StringEquals: { [`${issuerHostPath(issuer.issuer)}:sub`]: subject } },
           },
         ],
       }),
@@ -271,6 +138,8 @@ before(async () => {
       }),
     }),
   );
+  webIdentityToken = await issuer.sign({ sub: subject, aud: 'sts.amazonaws.com' });
+  secrets.push(webIdentityToken);
   await adminIam.send(new CreateUserCommand({ UserName: 'irsa-launcher-no-policies' }));
   const key = await adminIam.send(new CreateAccessKeyCommand({ UserName: 'irsa-launcher-no-policies' }));
   plainUser = { accessKeyId: key.AccessKey?.AccessKeyId ?? '', secretAccessKey: key.AccessKey?.SecretAccessKey ?? '' };
@@ -278,18 +147,12 @@ before(async () => {
 });
 
 after(async () => {
-  if (launcher && launcher.exitCode === null && launcher.signalCode === null) {
-    launcher.kill('SIGKILL');
-    await launcherExit;
-  }
-  agent?.destroy();
-  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  await moto?.stop();
 });
 
 test('refuses to bind anything but a loopback address', () => {
-  const venv = execFileSync('bash', [join(repo, 'tools/python-env.sh')], { encoding: 'utf8' }).trim();
   const run = spawnSync(
-    join(venv, 'bin/python'),
+    venvPython(),
     [
       join(repo, 'tools/moto/launcher.py'),
       '--host',
@@ -299,7 +162,7 @@ test('refuses to bind anything but a loopback address', () => {
       '--region',
       region,
       '--admin-credentials-out',
-      join(workDir, 'x.json'),
+      join(moto.workDir, 'x.json'),
     ],
     { encoding: 'utf8' },
   );
@@ -308,12 +171,12 @@ test('refuses to bind anything but a loopback address', () => {
 });
 
 test('the credentials file is private to its owner', () => {
-  const mode = execFileSync('stat', ['-c', '%a', join(workDir, 'admin.json')], { encoding: 'utf8' }).trim();
+  const mode = (statSync(join(moto.workDir, 'admin.json')).mode & 0o777).toString(8);
   assert.equal(mode, '600');
 });
 
 test('the administrator can create buckets, objects, roles and OIDC providers', async () => {
-  const adminS3 = s3(admin);
+  const adminS3 = moto.s3(admin);
   await adminS3.send(
     new CreateBucketCommand({
       Bucket: 'irsa-launcher-admin',
@@ -324,7 +187,7 @@ test('the administrator can create buckets, objects, roles and OIDC providers', 
   const object = await adminS3.send(new GetObjectCommand({ Bucket: 'irsa-launcher-admin', Key: 'k' }));
   assert.equal(await object.Body?.transformToString(), 'v');
 
-  const adminIam = iam(admin);
+  const adminIam = moto.iam(admin);
   const role = await adminIam.send(new GetRoleCommand({ RoleName: roleName }));
   assert.equal(role.Role?.Arn, `arn:aws:iam::${admin.accountId}:role/${roleName}`);
   const created = await adminIam.send(
@@ -339,7 +202,7 @@ test('the administrator can create buckets, objects, roles and OIDC providers', 
 });
 
 test('an IAM user without policies is denied PutObject and ListBuckets', async () => {
-  const userS3 = s3(plainUser);
+  const userS3 = moto.s3(plainUser);
   await assertAwsError(
     userS3.send(new PutObjectCommand({ Bucket: bucketA, Key: 'denied', Body: 'x' })),
     'AccessDenied',
@@ -349,12 +212,12 @@ test('an IAM user without policies is denied PutObject and ListBuckets', async (
 });
 
 test('a wrong secret is refused with SignatureDoesNotMatch', async () => {
-  const forged = s3({ accessKeyId: admin.accessKeyId, secretAccessKey: 'not-the-secret' });
+  const forged = moto.s3({ accessKeyId: admin.accessKeyId, secretAccessKey: 'not-the-secret' });
   await assertAwsError(forged.send(new ListBucketsCommand({})), 'SignatureDoesNotMatch', 403);
 });
 
 test('a role assumed with a web identity may write only where its policy allows', async () => {
-  const assumed = await sts().send(
+  const assumed = await moto.sts().send(
     new AssumeRoleWithWebIdentityCommand({
       RoleArn: roleArn,
       RoleSessionName: roleSession,
@@ -369,9 +232,9 @@ test('a role assumed with a web identity may write only where its policy allows'
     sessionToken: c.SessionToken,
   };
   secrets.push(role.secretAccessKey, c.SessionToken);
-  assert.match(launcherLog, /POST \/ 200 anonymous/, 'AssumeRoleWithWebIdentity went out unsigned');
+  assert.match(moto.log, /POST \/ 200 anonymous/, 'AssumeRoleWithWebIdentity went out unsigned');
 
-  const roleS3 = s3(role);
+  const roleS3 = moto.s3(role);
   await roleS3.send(new PutObjectCommand({ Bucket: bucketA, Key: 'from-role', Body: 'ok' }));
   await assertAwsError(
     roleS3.send(new PutObjectCommand({ Bucket: bucketB, Key: 'from-role', Body: 'no' })),
@@ -380,49 +243,49 @@ test('a role assumed with a web identity may write only where its policy allows'
   );
   await assertAwsError(roleS3.send(new GetObjectCommand({ Bucket: bucketA, Key: privateKey })), 'AccessDenied', 403);
 
-  const identity = await sts(role).send(new GetCallerIdentityCommand({}));
+  const identity = await moto.sts(role).send(new GetCallerIdentityCommand({}));
   assert.equal(identity.Arn, `arn:aws:sts::${admin.accountId}:assumed-role/${roleName}/${roleSession}`);
 });
 
 test('anonymous reads follow the bucket policy; anonymous writes are refused', async () => {
-  const published = await rawRequest('GET', `/${publicBucket}/${publicKey}`);
+  const published = await moto.rawRequest('GET', `/${publicBucket}/${publicKey}`);
   assert.equal(published.status, 200);
   assert.equal(published.body, publicBody);
-  assert.equal((await rawRequest('HEAD', `/${publicBucket}/${publicKey}`)).status, 200);
+  assert.equal((await moto.rawRequest('HEAD', `/${publicBucket}/${publicKey}`)).status, 200);
 
   // Same bucket, outside the policy's Resource; and a bucket with no policy at all.
   for (const path of [`/${publicBucket}/${privateKey}`, `/${bucketA}/${privateKey}`]) {
-    const denied = await rawRequest('GET', path);
+    const denied = await moto.rawRequest('GET', path);
     assert.equal(denied.status, 403, path);
     assert.match(denied.body, /<Code>AccessDenied<\/Code>/, path);
   }
-  const listing = await rawRequest('GET', `/${publicBucket}?list-type=2`);
+  const listing = await moto.rawRequest('GET', `/${publicBucket}?list-type=2`);
   assert.equal(listing.status, 403, 'the policy grants s3:GetObject, not s3:ListBucket');
 
-  const write = await rawRequest('PUT', `/${publicBucket}/.well-known/keys.json`, '{"keys":[]}');
+  const write = await moto.rawRequest('PUT', `/${publicBucket}/.well-known/keys.json`, '{"keys":[]}');
   assert.equal(write.status, 403);
   assert.match(write.body, /<Code>AccessDenied<\/Code>/);
   await assertAwsError(
-    s3(admin).send(new HeadObjectCommand({ Bucket: publicBucket, Key: '.well-known/keys.json' })),
+    moto.s3(admin).send(new HeadObjectCommand({ Bucket: publicBucket, Key: '.well-known/keys.json' })),
     'NotFound',
     404,
   );
 });
 
 test("moto's unauthenticated management API is closed", async () => {
-  const reset = await rawRequest('POST', '/moto-api/reset-auth', 'inf');
+  const reset = await moto.rawRequest('POST', '/moto-api/reset-auth', 'inf');
   assert.equal(reset.status, 403);
-  await assertAwsError(s3(plainUser).send(new ListBucketsCommand({})), 'AccessDenied', 403);
+  await assertAwsError(moto.s3(plainUser).send(new ListBucketsCommand({})), 'AccessDenied', 403);
 });
 
 test('50 concurrent mixed requests each get their own answer, none a 500', async () => {
-  const userS3 = s3(plainUser);
+  const userS3 = moto.s3(plainUser);
   const kinds = ['anonymous-get', 'unsigned-assume-role', 'signed-denied-put'] as const;
   const results = await Promise.all(
     Array.from({ length: 50 }, async (_, i) => {
       const kind = kinds[i % kinds.length];
       if (kind === 'anonymous-get') {
-        const r = await rawRequest('GET', `/${publicBucket}/${publicKey}`);
+        const r = await moto.rawRequest('GET', `/${publicBucket}/${publicKey}`);
         return { kind, ok: r.status === 200 && r.body === publicBody, status: r.status };
       }
       if (kind === 'unsigned-assume-role') {
@@ -446,17 +309,16 @@ test('50 concurrent mixed requests each get their own answer, none a 500', async
 });
 
 test('the log names callers but never carries a secret, token or signature', () => {
-  assert.match(launcherLog, new RegExp(`PUT /${bucketA}/from-role 200 ASIA`));
-  assert.match(launcherLog, new RegExp(`GET /${publicBucket}/\\.well-known/openid-configuration 200 anonymous`));
-  for (const secret of secrets)
-    assert.ok(!launcherLog.includes(secret), 'a secret or token appears in the launcher log');
-  assert.doesNotMatch(launcherLog, /Signature=|X-Amz-Security-Token|Authorization/i);
+  assert.match(moto.log, new RegExp(`PUT /${bucketA}/from-role 200 ASIA`));
+  assert.match(moto.log, new RegExp(`GET /${publicBucket}/\\.well-known/openid-configuration 200 anonymous`));
+  for (const secret of secrets) assert.ok(!moto.log.includes(secret), 'a secret or token appears in the launcher log');
+  assert.doesNotMatch(moto.log, /Signature=|X-Amz-Security-Token|Authorization/i);
 });
 
 test('connections are kept alive (cheroot), and a client that says nothing stalls no other', async () => {
-  assert.match(launcherLog, /ready on https:\/\/127\.0\.0\.1:\d+ in [\d.]+s \(cheroot,/);
+  assert.match(moto.log, /ready on https:\/\/127\.0\.0\.1:\d+ in [\d.]+s \(cheroot,/);
   const reused: boolean[] = [];
-  const oneAgent = new https.Agent({ ca: caPem, keepAlive: true, maxSockets: 1 });
+  const oneAgent = new https.Agent({ ca: moto.caPem, keepAlive: true, maxSockets: 1 });
   try {
     for (let i = 0; i < 3; i++) {
       await new Promise<void>((resolvePromise, reject) => {
@@ -483,7 +345,7 @@ test('connections are kept alive (cheroot), and a client that says nothing stall
   await new Promise((r) => silent.once('connect', r));
   try {
     const started = performance.now();
-    assert.equal((await rawRequest('GET', `/${publicBucket}/${publicKey}`)).status, 200);
+    assert.equal((await moto.rawRequest('GET', `/${publicBucket}/${publicKey}`)).status, 200);
     assert.ok(performance.now() - started < 2000, 'another client is answered while the silent one waits');
   } finally {
     silent.destroy();
@@ -491,14 +353,13 @@ test('connections are kept alive (cheroot), and a client that says nothing stall
 });
 
 test("without cheroot installed it serves with werkzeug's server", async () => {
-  const venv = execFileSync('bash', [join(repo, 'tools/python-env.sh')], { encoding: 'utf8' }).trim();
   // An import path where `cheroot` cannot be imported, as in the docker target's moto image.
-  const hide = join(workDir, 'no-cheroot');
-  execFileSync('mkdir', ['-p', join(hide, 'cheroot')]);
+  const hide = join(moto.workDir, 'no-cheroot');
+  mkdirSync(join(hide, 'cheroot'), { recursive: true });
   writeFileSync(join(hide, 'cheroot', '__init__.py'), 'raise ImportError("hidden by the test")\n');
-  const credentialsFile = join(workDir, 'fallback.json');
+  const credentialsFile = join(moto.workDir, 'fallback.json');
   const child = spawn(
-    join(venv, 'bin/python'),
+    venvPython(),
     [
       join(repo, 'tools/moto/launcher.py'),
       ...['--host', '127.0.0.1', '--port', '0', '--region', region, '--admin-credentials-out', credentialsFile],
@@ -509,7 +370,7 @@ test("without cheroot installed it serves with werkzeug's server", async () => {
   child.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   try {
-    await waitForFile(credentialsFile, child, START_TIMEOUT_MS);
+    await waitForFile(credentialsFile, child, START_TIMEOUT_MS, () => log);
     const endpoint = (JSON.parse(readFileSync(credentialsFile, 'utf8')) as AdminCredentials).endpoint;
     const status = await new Promise<number>((resolvePromise, reject) => {
       const request = http.get(new URL('/no-such-bucket/key', endpoint), (response) => {
@@ -527,12 +388,12 @@ test("without cheroot installed it serves with werkzeug's server", async () => {
 });
 
 test('SIGTERM stops it: process gone, port closed, credentials file removed', async () => {
-  const child = launcher;
+  const child = moto.child;
   assert.ok(child?.pid);
   const port = Number(new URL(admin.endpoint).port);
   const stoppedAt = performance.now();
   child.kill('SIGTERM');
-  assert.equal(await launcherExit, 0);
+  assert.equal(await moto.exited, 0);
   console.log(`# launcher stopped in ${Math.round(performance.now() - stoppedAt)} ms`);
   assert.throws(() => process.kill(child.pid as number, 0), { code: 'ESRCH' });
   const refused = await new Promise<string>((resolvePromise) => {
@@ -544,5 +405,5 @@ test('SIGTERM stops it: process gone, port closed, credentials file removed', as
     socket.on('error', (error: NodeJS.ErrnoException) => resolvePromise(error.code ?? 'error'));
   });
   assert.equal(refused, 'ECONNREFUSED');
-  assert.throws(() => readFileSync(join(workDir, 'admin.json')), { code: 'ENOENT' });
+  assert.throws(() => readFileSync(join(moto.workDir, 'admin.json')), { code: 'ENOENT' });
 });

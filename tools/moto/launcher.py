@@ -9,13 +9,16 @@ moto's backends, and runs moto's own WSGI application (all services) on a thread
 keep-alive connections (cheroot; werkzeug's development server where cheroot is not installed).
 
     python launcher.py --host 127.0.0.1 --port P --region R --admin-credentials-out FILE
-                       [--tls-cert CERT --tls-key KEY] [--exit-with-parent]
+                       [--tls-cert CERT --tls-key KEY] [--trust-ca CA] [--exit-with-parent]
 
 - Binds a loopback address only. --port 0 picks a free port (the file then tells which).
 - FILE appears (mode 0600, written atomically) once the server accepts connections: JSON
   {accessKeyId, secretAccessKey, accountId, region, endpoint}. It is removed again on exit.
 - One line per request on stderr: method, path without query, status, caller's access key id or
   "anonymous". Headers, bodies, tokens and secrets are never logged.
+- STS AssumeRoleWithWebIdentity answers as AWS does (web_identity.py): the token is validated
+  against the issuer's published keys and the role's trust policy is evaluated (trust_policy.py).
+  --trust-ca names a PEM file trusted, besides the system's CAs, when it fetches an issuer's keys.
 - SIGTERM/SIGINT stop it cleanly; --exit-with-parent also stops it when the process that started it
   dies without stopping it.
 Exit codes: 0 after a signal, 2 for bad arguments or an environment problem (cause and hint on stderr).
@@ -63,6 +66,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--admin-credentials-out", required=True)
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
+    parser.add_argument("--trust-ca")
     parser.add_argument("--exit-with-parent", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -244,14 +248,18 @@ def serve(args: argparse.Namespace) -> None:
     remove(args.admin_credentials_out)  # a stale file from an earlier run would signal readiness too early
 
     import per_request_auth
+    import web_identity
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     per_request_auth.install()
+    web_identity.install(args.trust_ca)
     credentials = create_admin(args.region)
-    server = make_server(args, GatedApp(DomainDispatcherApplication(create_backend_app)))
+    app = GatedApp(DomainDispatcherApplication(create_backend_app))
+    server = make_server(args, app)
     port = server.server_address[1]
     os.environ["MOTO_PORT"] = str(port)  # moto builds some self-referencing URLs from it
     host = f"[{args.host}]" if ":" in args.host else args.host
+    web_identity.serve_locally(f"{host}:{port}", app)
     endpoint = f"{'https' if args.tls_cert else 'http'}://{host}:{port}"
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     parent = os.getppid()

@@ -121,6 +121,8 @@ export function emulatorSpec(o: {
       { source: join(REPO_ROOT, 'support/targets/docker/assets/moto_in_container.py'), target: MOTO_DIR },
       { source: join(REPO_ROOT, 'tools/moto/launcher.py'), target: MOTO_DIR },
       { source: join(REPO_ROOT, 'tools/moto/per_request_auth.py'), target: MOTO_DIR },
+      { source: join(REPO_ROOT, 'tools/moto/web_identity.py'), target: MOTO_DIR },
+      { source: join(REPO_ROOT, 'tools/moto/trust_policy.py'), target: MOTO_DIR },
     ].map((f) => ({ source: f.source, target: `${f.target}/${f.source.split('/').pop()}` })),
     tls: { certPath: `${TLS_DIR}/tls.crt`, keyPath: `${TLS_DIR}/tls.key`, combined: false },
     readyLog: /\[moto\] ready on/,

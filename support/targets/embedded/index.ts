@@ -209,7 +209,7 @@ function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
 
 interface MotoCommand {
   command: string;
-  args: (port: number, certFile: string, keyFile: string, region: string, credsFile: string) => string[];
+  args: (port: number, tls: { cert: string; key: string; ca: string }, region: string, credsFile: string) => string[];
   /** True when IAM is enforced (the launcher); false for plain moto (development fallback). */
   enforcesIam: boolean;
   venvBin: string;
@@ -242,16 +242,19 @@ function resolveMoto(): MotoCommand {
   if (existsSync(launcher) && process.env.IRSA_MOTO_MODE !== 'plain') {
     return {
       command: python,
-      args: (port, cert, key, region, creds) => [
+      args: (port, tls, region, creds) => [
         launcher,
         '--host',
         LOOPBACK,
         '--port',
         String(port),
         '--tls-cert',
-        cert,
+        tls.cert,
         '--tls-key',
-        key,
+        tls.key,
+        // Issuers' keys are fetched over https; the environment's issuer is served under its CA.
+        '--trust-ca',
+        tls.ca,
         '--region',
         region,
         '--admin-credentials-out',
@@ -263,7 +266,7 @@ function resolveMoto(): MotoCommand {
   }
   return {
     command: python,
-    args: (port, cert, key) => ['-m', 'moto.server', '-H', LOOPBACK, '-p', String(port), '-c', cert, '-k', key],
+    args: (port, tls) => ['-m', 'moto.server', '-H', LOOPBACK, '-p', String(port), '-c', tls.cert, '-k', tls.key],
     enforcesIam: false,
     venvBin: join(venv, 'bin'),
   };
@@ -488,7 +491,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       'moto',
       moto.command,
       [
-        ...moto.args(port('moto'), loopbackTls.cert, loopbackTls.key, region, motoCredsFile),
+        ...moto.args(port('moto'), { ...loopbackTls, ca: caFile }, region, motoCredsFile),
         ...(moto.enforcesIam && !options.keepAliveAfterExit ? ['--exit-with-parent'] : []),
       ],
       cleanEnv({ HOME: workDir, PYTHONDONTWRITEBYTECODE: '1', AWS_DEFAULT_REGION: region }),

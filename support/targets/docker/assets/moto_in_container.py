@@ -13,7 +13,8 @@ Both listeners serve the same moto application in one process, so they share one
 
 Everything else is tools/moto/launcher.py (copied beside this file in the container; --launcher-dir
 elsewhere): the administrator made in moto's backends, IAM checked per request
-(per_request_auth.py), moto's management endpoints refused, one log line per request without
+(per_request_auth.py), AssumeRoleWithWebIdentity answered as AWS STS does (web_identity.py; the
+issuer https://127.0.0.1:P/<bucket> is this server, read in-process), moto's management endpoints refused, one log line per request without
 secrets, FILE written atomically once both listeners accept connections. Binding all interfaces is
 safe here only because it is the container's own network namespace: the harness publishes P on the
 host's loopback only, and the http port not at all.
@@ -47,10 +48,12 @@ def serve(args: argparse.Namespace) -> None:
     sys.path.insert(0, args.launcher_dir)
     import launcher
     import per_request_auth
+    import web_identity
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     launcher.remove(args.admin_credentials_out)
     per_request_auth.install()
+    web_identity.install()
     credentials = launcher.create_admin(args.region)
     app = launcher.GatedApp(DomainDispatcherApplication(create_backend_app))
     secure = launcher.make_server(
@@ -59,6 +62,7 @@ def serve(args: argparse.Namespace) -> None:
     plain = launcher.make_server(argparse.Namespace(host=args.host, port=args.http_port, tls_cert=None, tls_key=None), app)
     https_port, http_port = secure.server_address[1], plain.server_address[1]
     os.environ["MOTO_PORT"] = str(https_port)  # moto builds some self-referencing URLs from it
+    web_identity.serve_locally(f"127.0.0.1:{https_port}", app)
     for server in (secure, plain):
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     try:
