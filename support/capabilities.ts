@@ -4,7 +4,12 @@
  * Probe resources are tagged, recorded in the ledger (scope "probe") and deleted right after.
  * A scenario tagged @requires-<capability> is skipped with the probe's reason where it is missing.
  */
-import { CreateAccessKeyCommand, CreateRoleCommand, CreateUserCommand } from '@aws-sdk/client-iam';
+import {
+  CreateAccessKeyCommand,
+  CreateOpenIDConnectProviderCommand,
+  CreateRoleCommand,
+  CreateUserCommand,
+} from '@aws-sdk/client-iam';
 import { ListBucketsCommand, PutBucketPolicyCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { awsErrorName, describeAwsError } from './aws/errors.ts';
@@ -14,7 +19,9 @@ import type { HarnessConfig } from './config.ts';
 import { execInPod, waitForReadyPod } from './kube/ops.ts';
 import type { Ledger } from './ledger.ts';
 import { awsTags, kubeLabels, resourceName } from './names.ts';
-import { bucketUrl, createTaggedBucket } from './provision/infrastructure.ts';
+import { issuerHostPath } from './oidc/discovery.ts';
+import { createSigningIssuer, foreignSigningKey } from './oidc/signing-issuer.ts';
+import { bucketUrl, createTaggedBucket, publicReadPolicy } from './provision/infrastructure.ts';
 import { registerSecret } from './redact.ts';
 import { loadSetup } from './setup/setup.ts';
 import {
@@ -28,6 +35,9 @@ import {
 /** Leads every "enforces-iam: no" reason, so that the skipped AccessDenied scenarios say what to do. */
 export const IAM_NOT_ENFORCED =
   'the target does not enforce IAM policies (use LocalStack with ENFORCE_IAM and an auth token, or moto)';
+
+/** The probe issuer's only client ID. */
+const PROBE_AUDIENCE = 'sts.amazonaws.com';
 
 const yes = (reason: string): CapabilityResult => ({ available: true, reason });
 const no = (reason: string): CapabilityResult => ({ available: false, reason });
@@ -75,61 +85,121 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
   const sts = new STSClient(c.awsClientOptions());
   const ctx = { clients: c, target, setup: loadSetup(config.setupDir), config, runId, ledger, scope, log: args.log };
 
-  const probeTokens = async () => {
+  /** A tagged, recorded role whose trust policy is one statement allowing sts:AssumeRoleWithWebIdentity. */
+  const createProbeRole = async (statement: Record<string, unknown>): Promise<string> => {
+    const roleName = resourceName('irsa-probe-trust', runId, undefined, 64);
+    const role = await c.iam.send(
+      new CreateRoleCommand({
+        RoleName: roleName,
+        AssumeRolePolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRoleWithWebIdentity', ...statement }],
+        }),
+        Tags: awsTags(runId),
+      }),
+    );
+    ledger.record(scope, { kind: 'iam-role', roleName });
+    return role.Role?.Arn as string;
+  };
+
+  const assume = async (roleArn: string, token: string) => {
     try {
-      await sts.send(
+      const out = await sts.send(
         new AssumeRoleWithWebIdentityCommand({
-          RoleArn: `arn:aws:iam::${target.aws.accountId}:role/irsa-conformance-probe-${runId}`,
-          RoleSessionName: 'irsa-conformance-probe',
-          WebIdentityToken: garbageToken(),
+          RoleArn: roleArn,
+          RoleSessionName: 'irsa-probe',
+          WebIdentityToken: token,
         }),
       );
-      results['validates-tokens'] = no('AssumeRoleWithWebIdentity accepted an unsigned token from an unknown issuer');
+      for (const s of [out.Credentials?.SecretAccessKey, out.Credentials?.SessionToken]) if (s) registerSecret(s);
+      return { accepted: true as const };
     } catch (e) {
-      results['validates-tokens'] = yes(
-        `AssumeRoleWithWebIdentity refused an unsigned token (${awsErrorName(e) ?? describeAwsError(e)})`,
-      );
+      if (awsErrorName(e) === undefined) throw e;
+      return { accepted: false as const, error: awsErrorName(e) as string };
     }
+  };
+
+  /**
+   * Where the harness may write to an emulator: an issuer of its own (a probe bucket with a discovery
+   * document and a JWKS, an identity provider, a role trusting only the ServiceAccount "probe-allowed"),
+   * then one call per property, each against a positive control: a correctly signed token for the
+   * trusted subject must succeed first, or a refusal would mean nothing.
+   */
+  const probeWebIdentity = async () => {
+    const bucket = resourceName('irsa-probe-oidc', runId);
+    await createTaggedBucket(ctx, bucket);
+    const issuer = await createSigningIssuer(bucketUrl(ctx, bucket));
+    for (const [Key, body] of [
+      ['.well-known/openid-configuration', issuer.discovery],
+      ['keys.json', issuer.jwks],
+    ] as const)
+      await c.s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: JSON.stringify(body) }));
+    await c.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: publicReadPolicy(bucket) }));
+    const provider = await c.iam.send(
+      new CreateOpenIDConnectProviderCommand({
+        Url: issuer.issuer,
+        ClientIDList: [PROBE_AUDIENCE],
+        Tags: awsTags(runId),
+      }),
+    );
+    const providerArn = provider.OpenIDConnectProviderArn as string;
+    ledger.record(scope, { kind: 'iam-oidc-provider', arn: providerArn });
+    const roleArn = await createProbeRole({
+      Principal: { Federated: providerArn },
+      Condition: { StringEquals: { [`${issuerHostPath(issuer.issuer)}:sub`]: 'probe-allowed' } },
+    });
+    const token = async (claims: { sub: string; aud: string }, foreign?: boolean) => {
+      const t = await issuer.sign(claims, foreign ? await foreignSigningKey() : undefined);
+      registerSecret(t);
+      return t;
+    };
+    const control = await assume(roleArn, await token({ sub: 'probe-allowed', aud: PROBE_AUDIENCE }));
+    if (!control.accepted) {
+      const why = `a correctly signed token of a probe issuer for the trusted subject was refused (${control.error}), so no refusal can be measured`;
+      results['validates-tokens'] = no(why);
+      results['evaluates-trust-policies'] = no(why);
+      return;
+    }
+    const [badSignature, badAudience, otherSubject] = await Promise.all([
+      token({ sub: 'probe-allowed', aud: PROBE_AUDIENCE }, true).then((t) => assume(roleArn, t)),
+      token({ sub: 'probe-allowed', aud: 'not-a-client-id' }).then((t) => assume(roleArn, t)),
+      token({ sub: 'probe-other', aud: PROBE_AUDIENCE }).then((t) => assume(roleArn, t)),
+    ]);
+    const outcome = (r: { accepted: boolean; error?: string }) => (r.accepted ? 'accepted' : r.error);
+    results['validates-tokens'] =
+      !badSignature.accepted && !badAudience.accepted
+        ? yes(
+            `a probe issuer's signed token was accepted; one signed by another key under its kid was refused (${outcome(badSignature)}), one for an audience its provider does not list too (${outcome(badAudience)})`,
+          )
+        : no(
+            `AssumeRoleWithWebIdentity accepted a token ${badSignature.accepted ? 'signed by a key the issuer does not publish' : 'for an audience its identity provider does not list'}`,
+          );
+    results['evaluates-trust-policies'] = otherSubject.accepted
+      ? no("AssumeRoleWithWebIdentity accepted a token whose sub the role's trust policy does not name")
+      : yes(
+          `the token of the subject the role trusts was accepted, another subject's was refused (${outcome(otherSubject)})`,
+        );
+  };
+
+  /** Real AWS (or verify-only): the reference for web identities; an unsigned token must be refused. */
+  const probeTokens = async () => {
+    const r = await assume(`arn:aws:iam::${target.aws.accountId}:role/irsa-conformance-probe-${runId}`, garbageToken());
+    results['validates-tokens'] = r.accepted
+      ? no('AssumeRoleWithWebIdentity accepted an unsigned token from an unknown issuer')
+      : yes(`AssumeRoleWithWebIdentity refused an unsigned token (${r.error})`);
   };
 
   const probeTrust = async () => {
     if (!writes) return;
     // A role whose trust policy admits only an identity provider that does not exist: a target that
     // evaluates trust policies refuses any token for it.
-    const roleName = resourceName('irsa-probe-trust', runId, undefined, 64);
-    await c.iam.send(
-      new CreateRoleCommand({
-        RoleName: roleName,
-        AssumeRolePolicyDocument: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            {
-              Effect: 'Allow',
-              Principal: { Federated: `arn:aws:iam::${target.aws.accountId}:oidc-provider/irsa-conformance.invalid` },
-              Action: 'sts:AssumeRoleWithWebIdentity',
-            },
-          ],
-        }),
-        Tags: awsTags(runId),
-      }),
-    );
-    ledger.record(scope, { kind: 'iam-role', roleName });
-    try {
-      await sts.send(
-        new AssumeRoleWithWebIdentityCommand({
-          RoleArn: `arn:aws:iam::${target.aws.accountId}:role/${roleName}`,
-          RoleSessionName: 'probe',
-          WebIdentityToken: garbageToken(),
-        }),
-      );
-      results['evaluates-trust-policies'] = no(
-        'AssumeRoleWithWebIdentity succeeded for a role that trusts only a nonexistent identity provider',
-      );
-    } catch (e) {
-      results['evaluates-trust-policies'] = yes(
-        `AssumeRoleWithWebIdentity was refused for a role trusting a nonexistent provider (${awsErrorName(e) ?? 'error'})`,
-      );
-    }
+    const roleArn = await createProbeRole({
+      Principal: { Federated: `arn:aws:iam::${target.aws.accountId}:oidc-provider/irsa-conformance.invalid` },
+    });
+    const r = await assume(roleArn, garbageToken());
+    results['evaluates-trust-policies'] = r.accepted
+      ? no('AssumeRoleWithWebIdentity succeeded for a role that trusts only a nonexistent identity provider')
+      : yes(`AssumeRoleWithWebIdentity was refused for a role trusting a nonexistent provider (${r.error})`);
   };
 
   const probeIam = async () => {
@@ -176,17 +246,7 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
     await createTaggedBucket(ctx, bucket);
     await c.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'public.txt', Body: 'public' }));
     await c.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'private.txt', Body: 'private' }));
-    await c.s3.send(
-      new PutBucketPolicyCommand({
-        Bucket: bucket,
-        Policy: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            { Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${bucket}/public.txt` },
-          ],
-        }),
-      }),
-    );
+    await c.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: publicReadPolicy(bucket, ['public.txt']) }));
     const pub = await c.anonymousGet(`${bucketUrl(ctx, bucket)}/public.txt`);
     const priv = await c.anonymousGet(`${bucketUrl(ctx, bucket)}/private.txt`);
     results['anonymous-public-reads'] =
@@ -243,7 +303,8 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
         : no(`exec in a probe pod failed: ${r.stderr.trim().slice(0, 200)}`);
   };
 
-  const settled = await Promise.allSettled([probeTokens(), probeTrust(), probeIam(), probePublicReads(), probePods()]);
+  const webIdentityProbes = writes && target.aws.endpoint ? [probeWebIdentity()] : [probeTokens(), probeTrust()];
+  const settled = await Promise.allSettled([...webIdentityProbes, probeIam(), probePublicReads(), probePods()]);
   const errors = settled
     .filter((s): s is PromiseRejectedResult => s.status === 'rejected')
     .map((s) => describeAwsError(s.reason));

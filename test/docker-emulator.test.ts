@@ -3,9 +3,9 @@
  * - assets/moto_in_container.py (what the moto container runs) with this machine's moto, on
  *   loopback: one moto behind an https listener (the harness, the issuer) and an http listener
  *   (pods), sharing their state, IAM enforced on both, a clean stop on SIGTERM;
- * - the capability probe against it (enforces-iam: yes) and against moto without enforcement, which
- *   behaves like LocalStack community here (enforces-iam: no, with the reason the skipped
- *   AccessDenied scenario shows).
+ * - the capability probe against it (enforces-iam, validates-tokens, evaluates-trust-policies: yes)
+ *   and against moto without enforcement, which behaves like LocalStack community here (all three
+ *   no, with the reasons the skipped scenarios show).
  * Needs the project's Python environment (tools/python-env.sh); skipped with the reason otherwise.
  */
 import assert from 'node:assert/strict';
@@ -251,6 +251,9 @@ describe('the docker target AWS emulator, without Docker', { skip }, () => {
     assert.equal(m['enforces-iam'].available, true, m['enforces-iam'].reason);
     assert.equal(m['https-issuer'].available, true, m['https-issuer'].reason);
     assert.equal(m['runs-pods'].available, false, 'no cluster answers in this test');
+    // The container runs the embedded target's STS validator: measured against a probe issuer.
+    assert.equal(m['validates-tokens'].available, true, m['validates-tokens'].reason);
+    assert.equal(m['evaluates-trust-policies'].available, true, m['evaluates-trust-policies'].reason);
   });
 
   it('without enforcement (LocalStack community), enforces-iam is no with the reason the skipped scenario shows', async () => {
@@ -261,6 +264,10 @@ describe('the docker target AWS emulator, without Docker', { skip }, () => {
       m['enforces-iam'].reason,
       /the target does not enforce IAM policies \(use LocalStack with ENFORCE_IAM and an auth token, or moto\)/,
     );
+    // Plain moto, like LocalStack, accepts any token: the probes say so, and the trust scenarios are skipped.
+    assert.equal(m['validates-tokens'].available, false, m['validates-tokens'].reason);
+    assert.match(m['validates-tokens'].reason, /accepted a token signed by a key the issuer does not publish/);
+    assert.equal(m['evaluates-trust-policies'].available, false, m['evaluates-trust-policies'].reason);
   });
 
   it('stops cleanly on SIGTERM and removes its credentials file', async () => {

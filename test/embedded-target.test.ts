@@ -22,6 +22,7 @@ import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod, Wat
 import { type Clients, createClients } from '../support/clients.ts';
 import { isUsageError, StartError } from '../support/errors.ts';
 import { groupAlive, portListening } from '../support/process.ts';
+import { publicReadPolicy } from '../support/provision/infrastructure.ts';
 import { REPO_ROOT, resolveBinaries } from '../support/targets/embedded/binaries.ts';
 import {
   type EmbeddedTarget,
@@ -235,17 +236,7 @@ describe('embedded target', {
         ContentType: 'application/json',
       }),
     );
-    await clients.s3.send(
-      new PutBucketPolicyCommand({
-        Bucket: bucket,
-        Policy: JSON.stringify({
-          Version: '2012-10-17',
-          Statement: [
-            { Effect: 'Allow', Principal: '*', Action: 's3:GetObject', Resource: `arn:aws:s3:::${bucket}/*` },
-          ],
-        }),
-      }),
-    );
+    await clients.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: publicReadPolicy(bucket) }));
     const res = await clients.anonymousGet(`${target.descriptor.aws.endpoint}/${bucket}/hello.json`);
     assert.equal(res.status, 200, res.body);
     assert.deepEqual(JSON.parse(res.body), { hello: 'world' });

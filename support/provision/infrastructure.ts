@@ -97,6 +97,21 @@ export function bucketUrl(ctx: { target: ProvisionContext['target'] }, bucket: s
   return a.endpoint ? `${a.endpoint.replace(/\/$/, '')}/${bucket}` : `https://${bucket}.s3.${a.region}.amazonaws.com`;
 }
 
+/** A bucket policy (JSON) that lets anyone GetObject these keys of `bucket` (default: every object). */
+export function publicReadPolicy(bucket: string, keys: string[] = ['*']): string {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        Principal: '*',
+        Action: 's3:GetObject',
+        Resource: keys.map((k) => `arn:aws:s3:::${bucket}/${k}`),
+      },
+    ],
+  });
+}
+
 export async function createTaggedBucket(ctx: ProvisionContext, bucket: string): Promise<void> {
   const c = ctx.clients;
   const region = ctx.target.aws.region;
