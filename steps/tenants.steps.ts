@@ -115,6 +115,7 @@ When('the pod of tenant {int} writes to its own bucket', async function (this: I
   const write = out.get('write') ?? missing;
   this.lastExec = {
     ...r,
+    label: `tenant ${n}`,
     command: `in pod ${pod.namespace}/${pod.name}: get-caller-identity; aws s3 cp - s3://${tenant.appBucket}/${key}`,
   };
   this.log(

@@ -51,7 +51,8 @@ export class IrsaWorld extends World {
   tenants = new Map<string, Tenant>();
   /** The pod the last "pod of team X" step resolved, by team label. */
   pods = new Map<string, V1Pod>();
-  lastExec?: ExecResult & { command: string };
+  /** The last command run in a pod: what ran, in whose pod (team label), and its outcome. */
+  lastExec?: ExecResult & { command: string; label: string };
   /** The last upload a pod attempted, to explain an unexpected success. */
   lastUpload?: { label: string; bucket: string; key: string };
   /** Web-identity tokens read from pods, by team label: registered as secrets, never attached. */

@@ -21,6 +21,12 @@ export interface AwsAccess {
   caBundlePath?: string;
   /** Account id of the admin identity, as the target measured it (GetCallerIdentity). */
   accountId: string;
+  /**
+   * IAM is eventually consistent here (real AWS): a role or identity provider created seconds ago
+   * may still be refused, so a refusal right after provisioning is retried for a while. Emulators
+   * answer with what they hold, and there a refusal is final.
+   */
+  eventuallyConsistent?: boolean;
 }
 
 /** The webhook's dialect: what it looks for and what it injects. Detected or configured. */

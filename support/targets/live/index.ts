@@ -190,6 +190,7 @@ export function liveConnectionDescriptor(
       forcePathStyle: live.awsEndpoint !== undefined,
       ...(live.awsCaBundle ? { caBundlePath: path.resolve(live.awsCaBundle) } : {}),
       accountId: '',
+      eventuallyConsistent: live.awsEndpoint === undefined,
     },
     podAwsEnv: {},
     issuer: { mode: 'read-only', issuer: '' },
