@@ -10,7 +10,7 @@ Feature: Only the role's own ServiceAccount, with a genuine and current token, c
   - behaviour: STS itself is asked (from the pod, or by the harness with the token). They need a
     target that validates tokens and evaluates trust policies (tags requires-validates-tokens and
     requires-evaluates-trust-policies) and are skipped, with the probe's reason, where it does not
-    (moto accepts any token for any role);
+    (LocalStack accepts any token for any role; the embedded target's STS checks as AWS does);
   - diagnosis, on every target: the role's trust policy as IAM has it, evaluated for the token's
     claims (support/policy/simulate.ts, naming the condition that refuses), and the token checked
     against the published discovery documents and the identity provider the way STS checks it

@@ -392,6 +392,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
           `capabilities as measured on this environment at ${target.descriptor.capabilitiesMeasuredAt ?? 'its first run'}`,
         );
       } else {
+        const probing = Date.now();
         const probed = await measureCapabilities({
           clients,
           target: target.descriptor,
@@ -403,6 +404,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
         });
         target.descriptor.capabilities = probed.matrix;
         target.descriptor.capabilitiesMeasuredAt = new Date().toISOString();
+        log.debug(`capabilities measured in ${((Date.now() - probing) / 1000).toFixed(1)} s`);
         // Kept for the environment's later runs only when measured in full: an interrupt deletes
         // the probe's pod under it (it would read as "cannot run pods"), and a probe that failed
         // with an error measured nothing. The next run then measures again.
