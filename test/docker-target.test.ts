@@ -206,6 +206,8 @@ test('emulator: moto runs the launcher logic with https on P and http for pods; 
     'launcher.py',
     'moto_in_container.py',
     'per_request_auth.py',
+    'trust_policy.py',
+    'web_identity.py',
   ]);
   const l = emulatorSpec({
     kind: 'localstack',
