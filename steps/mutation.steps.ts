@@ -12,7 +12,8 @@ import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { explainUnmutatedPod } from '../support/diagnose/admission.ts';
 import { OperationTimeout } from '../support/errors.ts';
-import { isConflict, isNotFound, waitForPod } from '../support/kube/ops.ts';
+import { isConflict, isNotFound } from '../support/kube/errors.ts';
+import { waitForPod } from '../support/kube/ops.ts';
 import { createNamespace, createServiceAccount, serviceAccountManifest } from '../support/provision/application.ts';
 import {
   allContainers,

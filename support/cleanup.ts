@@ -26,8 +26,8 @@ import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from 
 import { PatchStrategy } from '@kubernetes/client-node';
 import { awsErrorName, DELETE_CONFLICT_ERRORS, describeAwsError, isAwsError, isThrottling } from './aws/errors.ts';
 import type { Clients } from './clients.ts';
-import { isTransientKubeError } from './kube/errors.ts';
-import { isNotFound, waitForDeletion } from './kube/ops.ts';
+import { isNotFound, isTransientKubeError } from './kube/errors.ts';
+import { waitForDeletion } from './kube/ops.ts';
 import { describeRef, type Ledger, type LedgerEntry, type ResourceRef } from './ledger.ts';
 import { retry } from './retry.ts';
 

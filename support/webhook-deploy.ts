@@ -21,7 +21,8 @@ import type {
 } from '@kubernetes/client-node';
 import type { Clients } from './clients.ts';
 import { UsageError } from './errors.ts';
-import { isConflict, waitForReadyPod } from './kube/ops.ts';
+import { isConflict } from './kube/errors.ts';
+import { waitForReadyPod } from './kube/ops.ts';
 import type { ResourceRef } from './ledger.ts';
 import { createCa, issueServingCert } from './tls.ts';
 

@@ -22,7 +22,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { Clients } from '../clients.ts';
-import { isNotFound } from '../kube/ops.ts';
+import { isNotFound } from '../kube/errors.ts';
 import { preflightWebhookConfiguration } from './webhook.ts';
 
 export function requirementMatches(r: V1LabelSelectorRequirement, labels: Record<string, string>): boolean {

@@ -13,7 +13,22 @@
  * failure means that earlier attempt was applied, which is success for names unique to the run.
  */
 import { retry } from '../retry.ts';
-import { kubeStatus } from './ops.ts';
+
+export function kubeStatus(e: unknown): number | undefined {
+  if (e && typeof e === 'object') {
+    const code = (e as { code?: unknown }).code ?? (e as { statusCode?: unknown }).statusCode;
+    if (typeof code === 'number') return code;
+  }
+  return undefined;
+}
+
+export function isNotFound(e: unknown): boolean {
+  return kubeStatus(e) === 404;
+}
+
+export function isConflict(e: unknown): boolean {
+  return kubeStatus(e) === 409;
+}
 
 export const KUBE_TRANSIENT_STATUS = new Map<number, string>([
   [429, 'TooManyRequests'],

@@ -1,7 +1,7 @@
 /**
  * Kubernetes operations the steps need, on @kubernetes/client-node, the same for every target:
  * create (recorded in the ledger by the caller), wait for a pod by watching (not polling), exec
- * through the API server's exec subresource, and a status code helper for typed errors.
+ * through the API server's exec subresource.
  */
 import { PassThrough } from 'node:stream';
 import {
@@ -14,22 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Clients } from '../clients.ts';
 import { OperationTimeout } from '../errors.ts';
-
-export function kubeStatus(e: unknown): number | undefined {
-  if (e && typeof e === 'object') {
-    const code = (e as { code?: unknown }).code ?? (e as { statusCode?: unknown }).statusCode;
-    if (typeof code === 'number') return code;
-  }
-  return undefined;
-}
-
-export function isNotFound(e: unknown): boolean {
-  return kubeStatus(e) === 404;
-}
-
-export function isConflict(e: unknown): boolean {
-  return kubeStatus(e) === 409;
-}
+import { isTransientKubeError } from './errors.ts';
 
 export async function createObject<T extends KubernetesObject>(clients: Clients, obj: T): Promise<T> {
   return (await clients.objects.create(obj)) as T;
@@ -54,6 +39,13 @@ function describePodState(pod: V1Pod | undefined): string {
  * Watches a collection from `resourceVersion` until `accept` takes an object, and resolves with
  * it; the one waiting primitive of the harness (watch, never poll). The timeout error names the
  * operation and describes the last object seen.
+ *
+ * A watch can end before that: the API server closes watches after a while, and client-node aborts
+ * one that has carried nothing for 30 s (a TimeoutError, "The operation was aborted due to
+ * timeout": a pod that takes long to start on a loaded machine). Such an end, and any transient
+ * error, resumes the watch until the caller's own timeout: without a resourceVersion, so that the
+ * API server first replays the objects as they are now (nothing that happened meanwhile is missed).
+ * Other errors (forbidden, not found) are answers and reject at once.
  */
 export async function watchUntil<T extends KubernetesObject>(
   kc: KubeConfig,
@@ -65,39 +57,63 @@ export async function watchUntil<T extends KubernetesObject>(
   let last = o.last;
   const watch = new Watch(kc);
   let controller: AbortController | undefined;
+  let settled = false;
+  let resumes = 0;
   try {
     return await new Promise<T>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new OperationTimeout(o.operation, o.describeLast(last), o.timeoutSeconds)),
+        () => finish(() => reject(new OperationTimeout(o.operation, o.describeLast(last), o.timeoutSeconds))),
         o.timeoutSeconds * 1000,
       );
-      const done = (fn: () => void) => {
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         fn();
       };
-      watch
-        .watch(
-          path,
-          { allowWatchBookmarks: true, ...query },
-          (phase: string, obj: T) => {
-            if (phase === 'BOOKMARK' || phase === 'DELETED') return;
-            last = obj;
-            if (!obj.metadata?.deletionTimestamp && accept(obj)) done(() => resolve(obj));
-          },
-          (err: unknown) => {
-            if (err) done(() => reject(err instanceof Error ? err : new Error(String(err))));
-          },
-        )
-        .then(
-          (c) => {
-            controller = c;
-          },
-          (err: unknown) => done(() => reject(err)),
-        );
+      const ended = (err: unknown) => {
+        if (settled) return;
+        if (err && !isResumable(err)) {
+          finish(() => reject(err instanceof Error ? err : new Error(String(err))));
+          return;
+        }
+        // At most a few resumes a second, however quickly a broken connection ends.
+        const delayMs = Math.min(1000, 50 * 2 ** Math.min(resumes++, 5));
+        setTimeout(() => start(false), delayMs).unref();
+      };
+      const start = (fromVersion: boolean) => {
+        if (settled) return;
+        const { resourceVersion, ...rest } = query;
+        watch
+          .watch(
+            path,
+            { allowWatchBookmarks: true, ...rest, ...(fromVersion ? { resourceVersion } : {}) },
+            (phase: string, obj: T) => {
+              if (phase === 'BOOKMARK' || phase === 'DELETED' || phase === 'ERROR') return;
+              last = obj;
+              if (!obj.metadata?.deletionTimestamp && accept(obj)) finish(() => resolve(obj));
+            },
+            (err: unknown) => ended(err),
+          )
+          .then(
+            (c) => {
+              controller = c;
+              if (settled) c.abort();
+            },
+            (err: unknown) => ended(err),
+          );
+      };
+      start(true);
     });
   } finally {
     controller?.abort();
   }
+}
+
+/** A watch that ended this way is resumed: closed, aborted for inactivity, or a transient failure. */
+function isResumable(err: unknown): boolean {
+  const name = (err as { name?: unknown }).name;
+  return name === 'TimeoutError' || name === 'AbortError' || isTransientKubeError(err);
 }
 
 /**

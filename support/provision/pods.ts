@@ -11,7 +11,7 @@ import path from 'node:path';
 import { PatchStrategy, setHeaderOptions, type V1Container, type V1Pod } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import type { Clients } from '../clients.ts';
-import { kubeStatus } from '../kube/ops.ts';
+import { kubeStatus } from '../kube/errors.ts';
 import { repoRoot } from '../paths.ts';
 import { retry } from '../retry.ts';
 import { substitute } from '../setup/setup.ts';

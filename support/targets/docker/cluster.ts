@@ -29,7 +29,8 @@ import {
   type V1Deployment,
 } from '@kubernetes/client-node';
 import type { ContainerRuntimeClient, StartedTestContainer } from 'testcontainers';
-import { isNotFound, watchUntil } from '../../kube/ops.ts';
+import { isNotFound } from '../../kube/errors.ts';
+import { watchUntil } from '../../kube/ops.ts';
 import { retry } from '../../retry.ts';
 import { normalizeImageRef } from './images.ts';
 

@@ -11,7 +11,7 @@ import { VersionApi } from '@kubernetes/client-node';
 import type { Clients } from '../../clients.ts';
 import type { HarnessConfig } from '../../config.ts';
 import { UsageError } from '../../errors.ts';
-import { isNotFound, kubeStatus } from '../../kube/ops.ts';
+import { isNotFound, kubeStatus } from '../../kube/errors.ts';
 import { UPSTREAM_DEFAULT_DIALECT } from '../dialect.ts';
 import type { DetectedValue, WebhookDialect } from '../target.ts';
 

@@ -22,7 +22,7 @@ import { parseArn } from '../../aws/arn.ts';
 import { type Clients, createClients, loadKubeConfig } from '../../clients.ts';
 import { configSchema, type HarnessConfig } from '../../config.ts';
 import { isUsageError, UsageError } from '../../errors.ts';
-import { isNotFound, kubeStatus } from '../../kube/ops.ts';
+import { isNotFound, kubeStatus } from '../../kube/errors.ts';
 import { log } from '../../log.ts';
 import { bucketForIssuer } from '../../provision/discover.ts';
 import { observeClusterIssuer } from '../../provision/infrastructure.ts';
