@@ -60,12 +60,10 @@ build_in_module_dir() {
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
-build_kubernetes() {
-  local v=$KUBERNETES_VERSION out=$bin/kubernetes-$KUBERNETES_VERSION
-  have "$out" kube-apiserver kube-controller-manager kube-scheduler && return 0
-  need_go
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler $v (cold, with empty Go caches: about 6 min on 2 cores)"
-  local w=$work/kubernetes-$v
+# Writes the wrapper module that builds k8s.io/kubernetes commands (irsa-facts §7): it requires
+# k8s.io/kubernetes at the pinned version and replaces every staging module with its release.
+kubernetes_wrapper_module() {
+  local w=$1 v=$KUBERNETES_VERSION
   rm -rf "$w"; mkdir -p "$w"
   local gomod; gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
   local staging_version=v0.${v#v1.}
@@ -81,10 +79,51 @@ build_kubernetes() {
     sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$staging_version"'#p' "$gomod"
     echo ")"
   } > "$w/go.mod"
+}
+
+build_kubernetes() {
+  local v=$KUBERNETES_VERSION out=$bin/kubernetes-$KUBERNETES_VERSION
+  have "$out" kube-apiserver kube-controller-manager kube-scheduler && return 0
+  need_go
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler $v (cold, with empty Go caches: about 6 min on 2 cores)"
+  local w=$work/kubernetes-$v
+  kubernetes_wrapper_module "$w"
   run_logged "kubernetes-$v-modules" bash -c 'cd "$1" && go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$2" "k8s.io/kubernetes/cmd/kube-controller-manager@$2" "k8s.io/kubernetes/cmd/kube-scheduler@$2"' _ "$w" "$v"
   mkdir -p "$out.tmp"
   run_logged "kubernetes-$v" bash -c 'cd "$1" && go build -v -trimpath -o "$2/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler' _ "$w" "$out.tmp"
   rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+# The real node's kubelet (IRSA_KUBE_NODE=kubelet only), in its own wrapper module and cache
+# directory so that the control plane's stay valid. Its version is stamped, so that the Node
+# reports the pinned release (the control plane's binaries report v0.0.0-master).
+build_kubelet() {
+  local v=$KUBERNETES_VERSION out=$bin/kubelet-$KUBERNETES_VERSION
+  have "$out" kubelet && return 0
+  need_go
+  log "building kubelet $v (cold: about 6 min on 2 cores, less when the control plane was built before)"
+  local w=$work/kubelet-$v
+  kubernetes_wrapper_module "$w"
+  run_logged "kubelet-$v-modules" bash -c 'cd "$1" && go get -tool "k8s.io/kubernetes/cmd/kubelet@$2"' _ "$w" "$v"
+  local minor=${v#v1.}; minor=${minor%%.*}
+  local ldflags="-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+  mkdir -p "$out.tmp"
+  run_logged "kubelet-$v" bash -c 'cd "$1" && go build -v -trimpath -ldflags "$3" -o "$2/" k8s.io/kubernetes/cmd/kubelet' _ "$w" "$out.tmp" "$ldflags"
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+# containerd 2.x, its runc shim and ctr (IRSA_KUBE_NODE=kubelet only). Static, without the cgo
+# snapshotters (btrfs) the node does not use; the shim without gRPC, as upstream's Makefile builds it.
+build_containerd() {
+  local v=$CONTAINERD_VERSION out=$bin/containerd-$CONTAINERD_VERSION
+  have "$out" containerd containerd-shim-runc-v2 ctr && return 0
+  need_go
+  log "building containerd $v, containerd-shim-runc-v2 and ctr"
+  local ldflags="-X github.com/containerd/containerd/v2/version.Version=$v"
+  CGO_ENABLED=0 build_in_module_dir "github.com/containerd/containerd/v2@$v" "$out" \
+    -tags "urfave_cli_no_docs no_btrfs osusergo netgo static_build" -ldflags "$ldflags" ./cmd/containerd ./cmd/ctr
+  local dir; dir=$(go mod download -json "github.com/containerd/containerd/v2@$v" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  run_logged "containerd-shim-runc-v2-$v" bash -c 'cd "$1" && CGO_ENABLED=0 go build -v -trimpath -tags "urfave_cli_no_docs osusergo netgo static_build no_grpc" -ldflags "$3" -o "$2/containerd-shim-runc-v2" ./cmd/containerd-shim-runc-v2' _ "$dir" "$out" "$ldflags"
 }
 
 build_etcd() {
@@ -126,6 +165,7 @@ case $only in
     [ -n "${IRSA_ETCD_BIN:-}" ] || build_etcd
     [ -n "${IRSA_KUBE_BIN_DIR:-}" ] || build_kubernetes
     ;;
-  kubernetes|etcd|kwok|webhook) "build_$only" ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|webhook]" >&2; exit 2 ;;
+  # kubelet and containerd are the real node's (tools/real-node/build.sh): never part of `all`.
+  kubernetes|etcd|kwok|webhook|kubelet|containerd) "build_$only" ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|webhook|kubelet|containerd]" >&2; exit 2 ;;
 esac
