@@ -53,9 +53,14 @@ export const configSchema = z
         etcdBinary: z.string().optional(),
         /** `off`: pods start the AWS CLI plainly instead of from tools/aws-cli-forkserver.py. */
         awsCliForkserver: z.enum(['on', 'off']).default('on'),
+        /**
+         * The node: `kwok` emulates pods (kwok marks them Running, exec runs a local process);
+         * `kubelet` runs containerd and a real kubelet, pods in real containers (root, cgroup v1).
+         */
+        kubeNode: z.enum(['kwok', 'kubelet']).default('kwok'),
       })
       .strict()
-      .default({ awsCliForkserver: 'on' }),
+      .default({ awsCliForkserver: 'on', kubeNode: 'kwok' }),
     docker: z
       .object({
         aws: z.enum(['localstack', 'moto']).default('moto'),
@@ -131,6 +136,7 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_KUBE_BIN_DIR: 'embedded.kubeBinDir',
   IRSA_ETCD_BIN: 'embedded.etcdBinary',
   IRSA_AWS_CLI_FORKSERVER: 'embedded.awsCliForkserver',
+  IRSA_KUBE_NODE: 'embedded.kubeNode',
   IRSA_DOCKER_AWS: 'docker.aws',
   IRSA_IMAGE_K3S: 'docker.images.k3s',
   IRSA_IMAGE_LOCALSTACK: 'docker.images.localstack',

@@ -5,7 +5,7 @@
  * or labelled and recorded in the ledger before the next step.
  */
 import { AttachRolePolicyCommand, CreatePolicyCommand, CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
-import type { V1Deployment, V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1Deployment, V1PodSpec, V1ServiceAccount } from '@kubernetes/client-node';
 import { isAwsError } from '../aws/errors.ts';
 import { retryKubeCreate } from '../kube/errors.ts';
 import { awsTags, kubeLabels, resourceName } from '../names.ts';
@@ -13,6 +13,7 @@ import { issuerHostPath } from '../oidc/discovery.ts';
 import { retry } from '../retry.ts';
 import type { InfrastructureState } from '../run-state.ts';
 import { renderJson, renderYaml } from '../setup/setup.ts';
+import type { TargetDescriptor } from '../targets/target.ts';
 import type { ProvisionContext } from './context.ts';
 import { createTaggedBucket } from './infrastructure.ts';
 
@@ -140,7 +141,24 @@ export async function createServiceAccount(ctx: ProvisionContext, sa: V1ServiceA
   });
 }
 
-/** The sample Deployment from the setup's template, plus the env the target needs pods to have to reach AWS. */
+/** The image of the harness's pods: the target's own where it runs only those (TargetDescriptor.podTemplate). */
+export function podImage(ctx: Pick<ProvisionContext, 'target' | 'setup'>): string {
+  return ctx.target.podTemplate?.image ?? ctx.setup.spec.application.image;
+}
+
+/**
+ * What every pod the harness creates needs from its target: the env to reach AWS (the pod's own
+ * env first) and the target's pod template settings (the real node's host network).
+ */
+export function forTarget(target: TargetDescriptor, spec: V1PodSpec | undefined): void {
+  if (!spec) return;
+  const extra = Object.entries(target.podAwsEnv).map(([name, value]) => ({ name, value }));
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+    c.env = [...(c.env ?? []), ...extra.filter((e) => !(c.env ?? []).some((x) => x.name === e.name))];
+  if (target.podTemplate?.hostNetwork) spec.hostNetwork = true;
+}
+
+/** The sample Deployment from the setup's template, made for the target (forTarget). */
 export function deploymentManifest(
   ctx: ProvisionContext,
   namespace: string,
@@ -151,14 +169,10 @@ export function deploymentManifest(
     namespace,
     name,
     serviceAccount,
-    image: ctx.setup.spec.application.image,
+    image: podImage(ctx),
     runId: ctx.runId,
   });
-  const extra = Object.entries(ctx.target.podAwsEnv).map(([n, value]) => ({ name: n, value }));
-  for (const c of d.spec?.template.spec?.containers ?? [])
-    c.env = [...(c.env ?? []), ...extra.filter((e) => !(c.env ?? []).some((x) => x.name === e.name))];
-  for (const c of d.spec?.template.spec?.initContainers ?? [])
-    c.env = [...(c.env ?? []), ...extra.filter((e) => !(c.env ?? []).some((x) => x.name === e.name))];
+  forTarget(ctx.target, d.spec?.template.spec);
   return d;
 }
 

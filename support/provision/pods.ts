@@ -16,7 +16,7 @@ import { repoRoot } from '../paths.ts';
 import { retry } from '../retry.ts';
 import { substitute } from '../setup/setup.ts';
 import type { WebhookDialect } from '../targets/target.ts';
-import { deploymentManifest } from './application.ts';
+import { deploymentManifest, forTarget, podImage } from './application.ts';
 import type { ProvisionContext } from './context.ts';
 
 export const POD_FIXTURES_DIR = path.join(repoRoot, 'fixtures', 'pods');
@@ -27,15 +27,6 @@ export function allContainers(pod: V1Pod): V1Container[] {
 
 export function envValue(c: V1Container, name: string): string | undefined {
   return c.env?.find((e) => e.name === name)?.value;
-}
-
-/** Adds the env a target needs pods to have to reach AWS (emulator endpoint, CA), the pod's own env first. */
-function withTargetEnv(ctx: ProvisionContext, pod: V1Pod): V1Pod {
-  const extra = Object.entries(ctx.target.podAwsEnv).map(([name, value]) => ({ name, value }));
-  for (const c of allContainers(pod)) {
-    c.env = [...(c.env ?? []), ...extra.filter((e) => !(c.env ?? []).some((x) => x.name === e.name))];
-  }
-  return pod;
 }
 
 /** The sample app's pod (the setup's Deployment template) as a bare pod named `name`. */
@@ -73,7 +64,7 @@ export function fixturePodManifest(
       namespace,
       name,
       serviceAccount,
-      image: ctx.setup.spec.application.image,
+      image: podImage(ctx),
       runId: ctx.runId,
       annotationPrefix: ctx.target.dialect.annotationPrefix,
     },
@@ -81,7 +72,8 @@ export function fixturePodManifest(
   );
   const pod = parseYaml(text) as V1Pod;
   pod.metadata = { ...pod.metadata, labels: { ...pod.metadata?.labels, app: name } };
-  return withTargetEnv(ctx, pod);
+  forTarget(ctx.target, pod.spec);
+  return pod;
 }
 
 /** Creates the pod and returns it as admitted (after every mutating webhook). */

@@ -109,6 +109,13 @@ export interface TargetDescriptor {
    * <podRoot>/var/run/secrets/... and the pod's env points there.
    */
   podRoot: string;
+  /**
+   * What the target's node needs in every pod the harness creates, applied at provisioning (never
+   * something a scenario checks). The embedded target's real node runs only the images it has
+   * (`image` replaces the setup's application.image) and reaches the AWS emulator on 127.0.0.1
+   * only (`hostNetwork`). Undefined on other targets.
+   */
+  podTemplate?: { image?: string; hostNetwork?: boolean };
   /** Component name -> log file, for diagnostics on failure. */
   logs: Record<string, string>;
   /** Filled in by the coordinator after probing. */

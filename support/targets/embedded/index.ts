@@ -2,11 +2,15 @@
  * The embedded target: a complete IRSA environment as local processes on 127.0.0.1, no Docker.
  *
  *   etcd ─ kube-apiserver ─┬─ kube-controller-manager   (Deployments → ReplicaSets → Pods, ServiceAccounts)
- *                          ├─ kube-scheduler            (binds pods to the kwok node)
+ *                          ├─ kube-scheduler            (binds pods to the node)
  *                          ├─ kwok                      (the node; marks pods Running, serves exec)
  *                          ├─ pod runtime companion     (tokens via TokenRequest, kwok Exec objects; pod-runtime.ts)
  *                          └─ amazon-eks-pod-identity-webhook (real binary, out of cluster, admission over TLS)
  *   moto (IAM, S3, STS) behind tools/moto/launcher.py (IAM enforced per request), https
+ *
+ * With the setting kubeNode: kubelet (IRSA_KUBE_NODE=kubelet), a real node replaces kwok and the
+ * companion: containerd and a kubelet registered as Node 127.0.0.1, pods in real containers from
+ * locally built images (real-node.ts says how, and which work-arounds this machine kind needs).
  *
  * One CA per environment (support/tls.ts) signs every serving and client certificate, so the whole
  * chain is https: the service-account issuer is https://127.0.0.1:<moto>/<discoveryBucket> (the
@@ -84,6 +88,16 @@ import { clearPendingDeletions } from '../warm-deletions.ts';
 import { REPO_ROOT, readVersions, resolveBinaries } from './binaries.ts';
 import { READY_ANNOTATION } from './pod-runtime.ts';
 import type { PodRuntimeConfig } from './pod-runtime-main.ts';
+import {
+  destroyNodeCgroups,
+  type NodeCgroups,
+  POD_CA_BUNDLE,
+  preflightRealNode,
+  REAL_NODE_NAME,
+  RealNode,
+  type RealNodeArtifacts,
+  setUpRealNode,
+} from './real-node.ts';
 
 export interface EmbeddedOptions {
   logsDir: string;
@@ -130,6 +144,8 @@ export interface EnvState {
   /** The webhook flags this environment runs with (an attaching run checks them against its setup). */
   webhookFlags: Record<string, string>;
   descriptor: TargetDescriptor;
+  /** The real node's cgroups (kubeNode kubelet): stopping kills their processes and removes them. */
+  realNode?: NodeCgroups;
 }
 
 const NODE_NAME = 'kwok-node';
@@ -325,6 +341,12 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
 
   // Input and environment problems first, before anything runs.
   const settings = options.settings ?? {};
+  const kubeNode = settings.kubeNode ?? (process.env.IRSA_KUBE_NODE === 'kubelet' ? 'kubelet' : 'kwok');
+  let realNodeArtifacts: RealNodeArtifacts | undefined;
+  if (kubeNode === 'kubelet') {
+    preflightRealNode();
+    realNodeArtifacts = await setUpRealNode(progress);
+  }
   const bins = resolveBinaries({
     ...process.env,
     ...(settings.kubeBinDir ? { IRSA_KUBE_BIN_DIR: settings.kubeBinDir } : {}),
@@ -344,12 +366,20 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
   const started: SupervisedProcess[] = [];
   const logs: Record<string, string> = {};
   let stopped: Promise<void> | undefined;
+  let realNode: RealNode | undefined;
+  // Before any process: the node's cgroups exist from here on and go with stopAll.
+  const stopRealNode = () => {
+    const left = realNode?.stop() ?? [];
+    if (left.length) progress(`warning: real node cgroups left behind: ${left.join(', ')}`);
+  };
 
   const stopAll = (): Promise<void> => {
     stopped ??= (async () => {
       const t = performance.now();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      // The node's processes (kubelet, containerd, shims, containers) all at once, by cgroup.
+      stopRealNode();
       const each = await Promise.all(
         started.map(async (p) => {
           await p.stop(STATELESS_STOP.has(p.name) ? STATELESS_STOP_GRACE_MS : STOP_GRACE_MS);
@@ -369,6 +399,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     return stopped;
   };
   const killOnExit = () => {
+    stopRealNode();
     for (const p of started) p.killSync();
     rmSync(workDir, { recursive: true, force: true });
   };
@@ -393,15 +424,15 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       'moto',
       'webhook',
       'webhookMetrics',
-      'kwok',
       'kcm',
       'scheduler',
+      ...(realNodeArtifacts ? ['kubelet', 'kubeletHealthz'] : ['kwok']),
     ];
     const portList = await Promise.all(portNames.map(() => freeLoopbackPort()));
     const ports = Object.fromEntries(portNames.map((n, i) => [n, portList[i] as number])) as Record<string, number>;
     const port = (n: string) => ports[n] as number;
     const ca = await createCa(`irsa-conformance ${envId}`);
-    const [apiserverCert, loopbackCert, admin, kcm, scheduler, kwok, webhookUser, kubeletClient, saKey] =
+    const [apiserverCert, loopbackCert, admin, kcm, scheduler, kwok, webhookUser, kubeletClient, nodeClient, saKey] =
       await Promise.all([
         issueServingCert(ca, {
           ipSans: [LOOPBACK, '10.96.0.1'],
@@ -420,6 +451,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         issueClientCert(ca, { commonName: 'irsa:kwok', organizations: ['system:masters'] }),
         issueClientCert(ca, { commonName: 'irsa:pod-identity-webhook' }),
         issueClientCert(ca, { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'] }),
+        // The real node's kubelet: a Node's identity, which the Node authorizer scopes to its own pods.
+        issueClientCert(ca, { commonName: `system:node:${REAL_NODE_NAME}`, organizations: ['system:nodes'] }),
         promisify(generateKeyPair)('rsa', {
           modulusLength: 2048,
           publicKeyEncoding: { type: 'spki', format: 'pem' },
@@ -452,6 +485,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     const kcmKubeconfig = kubeconfigFor('kube-controller-manager', kcm, 'kube-controller-manager');
     const schedulerKubeconfig = kubeconfigFor('kube-scheduler', scheduler, 'kube-scheduler');
     const kwokKubeconfig = kubeconfigFor('kwok', kwok, 'kwok');
+    const kubeletKubeconfig = kubeconfigFor('kubelet', nodeClient, `system:node:${REAL_NODE_NAME}`);
     const webhookKubeconfig = kubeconfigFor('pod-identity-webhook', webhookUser, 'pod-identity-webhook');
     const issuer = `https://${LOOPBACK}:${port('moto')}/${options.discoveryBucket}`;
     const motoCredsFile = join(workDir, 'moto-admin-credentials.json');
@@ -498,8 +532,9 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     );
     // The pods' `aws`: the pinned AWS CLI, forked from an interpreter that imported it already
     // (tools/aws-cli-forkserver.py says why). The setting `off` runs it plainly.
+    // (A real node's pods run the CLI of their own image.)
     const forkserver = settings.awsCliForkserver ?? process.env.IRSA_AWS_CLI_FORKSERVER ?? 'on';
-    const awsCli = forkserver === 'off' ? undefined : awsCliShim(moto, workDir);
+    const awsCli = forkserver === 'off' || realNodeArtifacts ? undefined : awsCliShim(moto, workDir);
     const awsCliProc = awsCli
       ? await start(
           'aws-cli-forkserver',
@@ -544,30 +579,51 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       `--cert-dir=${join(workDir, 'apiserver-certs')}`,
     ]);
 
+    // The real node's runtime needs no API server: containerd starts now and imports the images
+    // while the control plane comes up.
+    let runtimeReady: Promise<void> | undefined;
+    if (realNodeArtifacts) {
+      realNode = new RealNode({
+        envId,
+        workDir,
+        artifacts: realNodeArtifacts,
+        start: (name, command, args, env) => start(name, command, args, env),
+        progress,
+        timeoutMs,
+      });
+      await realNode.startRuntime();
+      runtimeReady = (realNode as RealNode).runtimeReady().then(() => mark('containerd'));
+      // Awaited below; a failure before then must not be an unhandled rejection (see motoReady).
+      runtimeReady.catch(() => undefined);
+    }
+
     // First on the pods' PATH (and kwok's, which resolves an exec's argv[0]): the pods' `aws`.
     const podPath = [...(awsCli ? [awsCli.binDir] : []), moto.venvBin];
     const podRootTemplate = join(workDir, 'pods', '{namespace}', '{pod}');
     const companionReady = join(workDir, 'pod-runtime.ready');
-    const companionConfig: PodRuntimeConfig = {
-      kubeconfigPath: adminKubeconfig,
-      nodeName: NODE_NAME,
-      nodeIp: LOOPBACK,
-      podRootTemplate,
-      pathPrefix: podPath,
-      baseEnv: {},
-      readyFile: companionReady,
-    };
-    const companionConfigFile = join(workDir, 'pod-runtime.json');
-    writeFileSync(companionConfigFile, JSON.stringify(companionConfig, null, 2));
     // The companion is a Node process (about a second to load): start it now; it waits for kube-apiserver.
-    const companionProc = await start(
-      'pod-runtime',
-      nodeForCompanion(),
-      ['--import', 'tsx', join(REPO_ROOT, 'support/targets/embedded/pod-runtime-main.ts'), companionConfigFile],
-      cleanEnv({ HOME: workDir, NODE_NO_WARNINGS: '1' }),
-      // `--import tsx` resolves from the working directory.
-      REPO_ROOT,
-    );
+    const companionProc = realNode ? undefined : await startCompanion();
+    async function startCompanion(): Promise<SupervisedProcess> {
+      const companionConfig: PodRuntimeConfig = {
+        kubeconfigPath: adminKubeconfig,
+        nodeName: NODE_NAME,
+        nodeIp: LOOPBACK,
+        podRootTemplate,
+        pathPrefix: podPath,
+        baseEnv: {},
+        readyFile: companionReady,
+      };
+      const companionConfigFile = join(workDir, 'pod-runtime.json');
+      writeFileSync(companionConfigFile, JSON.stringify(companionConfig, null, 2));
+      return start(
+        'pod-runtime',
+        nodeForCompanion(),
+        ['--import', 'tsx', join(REPO_ROOT, 'support/targets/embedded/pod-runtime-main.ts'), companionConfigFile],
+        cleanEnv({ HOME: workDir, NODE_NO_WARNINGS: '1' }),
+        // `--import tsx` resolves from the working directory.
+        REPO_ROOT,
+      );
+    }
 
     const etcdReady = etcd
       .waitReady(async () => (await get(`${etcdUrl}/health`)).body.includes('"health":"true"'), {
@@ -597,51 +653,44 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     ]);
     mark('kube-apiserver');
 
-    // Cluster objects the other components rely on: kwok's Exec CRD, the node, the webhook's RBAC.
+    // Cluster objects the other components rely on: the webhook's RBAC; for kwok its Exec CRD and the node.
     const kc = new KubeConfig();
     kc.loadFromFile(adminKubeconfig);
-    await bootstrapObjects(kc);
+    await bootstrapObjects(kc, kubeNode);
     mark('cluster objects');
 
     // Wave 2: everything that talks to the API server.
-    const kwokConfig = join(workDir, 'kwok.yaml');
-    writeFileSync(
-      kwokConfig,
-      readFileSync(join(REPO_ROOT, 'support/targets/embedded/assets/kwok-stages.yaml'), 'utf8').replaceAll(
-        '__READY_ANNOTATION__',
-        READY_ANNOTATION,
-      ),
-    );
-
     const servingFlags = (p: number) => [
       `--bind-address=${LOOPBACK}`,
       `--secure-port=${p}`,
       `--tls-cert-file=${loopbackTls.cert}`,
       `--tls-private-key-file=${loopbackTls.key}`,
     ];
-    const [kcmProc, schedulerProc, kwokProc, webhookProc] = await Promise.all([
-      start('kube-controller-manager', bins.kubeControllerManager, [
-        `--kubeconfig=${kcmKubeconfig}`,
-        `--authentication-kubeconfig=${kcmKubeconfig}`,
-        `--authorization-kubeconfig=${kcmKubeconfig}`,
-        ...servingFlags(port('kcm')),
-        '--leader-elect=false',
-        `--root-ca-file=${caFile}`,
-        '--use-service-account-credentials=false',
-        '--profiling=false',
-      ]),
-      start('kube-scheduler', bins.kubeScheduler, [
-        `--kubeconfig=${schedulerKubeconfig}`,
-        `--authentication-kubeconfig=${schedulerKubeconfig}`,
-        `--authorization-kubeconfig=${schedulerKubeconfig}`,
-        ...servingFlags(port('scheduler')),
-        '--leader-elect=false',
-        '--profiling=false',
-      ]),
+    const startNode = async (): Promise<SupervisedProcess> => {
+      if (realNode) {
+        // The kubelet wants its runtime answering (not the images imported yet).
+        await (realNode as RealNode).runtimeAnswers();
+        return (realNode as RealNode).startKubelet({
+          kubeconfig: kubeletKubeconfig,
+          caFile,
+          servingCert: loopbackTls.cert,
+          servingKey: loopbackTls.key,
+          port: port('kubelet'),
+          healthzPort: port('kubeletHealthz'),
+        });
+      }
+      const kwokConfig = join(workDir, 'kwok.yaml');
+      writeFileSync(
+        kwokConfig,
+        readFileSync(join(REPO_ROOT, 'support/targets/embedded/assets/kwok-stages.yaml'), 'utf8').replaceAll(
+          '__READY_ANNOTATION__',
+          READY_ANNOTATION,
+        ),
+      );
       // kwok's environment is the base of every exec'd command's environment: keep it minimal. Its
       // PATH also decides where argv[0] of an exec is found (Go resolves it with kwok's own PATH,
       // not the Exec object's), so the pods' PATH comes first here too.
-      start(
+      return start(
         'kwok',
         bins.kwok,
         [
@@ -661,7 +710,28 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
           HOME: workDir,
           PATH: [...podPath, cleanEnv().PATH].join(':'),
         }),
-      ),
+      );
+    };
+    const [kcmProc, schedulerProc, nodeProc, webhookProc] = await Promise.all([
+      start('kube-controller-manager', bins.kubeControllerManager, [
+        `--kubeconfig=${kcmKubeconfig}`,
+        `--authentication-kubeconfig=${kcmKubeconfig}`,
+        `--authorization-kubeconfig=${kcmKubeconfig}`,
+        ...servingFlags(port('kcm')),
+        '--leader-elect=false',
+        `--root-ca-file=${caFile}`,
+        '--use-service-account-credentials=false',
+        '--profiling=false',
+      ]),
+      start('kube-scheduler', bins.kubeScheduler, [
+        `--kubeconfig=${schedulerKubeconfig}`,
+        `--authentication-kubeconfig=${schedulerKubeconfig}`,
+        `--authorization-kubeconfig=${schedulerKubeconfig}`,
+        ...servingFlags(port('scheduler')),
+        '--leader-elect=false',
+        '--profiling=false',
+      ]),
+      startNode(),
       start('pod-identity-webhook', bins.webhook, [
         '--in-cluster=false',
         `--kubeconfig=${webhookKubeconfig}`,
@@ -676,8 +746,29 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     const loopbackTlsMaterial: TlsMaterial = { ca: ca.certPem };
     const healthz = (p: number) => async () =>
       (await get(`https://${LOOPBACK}:${p}/healthz`, loopbackTlsMaterial)).status === 200;
+    const nodeReady = realNode
+      ? nodeProc
+          .waitReady(
+            async () => {
+              if ((await get(`http://${LOOPBACK}:${port('kubeletHealthz')}/healthz`)).status !== 200) return false;
+              return RealNode.nodeReady(await RealNode.readNode(core));
+            },
+            { what: `GET /healthz and node ${REAL_NODE_NAME} Ready and schedulable`, timeoutMs },
+          )
+          .then(() => mark('kubelet'))
+      : nodeProc
+          .waitReady(
+            async () => {
+              if (!(await healthz(port('kwok'))())) return false;
+              const node = await core.readNode({ name: NODE_NAME });
+              return (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+            },
+            { what: `GET /healthz and node ${NODE_NAME} Ready`, timeoutMs },
+          )
+          .then(() => mark('kwok'));
     await Promise.all([
       motoReady,
+      runtimeReady,
       kcmProc
         .waitReady(
           async () => {
@@ -692,21 +783,12 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       schedulerProc
         .waitReady(healthz(port('scheduler')), { what: 'GET /healthz', timeoutMs })
         .then(() => mark('kube-scheduler')),
-      kwokProc
-        .waitReady(
-          async () => {
-            if (!(await healthz(port('kwok'))())) return false;
-            const node = await core.readNode({ name: NODE_NAME });
-            return (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-          },
-          { what: `GET /healthz and node ${NODE_NAME} Ready`, timeoutMs },
-        )
-        .then(() => mark('kwok')),
+      nodeReady,
       webhookProc
         .waitReady(healthz(port('webhook')), { what: 'GET /healthz over TLS', timeoutMs })
         .then(() => mark('pod-identity-webhook')),
       companionProc
-        .waitReady(async () => existsSync(companionReady), { what: 'its pod watch', timeoutMs })
+        ?.waitReady(async () => existsSync(companionReady), { what: 'its pod watch', timeoutMs })
         .then(() => mark('pod-runtime')),
       awsCliProc
         ?.waitReady(async () => existsSync((awsCli as AwsCliShim).readyFile), { what: 'its socket', timeoutMs })
@@ -739,7 +821,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         AWS_ENDPOINT_URL: endpoint,
         AWS_REGION: region,
         AWS_DEFAULT_REGION: region,
-        AWS_CA_BUNDLE: caFile,
+        // In a real container the host's file is not there; the cluster's CA (the same) is.
+        AWS_CA_BUNDLE: realNode ? POD_CA_BUNDLE : caFile,
       },
       issuer: { mode: 'fixed', issuer, discoveryBucket: options.discoveryBucket },
       webhook: {
@@ -750,7 +833,11 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       dialect,
       // The pinned webhook the set-up builds (a binary named by IRSA_WEBHOOK_BIN is taken for it).
       webhookVersion: readVersions().POD_IDENTITY_WEBHOOK_VERSION,
-      podRoot: podRootTemplate,
+      // A real node's pods see their files where the spec puts them.
+      podRoot: realNode ? '' : podRootTemplate,
+      ...(realNode && realNodeArtifacts
+        ? { podTemplate: { image: realNodeArtifacts.appImage.ref, hostNetwork: true } }
+        : {}),
       logs,
     };
     const statePath = options.stateFile ?? join(workDir, 'env-state.json');
@@ -760,10 +847,11 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       startedAt: new Date().toISOString(),
       workDir,
       logsDir: options.logsDir,
-      processes: started.map((p) => ({ name: p.name, pid: p.pid, command: p.command })),
+      processes: started.map((p) => ({ name: p.name, pid: p.pid, command: realNode?.commands[p.name] ?? p.command })),
       ports,
       webhookFlags,
       descriptor,
+      ...(realNode ? { realNode: realNode.cgroups } : {}),
     };
     writeFileSync(statePath, JSON.stringify(state, null, 2), { mode: 0o600 });
     mark('total');
@@ -797,8 +885,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
   }
 }
 
-/** Objects every component after kube-apiserver needs; idempotent. */
-async function bootstrapObjects(kc: KubeConfig): Promise<void> {
+/** Objects every component after kube-apiserver needs; idempotent. A real node registers itself. */
+async function bootstrapObjects(kc: KubeConfig, kubeNode: 'kwok' | 'kubelet'): Promise<void> {
   const objects = KubernetesObjectApi.makeApiClient(kc);
   const createIfMissing = async (obj: KubernetesObject) => {
     try {
@@ -810,9 +898,9 @@ async function bootstrapObjects(kc: KubeConfig): Promise<void> {
   const crd = parseYaml(
     readFileSync(join(REPO_ROOT, 'support/targets/embedded/assets/kwok-exec-crd.yaml'), 'utf8'),
   ) as V1CustomResourceDefinition;
-  await Promise.all([
-    createIfMissing(crd),
-    createIfMissing({
+  const kwokObjects: KubernetesObject[] = [
+    crd,
+    {
       apiVersion: 'v1',
       kind: 'Node',
       metadata: {
@@ -825,7 +913,10 @@ async function bootstrapObjects(kc: KubeConfig): Promise<void> {
           type: 'kwok',
         },
       },
-    } as KubernetesObject),
+    } as KubernetesObject,
+  ];
+  await Promise.all([
+    ...(kubeNode === 'kwok' ? kwokObjects.map(createIfMissing) : []),
     // What upstream's deploy/auth.yaml grants the webhook (it watches ServiceAccounts; ConfigMaps
     // with --watch-config-map).
     createIfMissing({
@@ -842,6 +933,7 @@ async function bootstrapObjects(kc: KubeConfig): Promise<void> {
       subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'irsa:pod-identity-webhook' }],
     } as KubernetesObject),
   ]);
+  if (kubeNode !== 'kwok') return;
   // kwok starts watching Execs right away: wait until the API serves them.
   const ext = kc.makeApiClient(ApiextensionsV1Api);
   let delay = 20;
@@ -875,6 +967,8 @@ export async function stopEnvironmentFromState(stateFile: string): Promise<void>
       'delete it and stop leftover processes by hand',
     );
   }
+  // A real node's processes (kubelet, containerd, shims, containers) go first, by cgroup.
+  if (state.realNode) destroyNodeCgroups(state.realNode);
   await Promise.all(
     state.processes.map(async (p) => {
       const running = processCommand(p.pid);
