@@ -43,7 +43,7 @@ Given(
   },
 );
 
-async function deployTeam(world: IrsaWorld, label: string, annotate: boolean): Promise<void> {
+async function deployTeam(world: IrsaWorld, label: string, annotate: boolean, runAsUser?: number): Promise<void> {
   const tenant = world.tenant(label);
   const ctx = world.provisionContext();
   await createNamespace(ctx, tenant.namespace);
@@ -51,6 +51,15 @@ async function deployTeam(world: IrsaWorld, label: string, annotate: boolean): P
   if (!annotate) delete sa.metadata?.annotations?.[`${world.state.target.dialect.annotationPrefix}/role-arn`];
   await createServiceAccount(ctx, sa);
   const deployment = deploymentManifest(ctx, tenant.namespace, tenant.deployment, tenant.serviceAccount);
+  const podSpec = deployment.spec?.template.spec;
+  if (runAsUser !== undefined && podSpec) {
+    // The template's fsGroup stays: upstream's advice for non-root containers (irsa-facts §5.11).
+    podSpec.securityContext = { ...podSpec.securityContext, runAsUser };
+    // The AWS CLI caches assumed-role credentials under $HOME and fails when it cannot create it
+    // (a user without a home, like 65534 in most images): a non-root user gets a writable one.
+    for (const c of podSpec.containers)
+      if (!(c.env ?? []).some((e) => e.name === 'HOME')) c.env = [...(c.env ?? []), { name: 'HOME', value: '/tmp' }];
+  }
   if (annotate) await letWebhookCacheCatchUp(world, ctx, deployment);
   await createDeployment(ctx, deployment);
 }
@@ -90,6 +99,13 @@ Given(
   'team {string} has deployed the sample app with its ServiceAccount annotated with the role ARN',
   async function (this: IrsaWorld, label: string) {
     await deployTeam(this, label, true);
+  },
+);
+
+Given(
+  'team {string} has deployed the sample app running as user {int}, with its ServiceAccount annotated with the role ARN',
+  async function (this: IrsaWorld, label: string, uid: number) {
+    await deployTeam(this, label, true, uid);
   },
 );
 

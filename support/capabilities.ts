@@ -21,6 +21,7 @@ import type { Ledger } from './ledger.ts';
 import { awsTags, kubeLabels, resourceName } from './names.ts';
 import { issuerHostPath } from './oidc/discovery.ts';
 import { createSigningIssuer, foreignSigningKey } from './oidc/signing-issuer.ts';
+import { decodeTokenClaims, type KubernetesClaims } from './oidc/token.ts';
 import { podImage } from './provision/application.ts';
 import { bucketUrl, createTaggedBucket, publicReadPolicy } from './provision/infrastructure.ts';
 import { registerSecret } from './redact.ts';
@@ -264,11 +265,13 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
     if (ready.length === 0) {
       results['runs-pods'] = no('the cluster has no Ready node');
       results['exec-into-pods'] = no('no Ready node to run a pod on');
+      results['real-node'] = no('no Ready node to run a pod on');
       return;
     }
     if (!writes) {
       results['runs-pods'] = yes(`${ready.length} Ready node(s)`);
       results['exec-into-pods'] = yes('assumed from Ready nodes (verify-only creates no probe pod)');
+      results['real-node'] = yes('assumed from Ready nodes (verify-only creates no probe pod)');
       return;
     }
     const namespace = resourceName('irsa-probe', runId);
@@ -290,6 +293,7 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
     } catch (e) {
       results['runs-pods'] = no(`a probe pod did not become Ready: ${(e as Error).message}`);
       results['exec-into-pods'] = no('no running probe pod to exec into');
+      results['real-node'] = no('no running probe pod to look into');
       return;
     }
     const r = await execInPod(c, namespace, 'probe', 'probe', ['echo', 'irsa-probe-ok'], 30).catch((e: unknown) => ({
@@ -301,6 +305,7 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
       r.exitCode === 0 && r.stdout.trim() === 'irsa-probe-ok'
         ? yes('exec of echo in a probe pod returned its output')
         : no(`exec in a probe pod failed: ${r.stderr.trim().slice(0, 200)}`);
+    results['real-node'] = await probeRealNode(c, namespace);
   };
 
   const webIdentityProbes = writes && target.aws.endpoint ? [probeWebIdentity()] : [probeTokens(), probeTrust()];
@@ -320,6 +325,48 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
     matrix['evaluates-trust-policies'] = no('tokens are not validated, so trust policies cannot be evaluated for them');
   }
   return { matrix, errors };
+}
+
+/** Every pod's service-account token (the ServiceAccount admission plugin's projected volume). */
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * real-node: the probe pod runs in a real container on a kubelet, which projects its volumes
+ * itself: inside the pod, the service-account token is a symlink into ..data and holds a token
+ * bound to that very pod. An emulated pod (kwok) has no such file where its commands run.
+ */
+async function probeRealNode(c: Clients, namespace: string): Promise<CapabilityResult> {
+  const pod = await c.core.readNamespacedPod({ namespace, name: 'probe' });
+  const nodeName = pod.spec?.nodeName ?? '?';
+  const node = await c.core.readNode({ name: nodeName }).catch(() => undefined);
+  const where = `node ${nodeName}, kubelet ${node?.status?.nodeInfo?.kubeletVersion ?? 'unknown'}`;
+  const r = await execInPod(
+    c,
+    namespace,
+    'probe',
+    'probe',
+    ['sh', '-c', `readlink ${SERVICE_ACCOUNT_TOKEN} && cat ${SERVICE_ACCOUNT_TOKEN}`],
+    30,
+  ).catch((e: unknown) => ({ stdout: '', stderr: String(e), exitCode: -1 }));
+  const [link = '', token = ''] = r.stdout.trim().split('\n');
+  if (token) registerSecret(token);
+  if (r.exitCode !== 0)
+    return no(
+      `inside the probe pod there is no service-account token where a container has it (${where}; exit ${r.exitCode})`,
+    );
+  let bound: KubernetesClaims | undefined;
+  try {
+    bound = decodeTokenClaims(token).kubernetes;
+  } catch {
+    bound = undefined;
+  }
+  if (link !== '..data/token')
+    return no(`the probe pod's service-account token is not a symlink into ..data (${where})`);
+  if (bound?.pod !== 'probe' || bound.namespace !== namespace)
+    return no(`the probe pod's service-account token is not bound to the probe pod (${where})`);
+  return yes(
+    `the probe pod's service-account token is a kubelet projection: a symlink into ..data, bound to the pod (${where})`,
+  );
 }
 
 export function formatCapabilityMatrix(target: string, m: CapabilityMatrix): string {

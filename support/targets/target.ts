@@ -77,6 +77,8 @@ export const CAPABILITIES = [
   'anonymous-public-reads',
   'https-issuer',
   'writes-allowed',
+  /** Pods run in real containers on a kubelet that projects their volumes (not an emulated node). */
+  'real-node',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
