@@ -225,6 +225,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   // A target that cannot start here says so before anything else happens.
   if (config.target === 'docker')
     await (await import('../targets/docker/index.ts')).preflightDockerTarget(config, setup);
+  if (config.target === 'embedded' && !config.attach && config.embedded.kubeNode === 'kubelet')
+    (await import('../targets/embedded/real-node.ts')).preflightRealNode();
   const undefinedSteps = await findUndefinedSteps(runConfiguration, env);
   if (undefinedSteps.length > 0) {
     throw new UsageError(

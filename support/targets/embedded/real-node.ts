@@ -247,7 +247,7 @@ function kubeletTunableDifferences(): string[] {
 }
 
 /** Every process in the memory subtree `dir`, deepest first. */
-function processesUnder(dir: string): number[] {
+export function processesUnder(dir: string): number[] {
   const pids: number[] = [];
   const walk = (d: string) => {
     let entries: string[];
