@@ -6,10 +6,13 @@
  *   3. per-scenario p50/p95 (warm runs)
  *   4. tenant scaling: the isolation matrix with 1, 10 and 30 tenants at --parallel 4, and the
  *      marginal cost per extra tenant
+ *   5. the other node (IRSA_KUBE_NODE: kwok or kubelet, whichever 1 and 2 did not measure): start
+ *      per component, node ready after the control plane, stop, the default suite from cold, and
+ *      both side by side with the ratio kubelet / kwok (where a real node can run here)
  * Prints a table and writes bench.json to the reports directory. A suite run that fails is left
  * out of the figures, its reports and the components' logs are kept, and the bench exits 1.
  * Options: --runs N (default 3), --tenants 1,10,30,
- * --skip start,cold,warm,tenants.
+ * --skip start,cold,warm,tenants,other-node.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -134,25 +137,32 @@ export async function runBench(argv: string[]): Promise<number> {
     return r;
   };
   // Every target of the bench: the setup's webhook flags and the configured embedded settings.
-  const startBenchTarget = (envId: string, stateFile?: string) =>
+  const startBenchTarget = (envId: string, stateFile?: string, kubeNode = config.embedded.kubeNode) =>
     startEmbeddedTarget({
       logsDir,
       discoveryBucket: discoveryBucketFor(envId),
       webhookFlags: setup.spec.webhook.flags,
       envId,
-      settings: config.embedded,
+      settings: { ...config.embedded, kubeNode },
       ...(stateFile ? { stateFile } : {}),
     });
-  out(`irsa-conformance benchmark: ${runs} run(s) each, ${os.cpus().length} cores`);
+  out(`irsa-conformance benchmark: ${runs} run(s) each, ${os.cpus().length} cores, node ${config.embedded.kubeNode}`);
 
-  // 1. target start and stop
-  if (!skip.has('start')) {
+  /** Start per component (and the node after the control plane), stop, and peak memory, over `runs` starts. */
+  const startFigures = async (kubeNode: typeof config.embedded.kubeNode) => {
     const perComponent: Record<string, number[]> = {};
     const stops: number[] = [];
     const rss: Record<string, number[]> = {};
     for (let i = 0; i < runs; i++) {
       const envId = `bench${i}${Date.now().toString(36).slice(-4)}`;
-      const t = await startBenchTarget(envId);
+      const t = await startBenchTarget(envId, undefined, kubeNode);
+      const node = t.timings.kubelet ?? t.timings.kwok;
+      const apiserver = t.timings['kube-apiserver'];
+      if (node !== undefined && apiserver !== undefined)
+        perComponent['node after kube-apiserver'] = [
+          ...(perComponent['node after kube-apiserver'] ?? []),
+          (node - apiserver) / 1000,
+        ];
       for (const [k, v] of Object.entries(t.timings)) {
         perComponent[k] = [...(perComponent[k] ?? []), v / 1000];
       }
@@ -165,35 +175,41 @@ export async function runBench(argv: string[]): Promise<number> {
       await t.stop();
       stops.push((Date.now() - s0) / 1000);
     }
-    out('\nTarget start (ready after, from the start call):');
+    out(`\nTarget start with node ${kubeNode} (ready after, from the start call):`);
     const start: Record<string, Stat> = {};
     for (const [k, v] of Object.entries(perComponent).sort((a, b) => stat(a[1]).median - stat(b[1]).median)) {
       start[k] = stat(v);
-      out(`  ${k.padEnd(24)} ${fmt(start[k])}`);
+      out(`  ${k.padEnd(26)} ${fmt(start[k])}`);
     }
     const stop = stat(stops);
-    out(`  ${'stop'.padEnd(24)} ${fmt(stop)}`);
+    out(`  ${'stop'.padEnd(26)} ${fmt(stop)}`);
     out('Peak resident memory per component (MiB, after start):');
     const mem: Record<string, Stat> = {};
     for (const [k, v] of Object.entries(rss)) {
       mem[k] = stat(v);
-      out(`  ${k.padEnd(24)} ${fmt(mem[k], 'MiB', 0)}`);
+      out(`  ${k.padEnd(26)} ${fmt(mem[k], 'MiB', 0)}`);
     }
-    Object.assign(result, { start, stop, componentPeakRssMiB: mem });
-  }
+    return { start, stop, componentPeakRssMiB: mem };
+  };
 
-  // 2. cold suite
   const harnessRss: number[] = [];
-  if (!skip.has('cold')) {
+  /** The default suite from cold (target start included), `runs` times. */
+  const coldSuite = async (kubeNode: typeof config.embedded.kubeNode) => {
     const cold: number[] = [];
     for (let i = 0; i < runs; i++) {
-      const r = await suite('default suite, cold', {});
+      const r = await suite(`default suite, cold, node ${kubeNode}`, { IRSA_KUBE_NODE: kubeNode });
       if (r.exitCode === 0) cold.push(r.seconds);
       if (r.bench) harnessRss.push(r.bench.maxRssKb / 1024);
     }
-    result.coldSuite = stat(cold);
-    out(`\nDefault suite from cold (target start included): ${fmt(stat(cold))}`);
-  }
+    out(`\nDefault suite from cold with node ${kubeNode} (target start included): ${fmt(stat(cold))}`);
+    return stat(cold);
+  };
+
+  // 1. target start and stop
+  if (!skip.has('start')) Object.assign(result, await startFigures(config.embedded.kubeNode));
+
+  // 2. cold suite
+  if (!skip.has('cold')) result.coldSuite = await coldSuite(config.embedded.kubeNode);
 
   // 3. warm suite and per-scenario figures, 4. tenant scaling (warm, --parallel 4)
   if (!skip.has('warm') || !skip.has('tenants')) {
@@ -249,6 +265,50 @@ export async function runBench(argv: string[]): Promise<number> {
       await t.stop();
     }
   }
+  // 5. the other node, side by side
+  const other = config.embedded.kubeNode === 'kubelet' ? 'kwok' : 'kubelet';
+  const { preflightRealNode } = await import('../targets/embedded/real-node.ts');
+  let noRealNode: string | undefined;
+  try {
+    preflightRealNode();
+  } catch (e) {
+    noRealNode = (e as Error).message;
+  }
+  if (!skip.has('other-node') && noRealNode) out(`\nNo real node here, so no kwok/kubelet comparison: ${noRealNode}`);
+  else if (!skip.has('other-node')) {
+    const { start, stop, coldSuite: cold } = result;
+    const figures: Record<string, Record<string, unknown>> = {
+      [config.embedded.kubeNode]: { start, stop, coldSuite: cold },
+    };
+    figures[other] = {
+      ...(skip.has('start') ? {} : await startFigures(other)),
+      ...(skip.has('cold') ? {} : { coldSuite: await coldSuite(other) }),
+    };
+    const median = (node: string, key: string, sub?: string): number | undefined => {
+      const v = figures[node]?.[key] as Record<string, Stat> | Stat | undefined;
+      const s = sub ? (v as Record<string, Stat> | undefined)?.[sub] : (v as Stat | undefined);
+      return s?.median;
+    };
+    const rows: [string, number | undefined, number | undefined][] = [
+      ['target ready', median('kwok', 'start', 'total'), median('kubelet', 'start', 'total')],
+      [
+        'node after kube-apiserver',
+        median('kwok', 'start', 'node after kube-apiserver'),
+        median('kubelet', 'start', 'node after kube-apiserver'),
+      ],
+      ['stop', median('kwok', 'stop'), median('kubelet', 'stop')],
+      ['default suite, cold', median('kwok', 'coldSuite'), median('kubelet', 'coldSuite')],
+    ];
+    out('\nkwok and the real node side by side (medians):');
+    out(`  ${''.padEnd(26)} ${'kwok'.padStart(9)} ${'kubelet'.padStart(9)}   kubelet/kwok`);
+    const show = (v: number | undefined) => (v === undefined ? '–' : `${v.toFixed(2)} s`).padStart(9);
+    for (const [name, kwok, kubelet] of rows) {
+      const ratio = kwok && kubelet ? `${(kubelet / kwok).toFixed(2)}x` : '';
+      out(`  ${name.padEnd(26)} ${show(kwok)} ${show(kubelet)}   ${ratio}`);
+    }
+    result.nodes = figures;
+  }
+
   if (harnessRss.length) {
     result.harnessPeakRssMiB = stat(harnessRss);
     out(`\nPeak resident memory of the harness: ${fmt(stat(harnessRss), 'MiB', 0)}`);
