@@ -2,7 +2,7 @@
  * The embedded target's real node (issue 14, IRSA_KUBE_NODE=kubelet): containerd and a kubelet
  * registered as a Node run a pod from the locally built image, exec reaches it through the API
  * server and the kubelet, and whatever way the environment ends (stop, a component dying, SIGTERM
- * during start, SIGINT in a scenario) the machine is as before: the same mounts
+ * during start, SIGINT in a scenario, the harness killed outright) the machine is as before: the same mounts
  * (/proc/self/mountinfo; the node mounts only in its private namespace, so not even while it
  * runs), no cgroup of the node in any hierarchy, none of the paths containerd and the kubelet
  * hard-code (/run/containerd, /var/lib/kubelet, /var/log/containers, ...), no process, port or
@@ -13,7 +13,7 @@
  * Skipped with the reason otherwise.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,7 +22,12 @@ import { createClients } from '../support/clients.ts';
 import { isUsageError } from '../support/errors.ts';
 import { execInPod, waitForReadyPod } from '../support/kube/ops.ts';
 import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
-import { type EmbeddedTarget, startEmbeddedTarget } from '../support/targets/embedded/index.ts';
+import {
+  type EmbeddedTarget,
+  type EnvState,
+  startEmbeddedTarget,
+  stopEnvironmentFromState,
+} from '../support/targets/embedded/index.ts';
 import { preflightRealNode, processesUnder, REAL_NODE_NAME } from '../support/targets/embedded/real-node.ts';
 import { binariesMissing } from './binaries.ts';
 import { disposeRuns, type IrsaRun, leftoversOf, startIrsa } from './reliability-support.ts';
@@ -245,6 +250,53 @@ describe('real node (IRSA_KUBE_NODE=kubelet)', {
     await target.stop();
     assert.deepEqual(hostState(), before, 'mounts, cgroups and hard-coded paths are as before');
     assert.equal(existsSync(target.state.workDir), false, 'the work directory is removed');
+  });
+
+  it('a harness killed with SIGKILL (no exit handler runs): the node stops itself and leaves nothing', async () => {
+    const before = hostState();
+    const stateFile = path.join(dir, 'killed.json');
+    const options = {
+      logsDir: path.join(REPO_ROOT, 'reports/logs/test-real-node-killed'),
+      discoveryBucket: 'irsa-test-real-node-killed',
+      webhookFlags: {},
+      settings: { kubeNode: 'kubelet' },
+      stateFile,
+      startTimeoutMs: 120_000,
+    };
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '--eval',
+        `const { startEmbeddedTarget } = await import(${JSON.stringify(path.join(REPO_ROOT, 'support/targets/embedded/index.ts'))});
+         await startEmbeddedTarget(${JSON.stringify(options)});
+         process.stdout.write('started\\n');
+         setInterval(() => undefined, 1000);`,
+      ],
+      // Not a test process itself (NODE_TEST_CONTEXT would make it one).
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_TEST_CONTEXT: '' } },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('started') && resolve());
+      child.on('exit', (code) => reject(new Error(`the harness exited (${code}) before its environment started`)));
+    });
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as EnvState;
+    const nodePids = processesUnder(state.realNode?.memoryDir as string);
+    child.kill('SIGKILL');
+    try {
+      // The watcher notices within a second or two.
+      const deadline = Date.now() + 15_000;
+      while ((nodePids.some(alive) || existsSync(state.workDir)) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(nodePids.filter(alive), [], 'the node’s processes are gone');
+      assert.equal(existsSync(state.workDir), false, 'the work directory is removed');
+      assert.deepEqual(hostState(), before, 'mounts, cgroups and hard-coded paths are as before');
+    } finally {
+      // The control plane's components are not the node's: stopped here, as a later `env down` would.
+      await stopEnvironmentFromState(stateFile);
+    }
   });
 
   for (const c of [

@@ -590,6 +590,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         start: (name, command, args, env) => start(name, command, args, env),
         progress,
         timeoutMs,
+        ...(options.keepAliveAfterExit ? {} : { ownerPid: process.pid }),
       });
       await realNode.startRuntime();
       runtimeReady = (realNode as RealNode).runtimeReady().then(() => mark('containerd'));

@@ -348,6 +348,11 @@ export interface RealNodeOptions {
   start: (name: string, command: string, args: string[], env: Record<string, string>) => Promise<SupervisedProcess>;
   progress: (line: string) => void;
   timeoutMs: number;
+  /**
+   * The harness's pid when the node must not outlive it (not a warm environment): if it is killed
+   * before it stops the node, enter.sh's watcher stops the node and removes the work directory.
+   */
+  ownerPid?: number;
 }
 
 export interface KubeletOptions {
@@ -402,6 +407,13 @@ export class RealNode {
     );
     const config = join(this.#dir, 'containerd.toml');
     writeFileSync(config, this.#containerdConfig());
+    const watcher: Record<string, string> = this.#o.ownerPid
+      ? {
+          IRSA_NODE_OWNER: String(this.#o.ownerPid),
+          IRSA_NODE_WORK_DIR: this.#o.workDir,
+          IRSA_NODE_CGROUPS_ABOVE: [...this.cgroups.above].sort((x, y) => y.length - x.length).join(' '),
+        }
+      : {};
     this.#containerd = await this.#o.start(
       'containerd',
       '/bin/sh',
@@ -414,7 +426,7 @@ export class RealNode {
         a.containerd,
         `--config=${config}`,
       ],
-      this.#env(),
+      { ...this.#env(), ...watcher },
     );
     return this.#containerd;
   }
