@@ -54,13 +54,14 @@ export const configSchema = z
         /** `off`: pods start the AWS CLI plainly instead of from tools/aws-cli-forkserver.py. */
         awsCliForkserver: z.enum(['on', 'off']).default('on'),
         /**
-         * The node: `kwok` emulates pods (kwok marks them Running, exec runs a local process);
-         * `kubelet` runs containerd and a real kubelet, pods in real containers (root, cgroup v1).
+         * The node: `kubelet` runs containerd and a real kubelet, pods in real containers (needs
+         * root, cgroup v1, overlayfs); `kwok` emulates pods (kwok marks them Running, exec runs a
+         * local process); `auto` is kubelet where a real node can run, else kwok.
          */
-        kubeNode: z.enum(['kwok', 'kubelet']).default('kwok'),
+        kubeNode: z.enum(['auto', 'kwok', 'kubelet']).default('auto'),
       })
       .strict()
-      .default({ awsCliForkserver: 'on', kubeNode: 'kwok' }),
+      .default({ awsCliForkserver: 'on', kubeNode: 'auto' }),
     docker: z
       .object({
         aws: z.enum(['localstack', 'moto']).default('moto'),

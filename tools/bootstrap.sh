@@ -5,7 +5,7 @@
 #   - node_modules (npm ci, only when package-lock.json changed)
 #   - the Python virtualenv with moto and the AWS CLI (tools/python-env.sh)
 #   - the Go-built components of the embedded target (tools/build-go-components.sh)
-#   - for a real node (IRSA_KUBE_NODE=kubelet, test, bench): tools/real-node/build.sh
+#   - where a real node can run (root, cgroup v1), unless IRSA_KUBE_NODE=kwok: tools/real-node/build.sh
 # Prints `export` lines for the caller to eval: IRSA_NODE, IRSA_CACHE, IRSA_BIN_DIR, IRSA_VENV.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,12 +53,15 @@ venv=""
 if [ "$what" = all ]; then
   venv=$(bash "$here/python-env.sh")
   bash "$here/build-go-components.sh" all
-  # The real node's binaries and images only where they are used: a run with IRSA_KUBE_NODE=kubelet
-  # or a command that runs one (tools/irsa sets IRSA_REAL_NODE_SETUP for test and bench); and only
-  # where one can run (root, cgroup v1), else the harness says why instead.
-  if [ "${IRSA_KUBE_NODE:-}" = kubelet ] || [ "${IRSA_REAL_NODE_SETUP:-}" = 1 ]; then
-    if [ "$(id -u)" = 0 ] && grep -q ':memory:' /proc/self/cgroup; then
-      bash "$here/real-node/build.sh" >/dev/null
+  # The real node's binaries and images (the embedded target's node unless IRSA_KUBE_NODE=kwok),
+  # where one can run: root, a cgroup v1 memory hierarchy, overlayfs. Elsewhere the node is kwok
+  # (or, with IRSA_KUBE_NODE=kubelet, the harness says why it cannot run one).
+  # A set-up that fails is fatal only for IRSA_KUBE_NODE=kubelet; with `auto` the node is then kwok.
+  if [ "${IRSA_KUBE_NODE:-auto}" != kwok ] && [ "$(id -u)" = 0 ] \
+    && grep -q ':memory:' /proc/self/cgroup && grep -qw overlay /proc/filesystems; then
+    if ! bash "$here/real-node/build.sh" >/dev/null; then
+      [ "${IRSA_KUBE_NODE:-auto}" != kubelet ] || exit 2
+      log "the real node could not be set up (above); the embedded target's node is kwok"
     fi
   fi
 fi

@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readMessages, scenarioOutcomes } from '../outcomes.ts';
 import { repoRoot } from '../paths.ts';
+import type { KubeNode } from '../targets/embedded/real-node.ts';
 import { discoveryBucketFor } from '../targets/start.ts';
 
 interface Stat {
@@ -136,8 +137,11 @@ export async function runBench(argv: string[]): Promise<number> {
     if (r.exitCode !== 0) failedRuns.push({ what, failures: r.failures });
     return r;
   };
+  // The configured node (`auto`: the real node where one can run here).
+  const { chooseKubeNode } = await import('../targets/embedded/real-node.ts');
+  const node = chooseKubeNode(config.embedded.kubeNode).node;
   // Every target of the bench: the setup's webhook flags and the configured embedded settings.
-  const startBenchTarget = (envId: string, stateFile?: string, kubeNode = config.embedded.kubeNode) =>
+  const startBenchTarget = (envId: string, stateFile?: string, kubeNode: KubeNode = node) =>
     startEmbeddedTarget({
       logsDir,
       discoveryBucket: discoveryBucketFor(envId),
@@ -146,10 +150,10 @@ export async function runBench(argv: string[]): Promise<number> {
       settings: { ...config.embedded, kubeNode },
       ...(stateFile ? { stateFile } : {}),
     });
-  out(`irsa-conformance benchmark: ${runs} run(s) each, ${os.cpus().length} cores, node ${config.embedded.kubeNode}`);
+  out(`irsa-conformance benchmark: ${runs} run(s) each, ${os.cpus().length} cores, node ${node}`);
 
   /** Start per component (and the node after the control plane), stop, and peak memory, over `runs` starts. */
-  const startFigures = async (kubeNode: typeof config.embedded.kubeNode) => {
+  const startFigures = async (kubeNode: KubeNode) => {
     const perComponent: Record<string, number[]> = {};
     const stops: number[] = [];
     const rss: Record<string, number[]> = {};
@@ -194,7 +198,7 @@ export async function runBench(argv: string[]): Promise<number> {
 
   const harnessRss: number[] = [];
   /** The default suite from cold (target start included), `runs` times. */
-  const coldSuite = async (kubeNode: typeof config.embedded.kubeNode) => {
+  const coldSuite = async (kubeNode: KubeNode) => {
     const cold: number[] = [];
     for (let i = 0; i < runs; i++) {
       const r = await suite(`default suite, cold, node ${kubeNode}`, { IRSA_KUBE_NODE: kubeNode });
@@ -206,10 +210,10 @@ export async function runBench(argv: string[]): Promise<number> {
   };
 
   // 1. target start and stop
-  if (!skip.has('start')) Object.assign(result, await startFigures(config.embedded.kubeNode));
+  if (!skip.has('start')) Object.assign(result, await startFigures(node));
 
   // 2. cold suite
-  if (!skip.has('cold')) result.coldSuite = await coldSuite(config.embedded.kubeNode);
+  if (!skip.has('cold')) result.coldSuite = await coldSuite(node);
 
   // 3. warm suite and per-scenario figures, 4. tenant scaling (warm, --parallel 4)
   if (!skip.has('warm') || !skip.has('tenants')) {
@@ -266,19 +270,13 @@ export async function runBench(argv: string[]): Promise<number> {
     }
   }
   // 5. the other node, side by side
-  const other = config.embedded.kubeNode === 'kubelet' ? 'kwok' : 'kubelet';
-  const { preflightRealNode } = await import('../targets/embedded/real-node.ts');
-  let noRealNode: string | undefined;
-  try {
-    preflightRealNode();
-  } catch (e) {
-    noRealNode = (e as Error).message;
-  }
+  const other = node === 'kubelet' ? 'kwok' : 'kubelet';
+  const noRealNode = chooseKubeNode('auto').why;
   if (!skip.has('other-node') && noRealNode) out(`\nNo real node here, so no kwok/kubelet comparison: ${noRealNode}`);
   else if (!skip.has('other-node')) {
     const { start, stop, coldSuite: cold } = result;
     const figures: Record<string, Record<string, unknown>> = {
-      [config.embedded.kubeNode]: { start, stop, coldSuite: cold },
+      [node]: { start, stop, coldSuite: cold },
     };
     figures[other] = {
       ...(skip.has('start') ? {} : await startFigures(other)),

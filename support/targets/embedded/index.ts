@@ -8,9 +8,10 @@
  *                          └─ amazon-eks-pod-identity-webhook (real binary, out of cluster, admission over TLS)
  *   moto (IAM, S3, STS) behind tools/moto/launcher.py (IAM enforced per request), https
  *
- * With the setting kubeNode: kubelet (IRSA_KUBE_NODE=kubelet), a real node replaces kwok and the
- * companion: containerd and a kubelet registered as Node 127.0.0.1, pods in real containers from
- * locally built images (real-node.ts says how, and which work-arounds this machine kind needs).
+ * With the setting kubeNode kubelet (IRSA_KUBE_NODE=kubelet; `auto`, the default, where a real node
+ * can run), a real node replaces kwok and the companion: containerd and a kubelet registered as
+ * Node 127.0.0.1, pods in real containers from locally built images (real-node.ts says how, and
+ * which work-arounds this machine kind needs).
  *
  * One CA per environment (support/tls.ts) signs every serving and client certificate, so the whole
  * chain is https: the service-account issuer is https://127.0.0.1:<moto>/<discoveryBucket> (the
@@ -89,6 +90,7 @@ import { REPO_ROOT, readVersions, resolveBinaries } from './binaries.ts';
 import { READY_ANNOTATION } from './pod-runtime.ts';
 import type { PodRuntimeConfig } from './pod-runtime-main.ts';
 import {
+  chooseKubeNode,
   destroyNodeCgroups,
   type NodeCgroups,
   POD_CA_BUNDLE,
@@ -341,11 +343,23 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
 
   // Input and environment problems first, before anything runs.
   const settings = options.settings ?? {};
-  const kubeNode = settings.kubeNode ?? (process.env.IRSA_KUBE_NODE === 'kubelet' ? 'kubelet' : 'kwok');
+  // Without settings (tests) the environment variable decides, and kwok is the node without it.
+  const fromEnv = process.env.IRSA_KUBE_NODE;
+  const requested = settings.kubeNode ?? (fromEnv === 'kubelet' || fromEnv === 'auto' ? fromEnv : 'kwok');
+  const choice = chooseKubeNode(requested);
+  let kubeNode = choice.node;
+  if (choice.why) progress(`no real node here (${choice.why}): kwok is the node`);
   let realNodeArtifacts: RealNodeArtifacts | undefined;
   if (kubeNode === 'kubelet') {
     preflightRealNode();
-    realNodeArtifacts = await setUpRealNode(progress);
+    try {
+      realNodeArtifacts = await setUpRealNode(progress);
+    } catch (e) {
+      // Asked for explicitly, a real node that cannot be set up is an error; by `auto`, kwok's turn.
+      if (requested === 'kubelet' || !(e instanceof UsageError)) throw e;
+      progress(`the real node could not be set up (${e.message}): kwok is the node`);
+      kubeNode = 'kwok';
+    }
   }
   const bins = resolveBinaries({
     ...process.env,
@@ -367,7 +381,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
   const logs: Record<string, string> = {};
   let stopped: Promise<void> | undefined;
   let realNode: RealNode | undefined;
-  // Before any process: the node's cgroups exist from here on and go with stopAll.
+  // The real node, once created, goes first on every way out (stopAll, the exit handler).
   const stopRealNode = () => {
     const left = realNode?.stop() ?? [];
     if (left.length) progress(`warning: real node cgroups left behind: ${left.join(', ')}`);

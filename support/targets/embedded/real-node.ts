@@ -208,6 +208,22 @@ export function preflightRealNode(): void {
   }
 }
 
+export type KubeNode = 'kwok' | 'kubelet';
+
+/**
+ * The node a setting asks for: `auto` is the real node where one can run here (preflightRealNode),
+ * else kwok, with the reason. `kubelet` stays `kubelet`: its start refuses where it cannot run.
+ */
+export function chooseKubeNode(setting: 'auto' | KubeNode): { node: KubeNode; why?: string } {
+  if (setting !== 'auto') return { node: setting };
+  try {
+    preflightRealNode();
+    return { node: 'kubelet' };
+  } catch (e) {
+    return { node: 'kwok', why: (e as Error).message };
+  }
+}
+
 /**
  * Builds or finds everything the node runs (tools/real-node/build.sh: quiet and fast when cached,
  * minutes the first time). Its progress goes to `onProgress`; its last lines name the cause on failure.
