@@ -3,6 +3,8 @@
  * policy, the statement and the condition that decided:
  * - simulateTrust: may a token with these claims assume the role (sts:AssumeRoleWithWebIdentity)?
  * - simulatePermission: may the role's session perform this S3 action on this resource?
+ * - simulateBucketPolicy: may a caller other than the owner (anonymous, or a principal with its own
+ *   policies) change a bucket or its objects, as the bucket policy decides?
  *
  * Evaluation is done by @cloud-copilot/iam-simulate. It has no model of a web-identity request
  * from a custom OIDC provider: its request validation keeps only the condition keys iam-data lists
