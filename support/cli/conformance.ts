@@ -36,6 +36,7 @@ import {
   recordPendingDeletion,
   runNamespaces,
 } from '../targets/warm-deletions.ts';
+import { ensureEmbeddedSetup } from './setup.ts';
 
 export interface ConformanceOptions {
   argv: string[];
@@ -234,6 +235,9 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   }
 
   // 3. target, run directory, capabilities
+  // The embedded target's components are built (or found in the cache) only now: after the
+  // input is known to be good, and never for the live and docker targets.
+  if (config.target === 'embedded') await ensureEmbeddedSetup(env);
   const runId = newRunId();
   const runDir = path.join(runsRoot, runId);
   mkdirSync(runDir, { recursive: true, mode: 0o700 });

@@ -15,6 +15,7 @@ import { loadSetup } from '../setup/setup.ts';
 import { embeddedOptionsFor } from '../targets/start.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
 import { checkPendingDeletions, describeStuck, readPendingDeletions } from '../targets/warm-deletions.ts';
+import { ensureEmbeddedSetup } from './setup.ts';
 
 export const WARM_STATE = path.join(envsRoot, 'warm.json');
 
@@ -55,6 +56,7 @@ export async function runEnv(argv: string[]): Promise<number> {
       }
       const config = loadConfig(process.env, { target: 'embedded' });
       const setup = loadSetup(config.setupDir);
+      await ensureEmbeddedSetup();
       mkdirSync(envsRoot, { recursive: true, mode: 0o700 });
       const started = Date.now();
       const t = await startEmbeddedTarget({

@@ -27,6 +27,7 @@ import { readMessages, type ScenarioOutcome, scenarioOutcomes } from '../outcome
 import { envsRoot, repoRoot } from '../paths.ts';
 import { redact } from '../redact.ts';
 import { loadSetup } from '../setup/setup.ts';
+import { ensureEmbeddedSetup } from './setup.ts';
 
 // ---------------------------------------------------------------------------------------------
 // The catalogue
@@ -683,6 +684,7 @@ export async function runSelfTest(argv: string[]): Promise<number> {
   const faults = selectFaults(all, opts.only);
   const config = loadConfig(process.env, { target: 'embedded', setup: CORRECT_SETUP });
   const correctFlags = loadSetup(CORRECT_SETUP).spec.webhook.flags;
+  await ensureEmbeddedSetup();
   const began = Date.now();
 
   // The correct setup runs the whole suite (unless --only narrows the self-test to some faults);

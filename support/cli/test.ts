@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../paths.ts';
+import { ensureEmbeddedSetup } from './setup.ts';
 
 interface Stage {
   name: string;
@@ -181,6 +182,8 @@ export async function runTests(argv: string[]): Promise<number> {
   const onlyIdx = argv.indexOf('--only');
   const only = onlyIdx >= 0 ? new Set((argv[onlyIdx + 1] ?? '').split(',')) : undefined;
   const selected = stages().filter((s) => !only || only.has(s.name));
+  // The tests, the suite and the self-test start embedded targets: their set-up first, once.
+  if (selected.some((s) => ['unit', 'suite', 'selftest'].includes(s.name))) await ensureEmbeddedSetup();
   const outcomes: Outcome[] = [];
   for (const stage of selected) outcomes.push(await runStage(stage));
   const width = Math.max(...outcomes.map((o) => o.stage.name.length));
