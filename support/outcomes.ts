@@ -4,7 +4,25 @@
  * summary, the self-test and the benchmark.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { Envelope } from '@cucumber/messages';
+import type { Envelope, GherkinDocument } from '@cucumber/messages';
+
+/**
+ * The line of every scenario and Examples row of a feature, by AST node id: a pickle's last
+ * astNodeId names its row (or its scenario), and `uri:line` selects exactly it (cucumber's
+ * feature-path and rerun syntax).
+ */
+export function scenarioLines(doc: GherkinDocument): Map<string, number> {
+  const lines = new Map<string, number>();
+  const children = [...(doc.feature?.children ?? [])];
+  for (const child of children) {
+    if (child.rule) children.push(...child.rule.children);
+    const s = child.scenario;
+    if (!s) continue;
+    lines.set(s.id, s.location.line);
+    for (const ex of s.examples) for (const row of ex.tableBody) lines.set(row.id, row.location.line);
+  }
+  return lines;
+}
 
 export interface ScenarioOutcome {
   name: string;

@@ -22,7 +22,7 @@ import { UsageError } from '../errors.ts';
 import { describeRef, Ledger } from '../ledger.ts';
 import { configureLog, log } from '../log.ts';
 import { LABEL_RUN_ID, newRunId } from '../names.ts';
-import { OutcomeCollector } from '../outcomes.ts';
+import { OutcomeCollector, scenarioLines } from '../outcomes.ts';
 import { repoRoot, runsRoot } from '../paths.ts';
 import { observeClusterIssuer } from '../provision/infrastructure.ts';
 import { registerSecret } from '../redact.ts';
@@ -40,6 +40,8 @@ import { ensureEmbeddedSetup } from './setup.ts';
 
 export interface ConformanceOptions {
   argv: string[];
+  /** `verify` (the live profile in verify-only mode) words its usage for itself. */
+  command?: 'conformance' | 'verify';
   env?: NodeJS.ProcessEnv;
   /** Overrides of settings (the self-test points runs at fault setups). */
   overrides?: Record<string, unknown>;
@@ -55,7 +57,59 @@ export interface ConformanceResult {
   scenarios: { name: string; uri: string; status: string; message?: string }[];
 }
 
+const CUCUMBER_OPTIONS = `cucumber options that pass through:
+  --tags EXPR               only scenarios whose tags match, e.g. --tags '@infrastructure and not @slow'
+  --name REGEXP             only scenarios whose name matches
+  --parallel N              worker threads (default 2; 1 runs them one after another)
+  --dry-run                 list the selected scenarios; start nothing, write nothing
+  --world-parameters JSON   settings, as the IRSA_CONFIG file's keys: '{"region":"eu-west-1"}'
+  --retry N, --format …, --order …   as cucumber-js documents them
+  features/02-application.feature[:LINE]   only these features (or scenarios); replaces the profile's
+  reports/@rerun.txt        the scenarios that failed in the last run (the rerun file)`;
+
+const TRAILER = `Settings: IRSA_* environment variables or the IRSA_CONFIG file (README "Settings", docs/live.md,
+docs/docker.md). Reports: reports/cucumber.html, junit.xml, cucumber.ndjson, @rerun.txt, logs/.
+Exit codes: 0 every check passed, 1 a check failed, 2 bad input or environment (nothing created),
+130/143 interrupted (what was created is deleted first).`;
+
+export const CONFORMANCE_USAGE = `usage: npm run conformance -- [-p embedded|docker|live] [cucumber options] [features | reports/@rerun.txt]
+
+Runs the conformance suite on a target: starts it (embedded, docker) or connects to it (live),
+measures its capabilities, runs the selected scenarios, deletes what they created, stops it.
+
+  -p, --profile NAME        the target: embedded (default, local processes), docker (K3s and an
+                            AWS emulator in containers), live (a real cluster and AWS account)
+
+${CUCUMBER_OPTIONS}
+
+${TRAILER}
+`;
+
+export const VERIFY_USAGE = `usage: npm run verify -- [cucumber options]
+
+Checks the IRSA setup a cluster and an AWS account already have, before an upgrade: the live
+target in verify-only mode. It writes nothing to AWS and creates at most one short-lived pod in
+IRSA_VERIFY_NAMESPACE (none with IRSA_VERIFY_NO_POD=true). Needs IRSA_VERIFY_NAMESPACE,
+IRSA_VERIFY_SERVICE_ACCOUNT, IRSA_VERIFY_ROLE_ARN, IRSA_VERIFY_ALLOWED_BUCKET and
+IRSA_VERIFY_DENIED_BUCKET, a kubeconfig and AWS credentials (docs/live.md). The verdict is in
+reports/verify-summary.md.
+
+${CUCUMBER_OPTIONS}
+
+${TRAILER}
+`;
+
 const OWN_FLAGS = new Set(['-p', '--profile']);
+
+/** True when the arguments ask for help (an option, not the value of one such as --name). */
+export function asksForHelp(argv: string[]): boolean {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (VALUE_FLAGS.has(a) || OWN_FLAGS.has(a)) i++;
+    else if (a === '--help' || a === '-h') return true;
+  }
+  return false;
+}
 
 function splitArgs(argv: string[]): { profile?: string; cucumberArgs: string[] } {
   const cucumberArgs: string[] = [];
@@ -148,12 +202,24 @@ async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
   }
 }
 
-/** Names every step of the selected scenarios that no step definition matches. */
-async function findUndefinedSteps(
+export interface SelectedScenario {
+  uri: string;
+  line: number;
+  name: string;
+}
+
+/**
+ * A dry run of the selection: the scenarios it selects (uri:line and name) and every step of them
+ * that no step definition matches. Nothing is started and no report is written.
+ */
+async function dryRunSelection(
   runConfiguration: Parameters<typeof runCucumber>[0],
   env: NodeJS.ProcessEnv,
-): Promise<string[]> {
+): Promise<{ scenarios: SelectedScenario[]; undefinedSteps: string[] }> {
   const pickleSteps = new Map<string, { text: string; uri: string }>();
+  const lines = new Map<string, number>();
+  const pickles = new Map<string, SelectedScenario>();
+  const scenarios: SelectedScenario[] = [];
   const undefinedSteps: string[] = [];
   await runCucumber(
     {
@@ -170,8 +236,15 @@ async function findUndefinedSteps(
           'fix the feature file (a description line may not start with @, #, or a keyword)',
         );
       }
-      if (e.pickle) for (const s of e.pickle.steps) pickleSteps.set(s.id, { text: s.text, uri: e.pickle.uri });
+      if (e.gherkinDocument) for (const [id, line] of scenarioLines(e.gherkinDocument)) lines.set(id, line);
+      if (e.pickle) {
+        for (const s of e.pickle.steps) pickleSteps.set(s.id, { text: s.text, uri: e.pickle.uri });
+        const node = e.pickle.astNodeIds[e.pickle.astNodeIds.length - 1] ?? '';
+        pickles.set(e.pickle.id, { uri: e.pickle.uri, line: lines.get(node) ?? 0, name: e.pickle.name });
+      }
       if (e.testCase) {
+        const selected = pickles.get(e.testCase.pickleId);
+        if (selected) scenarios.push(selected);
         for (const ts of e.testCase.testSteps) {
           if (ts.pickleStepId && (ts.stepDefinitionIds ?? []).length === 0) {
             const s = pickleSteps.get(ts.pickleStepId);
@@ -181,22 +254,30 @@ async function findUndefinedSteps(
       }
     },
   );
-  return [...new Set(undefinedSteps)];
+  return { scenarios, undefinedSteps: [...new Set(undefinedSteps)] };
 }
 
 export async function runConformance(opts: ConformanceOptions): Promise<ConformanceResult> {
   const env = opts.env ?? process.env;
   const empty = { counts: { passed: 0, failed: 0, skipped: 0, other: 0 }, scenarios: [] };
+  if (asksForHelp(opts.argv)) {
+    process.stdout.write(opts.command === 'verify' ? VERIFY_USAGE : CONFORMANCE_USAGE);
+    return { exitCode: 0, ...empty };
+  }
   // 1. configuration
   const resolved = await resolveCucumber(opts.argv, env);
+  const dryRun = resolved.runConfiguration.runtime.dryRun === true;
   const profileTarget = (resolved.useConfiguration.worldParameters as { target?: string } | undefined)?.target;
   const config: HarnessConfig = loadConfig(env, {
     ...(env.IRSA_TARGET ? {} : profileTarget ? { target: profileTarget } : {}),
     ...(opts.overrides ?? {}),
   });
   const setup = loadSetup(config.setupDir);
-  mkdirSync(config.reportsDir, { recursive: true });
-  configureLog({ file: path.join(config.reportsDir, 'logs', 'harness.log'), verbose: config.verbose });
+  // A dry run writes nothing: no reports directory, no log file.
+  if (!dryRun) {
+    mkdirSync(config.reportsDir, { recursive: true });
+    configureLog({ file: path.join(config.reportsDir, 'logs', 'harness.log'), verbose: config.verbose });
+  }
   const formats = resolved.runConfiguration.formats;
   // Reports go where the settings say (reports/ unless IRSA_REPORTS_DIR).
   const files: Record<string, string> = {};
@@ -224,14 +305,22 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
 
   // 2. undefined steps are bad input: refuse before anything is created
   // A target that cannot start here says so before anything else happens.
-  if (config.target === 'docker')
+  if (config.target === 'docker' && !dryRun)
     await (await import('../targets/docker/index.ts')).preflightDockerTarget(config, setup);
-  const undefinedSteps = await findUndefinedSteps(runConfiguration, env);
+  const { scenarios: selected, undefinedSteps } = await dryRunSelection(runConfiguration, env);
   if (undefinedSteps.length > 0) {
     throw new UsageError(
       `${undefinedSteps.length} step(s) match no step definition, e.g. ${undefinedSteps[0]}`,
       'fix the step text (docs/steps.md lists every step) or add a definition under steps/',
     );
+  }
+  if (dryRun) {
+    // What would run, and nothing else: no target, no probes, no reports.
+    for (const s of selected) process.stdout.write(`${s.uri}:${s.line}  ${s.name}\n`);
+    process.stderr.write(
+      `${selected.length} scenario(s) would run on the ${config.target} target${config.target === 'live' ? ` (${config.live.mode} mode)` : ''}; --dry-run started nothing\n`,
+    );
+    return { exitCode: 0, ...empty };
   }
 
   // 3. target, run directory, capabilities
