@@ -11,7 +11,8 @@ const common = {
     'html:reports/cucumber.html',
     'junit:reports/junit.xml',
     'message:reports/cucumber.ndjson',
-    'rerun:reports/rerun.txt',
+    // Only the failed scenarios, for `npm run conformance -- reports/@rerun.txt` (support/formatters/rerun.ts).
+    './support/formatters/rerun.ts:reports/@rerun.txt',
   ],
   formatOptions: { junit: { suiteName: 'irsa-conformance' } },
   // The infrastructure scenarios come first; later scenarios wait for its set-up in any case.

@@ -237,6 +237,18 @@ describe('live target driven against the embedded target', {
       assert.match(summary, /\*\*Result: PASS\*\*/);
       assert.match(summary, /## Detected dialect/);
       assert.match(summary, /\| writes-allowed \| no \|/);
+
+      // Every selected check skipped (no pod allowed, only the pod check selected): a verdict of
+      // nothing, exit 1, never a pass.
+      const noPod = runEnv({ ...existing.verifyEnv, IRSA_VERIFY_NO_POD: 'true' });
+      const skipped = await conformance(['-p', 'live', '--name', 'A pod of the ServiceAccount gets the role'], noPod);
+      assert.deepEqual(
+        skipped.scenarios.map((s) => s.status),
+        ['SKIPPED'],
+      );
+      assert.equal(skipped.exitCode, 1, 'no check ran: exit 1');
+      const noChecks = readFileSync(path.join(noPod.IRSA_REPORTS_DIR as string, 'verify-summary.md'), 'utf8');
+      assert.match(noChecks, /\*\*Result: NO CHECKS RAN \(1 skipped\)\*\*/);
     } finally {
       await existing.teardown();
     }

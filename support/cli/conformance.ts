@@ -10,7 +10,7 @@
  * TEST-ONLY: IRSA_TEST_PAUSE_AT=teardown holds the end-of-run teardown until a signal arrives
  * (test/reliability-interrupt.test.ts); never set it otherwise.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfiguration, loadSupport, runCucumber } from '@cucumber/cucumber/api';
 import type { Envelope } from '@cucumber/messages';
@@ -176,10 +176,66 @@ export function positionalPaths(args: string[]): string[] {
   return paths;
 }
 
+const GLOB_CHARS = /[*?[\]{}]/;
+
+/**
+ * The feature paths given on the command line, with each rerun file (a base name starting with
+ * `@`, as cucumber has it) replaced by the paths it lists. A feature path that does not exist, a
+ * rerun file that does not exist and one that lists nothing are bad input: they would select no
+ * scenario. Relative paths are the repository's (npm runs scripts there).
+ */
+export function expandGivenPaths(given: string[], cwd = repoRoot): string[] {
+  const out: string[] = [];
+  for (const p of given) {
+    const file = path.resolve(cwd, p);
+    if (path.basename(p).startsWith('@')) {
+      if (!existsSync(file))
+        throw new UsageError(
+          `rerun file ${p} does not exist`,
+          'a run writes the scenarios that failed to reports/@rerun.txt (its reports directory); rerun them with `npm run conformance -- reports/@rerun.txt`',
+        );
+      const listed = readFileSync(file, 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
+      if (listed.length === 0)
+        throw new UsageError(
+          `rerun file ${p} lists no scenario: the run that wrote it had no failed scenario`,
+          'there is nothing to rerun; run the suite (`npm run conformance`) or name the features to run',
+        );
+      out.push(...listed);
+      continue;
+    }
+    const withoutLines = p.replace(/(:\d+)+$/, '');
+    if (!GLOB_CHARS.test(withoutLines) && !existsSync(path.resolve(cwd, withoutLines)))
+      throw new UsageError(
+        `feature path ${p} does not exist`,
+        'name feature files or directories under features/ (a scenario by its line: features/02-application.feature:12)',
+      );
+    out.push(p);
+  }
+  return out;
+}
+
+/** Why a selection ran no scenario, in words: what the user selected with. */
+function describeSelection(
+  runConfiguration: { sources: { paths: string[]; tagExpression: string; names: string[] } },
+  given: string[],
+  config: HarnessConfig,
+): string {
+  const parts: string[] = [];
+  if (given.length) parts.push(`features ${given.join(' ')}`);
+  if (runConfiguration.sources.tagExpression) parts.push(`tags ${runConfiguration.sources.tagExpression}`);
+  if (runConfiguration.sources.names.length) parts.push(`--name ${runConfiguration.sources.names.join(', ')}`);
+  const mode = config.target === 'live' ? ` (the live target's ${config.live.mode} mode selects by tags too)` : '';
+  return `${parts.join(', ') || 'the profile'}${mode}`;
+}
+
 async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
   const { profile, cucumberArgs } = splitArgs(argv);
-  const given = positionalPaths(cucumberArgs);
-  const options = cucumberArgs.filter((a) => !given.includes(a));
+  const positional = positionalPaths(cucumberArgs);
+  const options = cucumberArgs.filter((a) => !positional.includes(a));
+  const given = expandGivenPaths(positional);
   try {
     const resolved = await loadConfiguration(
       { file: 'cucumber.js', profiles: profile ? [profile] : [], provided: options },
@@ -187,7 +243,7 @@ async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
     );
     // A user naming features (or an @rerun file) means only those, not the profile's as well.
     if (given.length > 0) resolved.runConfiguration.sources.paths = given;
-    return resolved;
+    return { ...resolved, given: positional };
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0] ?? '';
     if (/profile/i.test(msg))
@@ -197,7 +253,7 @@ async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
       );
     throw new UsageError(
       `cannot read the cucumber options: ${msg}`,
-      'see `npx cucumber-js --help` for the options the suite accepts',
+      'see `npm run conformance -- --help` for the options the suite accepts',
     );
   }
 }
@@ -312,6 +368,12 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     throw new UsageError(
       `${undefinedSteps.length} step(s) match no step definition, e.g. ${undefinedSteps[0]}`,
       'fix the step text (docs/steps.md lists every step) or add a definition under steps/',
+    );
+  }
+  if (selected.length === 0) {
+    throw new UsageError(
+      `the selection runs no scenario: ${describeSelection(runConfiguration, resolved.given, config)} match nothing`,
+      '`npm run conformance -- --dry-run` lists what a selection runs; tags in use are in features/*.feature',
     );
   }
   if (dryRun) {
@@ -532,9 +594,19 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     process.stderr.write(
       `Scenarios: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${counts.other ? `, ${counts.other} other` : ''}\n`,
     );
-    process.stderr.write(
-      `Reports: ${path.relative(process.cwd(), config.reportsDir) || '.'}/cucumber.html junit.xml cucumber.ndjson rerun.txt\n`,
-    );
+    const reportsDir = path.relative(process.cwd(), config.reportsDir) || '.';
+    process.stderr.write(`Reports in ${reportsDir}/: cucumber.html, junit.xml, cucumber.ndjson, @rerun.txt, logs/\n`);
+    if (counts.failed + counts.other > 0)
+      process.stderr.write(`Rerun the failed scenarios: npm run conformance -- ${reportsDir}/@rerun.txt\n`);
+    // verify-only is a verdict on an existing setup: a run where every check was skipped proved nothing.
+    const noCheckRan =
+      config.live.mode === 'verify-only' &&
+      config.target === 'live' &&
+      counts.passed + counts.failed + counts.other === 0;
+    if (noCheckRan)
+      process.stderr.write(
+        `irsa: no check ran: all ${counts.skipped} selected checks were skipped (their reasons are above and in the summary)\n`,
+      );
     if (config.target === 'live' && config.live.mode === 'verify-only') {
       const { writeVerifySummary } = await import('../targets/live/summary.ts');
       const file = writeVerifySummary({
@@ -549,7 +621,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     // The benchmark (support/cli/bench.ts) reads the harness's own peak memory from here.
     if (env.IRSA_BENCH_OUT)
       writeFileSync(env.IRSA_BENCH_OUT, JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, counts }));
-    return { exitCode: success && counts.failed === 0 && counts.other === 0 ? 0 : 1, runId, counts, scenarios };
+    const exitCode = success && counts.failed === 0 && counts.other === 0 && !noCheckRan ? 0 : 1;
+    return { exitCode, runId, counts, scenarios };
   } finally {
     settle();
     if (!interrupted) {
