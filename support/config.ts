@@ -1,6 +1,7 @@
 /**
- * The harness's configuration: defaults < config file (IRSA_CONFIG) < environment variables,
- * validated with one schema into one typed object. A bad value becomes a UsageError naming the
+ * The harness's configuration: defaults < config file (IRSA_CONFIG) < cucumber's worldParameters
+ * (a profile's, `--world-parameters '{"region":"eu-west-1"}'`; the same keys as the file) <
+ * environment variables, validated with one schema into one typed object. A bad value becomes a UsageError naming the
  * setting, what was wrong and how to fix it, before anything is created (exit code 2).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -195,20 +196,49 @@ function readConfigFile(file: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-/** Formats the first schema problem as "<setting>: <problem>", naming the env var when it came from one. */
-function describeIssue(issue: z.core.$ZodIssue, fromEnv: Map<string, string>): string {
+/** Formats the first schema problem as "<setting>: <problem>", naming where the value came from. */
+function describeIssue(issue: z.core.$ZodIssue, fromEnv: Map<string, string>, fromWorld: Set<string>): string {
   const key = issue.path.join('.');
   const envName = fromEnv.get(key);
-  const where = envName ? `${envName} (${key})` : key || 'config';
+  // The settings the issue is about (an unknown key names its parent): did one come from worldParameters?
+  const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [key];
+  const world = paths.some((p) => [...fromWorld].some((w) => w === p || w.startsWith(`${p}.`)));
+  const where = envName
+    ? `${envName} (${key})`
+    : world
+      ? `${key || 'worldParameters'} (from --world-parameters or the profile)`
+      : key || 'config';
   return `${where}: ${issue.message}`;
+}
+
+/** The dotted paths of an object's leaves: {a: {b: 1}} -> a.b. */
+function leafPaths(obj: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(obj).flatMap(([k, v]) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? leafPaths(v as Record<string, unknown>, `${prefix}${k}.`)
+      : [`${prefix}${k}`],
+  );
+}
+
+/** Deep-merges `layer` into `base` (objects merged, anything else replaced). */
+function mergeInto(base: Record<string, unknown>, layer: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(layer)) {
+    const cur = base[k];
+    if (typeof v === 'object' && v !== null && !Array.isArray(v) && typeof cur === 'object' && cur !== null)
+      mergeInto(cur as Record<string, unknown>, v as Record<string, unknown>);
+    else base[k] = v;
+  }
 }
 
 export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: Record<string, unknown> = {},
+  worldParameters: Record<string, unknown> = {},
 ): HarnessConfig {
   const configFile = env.IRSA_CONFIG ? path.resolve(env.IRSA_CONFIG) : undefined;
   const raw: Record<string, unknown> = configFile ? readConfigFile(configFile) : {};
+  mergeInto(raw, structuredClone(worldParameters));
+  const fromWorld = new Set(leafPaths(worldParameters));
   const fromEnv = new Map<string, string>();
   for (const [name, key] of Object.entries(ENV_SETTINGS)) {
     const value = env[name];
@@ -222,8 +252,8 @@ export function loadConfig(
   if (!result.success) {
     const issue = result.error.issues[0] as z.core.$ZodIssue;
     throw new UsageError(
-      `invalid setting ${describeIssue(issue, fromEnv)}`,
-      'see README "Settings" for the allowed values (environment variables or the IRSA_CONFIG file)',
+      `invalid setting ${describeIssue(issue, fromEnv, fromWorld)}`,
+      'see README "Settings" for the allowed values (environment variables, the IRSA_CONFIG file, or worldParameters with its keys)',
     );
   }
   const cfg = result.data;

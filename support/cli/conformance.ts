@@ -323,11 +323,10 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   // 1. configuration
   const resolved = await resolveCucumber(opts.argv, env);
   const dryRun = resolved.runConfiguration.runtime.dryRun === true;
-  const profileTarget = (resolved.useConfiguration.worldParameters as { target?: string } | undefined)?.target;
-  const config: HarnessConfig = loadConfig(env, {
-    ...(env.IRSA_TARGET ? {} : profileTarget ? { target: profileTarget } : {}),
-    ...(opts.overrides ?? {}),
-  });
+  // worldParameters (the profile's target, --world-parameters) are settings with the config file's
+  // keys, between that file and the environment; a key the harness does not know is exit 2.
+  const worldParameters = (resolved.useConfiguration.worldParameters ?? {}) as Record<string, unknown>;
+  const config: HarnessConfig = loadConfig(env, opts.overrides ?? {}, worldParameters);
   const setup = loadSetup(config.setupDir);
   // A dry run writes nothing: no reports directory, no log file.
   if (!dryRun) {
@@ -349,6 +348,11 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       stdout: formats.stdout === 'progress-bar' && !process.stdout.isTTY ? 'progress' : formats.stdout,
     },
     support,
+    // The settings the plugins need before the run state exists (the dry run of the selection).
+    plugins: {
+      specifiers: resolved.runConfiguration.plugins?.specifiers ?? [],
+      options: { ...resolved.runConfiguration.plugins?.options, irsa: { tenants: config.tenants } },
+    },
   };
   if (config.target === 'live') {
     // The live mode decides the scenarios: verify-only runs @infrastructure and @verify-only, provision the rest.

@@ -5,6 +5,10 @@
  */
 import { formatUsageError, isUsageError } from '../errors.ts';
 
+// Marks the harness's processes (and, inherited, its workers and children): cucumber.js stops a
+// cucumber-js started on its own with a hint instead.
+process.env.IRSA_HARNESS = '1';
+
 export const USAGE = `usage: npm run <command> -- [options]      (or: bash tools/irsa <command> [options])
 
 commands:
