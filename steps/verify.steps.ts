@@ -15,6 +15,7 @@ import { issuerHostPath } from '../support/oidc/discovery.ts';
 import { decodeTokenClaims } from '../support/oidc/token.ts';
 import { simulateTrust } from '../support/policy/simulate.ts';
 import { readIdentityProvider } from '../support/provision/infrastructure.ts';
+import { configuredImages, resolveImages } from '../support/targets/docker/images.ts';
 import { formatDetected } from '../support/targets/live/detect.ts';
 import {
   exchangeToken,
@@ -214,7 +215,7 @@ Given('one short-lived pod of the ServiceAccount in its namespace', async functi
   const body = verifyPodManifest({
     name,
     subject: s.subject,
-    image: this.shared.setup.spec.application.image,
+    image: resolveImages(this.shared.setup, configuredImages(this.state.config), {}).verify.ref,
     runId: this.state.runId,
     env: this.state.target.podAwsEnv,
   });

@@ -21,6 +21,7 @@ import type { Ledger } from './ledger.ts';
 import { awsTags, kubeLabels, resourceName } from './names.ts';
 import { issuerHostPath } from './oidc/discovery.ts';
 import { createSigningIssuer, foreignSigningKey } from './oidc/signing-issuer.ts';
+import { podImage } from './provision/application.ts';
 import { bucketUrl, createTaggedBucket, publicReadPolicy } from './provision/infrastructure.ts';
 import { registerSecret } from './redact.ts';
 import { loadSetup } from './setup/setup.ts';
@@ -278,9 +279,7 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
       body: {
         metadata: { name: 'probe', labels: { ...kubeLabels(runId), app: 'irsa-probe' } },
         spec: {
-          containers: [
-            { name: 'probe', image: ctx.setup.spec.application.image, command: ['sleep'], args: ['infinity'] },
-          ],
+          containers: [{ name: 'probe', image: podImage(ctx), command: ['sleep'], args: ['infinity'] }],
         },
       },
     });

@@ -57,10 +57,15 @@ export const configSchema = z
       })
       .strict()
       .default({ awsCliForkserver: 'on' }),
+    /**
+     * Image overrides by name (support/targets/docker/images.ts): k3s, localstack, moto, webhook,
+     * app, verify; the docker target runs the first five, the live target webhook, app and verify.
+     */
+    images: z.record(z.string(), z.string()).default({}),
     docker: z
       .object({
         aws: z.enum(['localstack', 'moto']).default('moto'),
-        /** Image overrides by name (support/targets/docker/images.ts): k3s, localstack, moto, webhook, app. */
+        /** Older place of the image overrides (`images` wins). */
         images: z.record(z.string(), z.string()).default({}),
         /** A K3s registries.yaml (mirrors, credentials) for the images K3s pulls itself (pause, CoreDNS). */
         k3sRegistries: z.string().optional(),
@@ -95,7 +100,7 @@ export const configSchema = z
         awsCaBundle: z.string().optional(),
         /** Name of the cluster's MutatingWebhookConfiguration of the pod identity webhook (else detected). */
         webhookConfiguration: z.string().optional(),
-        /** provision on a cluster without a webhook: the image the harness deploys it from. */
+        /** Older name of images.webhook (IRSA_IMAGE_WEBHOOK) for this target; wins when set. */
         webhookImage: z.string().optional(),
         /** provision on a cluster without a webhook: the namespace the harness deploys it into. */
         webhookNamespace: z.string().default('irsa-pod-identity-webhook'),
@@ -133,11 +138,12 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_ETCD_BIN: 'embedded.etcdBinary',
   IRSA_AWS_CLI_FORKSERVER: 'embedded.awsCliForkserver',
   IRSA_DOCKER_AWS: 'docker.aws',
-  IRSA_IMAGE_K3S: 'docker.images.k3s',
-  IRSA_IMAGE_LOCALSTACK: 'docker.images.localstack',
-  IRSA_IMAGE_MOTO: 'docker.images.moto',
-  IRSA_IMAGE_WEBHOOK: 'docker.images.webhook',
-  IRSA_IMAGE_APP: 'docker.images.app',
+  IRSA_IMAGE_K3S: 'images.k3s',
+  IRSA_IMAGE_LOCALSTACK: 'images.localstack',
+  IRSA_IMAGE_MOTO: 'images.moto',
+  IRSA_IMAGE_WEBHOOK: 'images.webhook',
+  IRSA_IMAGE_APP: 'images.app',
+  IRSA_IMAGE_VERIFY: 'images.verify',
   IRSA_K3S_REGISTRIES: 'docker.k3sRegistries',
   // KUBECONFIG first, so that IRSA_KUBECONFIG wins when both are set.
   KUBECONFIG: 'live.kubeconfig',

@@ -140,6 +140,11 @@ export async function createServiceAccount(ctx: ProvisionContext, sa: V1ServiceA
   });
 }
 
+/** The image of the harness's pods: the target's own where it has one (TargetDescriptor.podTemplate). */
+export function podImage(ctx: Pick<ProvisionContext, 'target' | 'setup'>): string {
+  return ctx.target.podTemplate?.image ?? ctx.setup.spec.application.image;
+}
+
 /** The sample Deployment from the setup's template, plus the env the target needs pods to have to reach AWS. */
 export function deploymentManifest(
   ctx: ProvisionContext,
@@ -151,7 +156,7 @@ export function deploymentManifest(
     namespace,
     name,
     serviceAccount,
-    image: ctx.setup.spec.application.image,
+    image: podImage(ctx),
     runId: ctx.runId,
   });
   const extra = Object.entries(ctx.target.podAwsEnv).map(([n, value]) => ({ name: n, value }));

@@ -16,7 +16,7 @@ import { repoRoot } from '../paths.ts';
 import { retry } from '../retry.ts';
 import { substitute } from '../setup/setup.ts';
 import type { WebhookDialect } from '../targets/target.ts';
-import { deploymentManifest } from './application.ts';
+import { deploymentManifest, podImage } from './application.ts';
 import type { ProvisionContext } from './context.ts';
 
 export const POD_FIXTURES_DIR = path.join(repoRoot, 'fixtures', 'pods');
@@ -73,7 +73,7 @@ export function fixturePodManifest(
       namespace,
       name,
       serviceAccount,
-      image: ctx.setup.spec.application.image,
+      image: podImage(ctx),
       runId: ctx.runId,
       annotationPrefix: ctx.target.dialect.annotationPrefix,
     },

@@ -109,6 +109,12 @@ export interface TargetDescriptor {
    * <podRoot>/var/run/secrets/... and the pod's env points there.
    */
   podRoot: string;
+  /**
+   * What every pod the harness creates needs from the target, applied at provisioning (never
+   * something a scenario checks): `image` replaces the setup's application.image (on the live
+   * target, the IRSA_IMAGE_APP setting). Undefined where the setup's image is used as it is.
+   */
+  podTemplate?: { image?: string };
   /** Component name -> log file, for diagnostics on failure. */
   logs: Record<string, string>;
   /** Filled in by the coordinator after probing. */

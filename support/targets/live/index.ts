@@ -7,7 +7,9 @@
  * account is not the confirmed one (guard.ts), detects the dialect (detect.ts) and describes the
  * target: on OpenShift in provision mode the issuer is patchable; elsewhere it is read-only. The
  * webhook is the cluster's own when it has one; in provision mode on a cluster without one the
- * harness deploys it at provisioning (support/webhook-deploy.ts, image from IRSA_WEBHOOK_IMAGE).
+ * harness deploys it at provisioning (support/webhook-deploy.ts) from the pinned upstream release
+ * or IRSA_IMAGE_WEBHOOK. Every image the cluster pulls has a setting (support/targets/docker/images.ts):
+ * IRSA_IMAGE_WEBHOOK, IRSA_IMAGE_APP (the app and probe pods) and IRSA_IMAGE_VERIFY (verify-only's pod).
  * In verify-only mode the descriptor is readOnly: the clients refuse writes (read-only.ts).
  *
  * IRSA_AWS_ENDPOINT (+ IRSA_AWS_CA_BUNDLE) points the same code path at an emulator, which is how
@@ -27,6 +29,7 @@ import { log } from '../../log.ts';
 import { bucketForIssuer } from '../../provision/discover.ts';
 import { observeClusterIssuer } from '../../provision/infrastructure.ts';
 import type { LoadedSetup } from '../../setup/setup.ts';
+import { configuredImages, describeImageSource, resolveImages } from '../docker/images.ts';
 import type { DetectedValue, IssuerControl, StartedTarget, TargetDescriptor, WebhookRegistration } from '../target.ts';
 import { type ClusterFacts, detectCluster, formatDetected } from './detect.ts';
 import { callerIdentity, checkAccountGuard } from './guard.ts';
@@ -117,10 +120,27 @@ function fail(where: string, e: unknown, hint: string): never {
   throw new UsageError(`${where}: ${status ? `HTTP ${status}: ` : ''}${msg}`, hint, { cause: e });
 }
 
+/** The images this target's cluster pulls, resolved from the settings; bad settings are exit 2. */
+export function liveImages(config: HarnessConfig, setup: LoadedSetup, env: NodeJS.ProcessEnv = process.env) {
+  const images = resolveImages(setup, configuredImages(config), env);
+  // IRSA_WEBHOOK_IMAGE, the older name of the setting for this target, wins where it is set.
+  const webhook = config.live.webhookImage
+    ? { ref: config.live.webhookImage, source: 'setting IRSA_WEBHOOK_IMAGE' }
+    : { ref: images.webhook.ref, source: describeImageSource('webhook', images.webhook) };
+  return {
+    webhook,
+    app: { ref: images.app.ref, source: describeImageSource('app', images.app) },
+    verify: { ref: images.verify.ref, source: describeImageSource('verify', images.verify) },
+    /** Set when the app image is not the setup's: every pod the harness creates then uses it. */
+    appOverride: images.app.source === 'setup' ? undefined : images.app.ref,
+  };
+}
+
 function webhookRegistration(
   config: HarnessConfig,
   setup: LoadedSetup,
   facts: ClusterFacts,
+  webhookImage: string,
 ): { reg: WebhookRegistration; version?: string } {
   const live = config.live;
   if (facts.webhook) {
@@ -133,14 +153,8 @@ function webhookRegistration(
     // Nothing to deploy in verify-only: the webhook checks report that none is registered.
     return { reg: { mode: 'existing', configurationName: '' } };
   }
-  if (!live.webhookImage) {
-    throw new UsageError(
-      'the cluster has no pod identity webhook (no MutatingWebhookConfiguration for it) and IRSA_WEBHOOK_IMAGE is not set',
-      'set IRSA_WEBHOOK_IMAGE to an amazon-eks-pod-identity-webhook image the cluster can pull, or IRSA_WEBHOOK_CONFIGURATION to the configuration the cluster has',
-    );
-  }
   const d = facts.dialect;
-  const tag = /:(v\d+\.\d+\.\d+)/.exec(live.webhookImage);
+  const tag = /:(v\d+\.\d+\.\d+)/.exec(webhookImage);
   return {
     reg: {
       mode: 'harness-service',
@@ -149,7 +163,7 @@ function webhookRegistration(
       path: '/mutate',
       caBundle: '',
       deploy: {
-        image: live.webhookImage,
+        image: webhookImage,
         flags: {
           ...setup.spec.webhook.flags,
           'annotation-prefix': d.annotationPrefix,
@@ -208,6 +222,7 @@ export async function connectLiveTarget(
 ): Promise<StartedTarget> {
   const live = config.live;
   checkModeSettings(live);
+  const images = liveImages(config, setup);
   const verifyOnly = live.mode === 'verify-only';
   const { file: kubeconfigPath, cleanup } = resolveKubeconfig(live.kubeconfig);
   let clients: Clients | undefined;
@@ -261,9 +276,10 @@ export async function connectLiveTarget(
 
     const issuerControl: IssuerControl =
       facts.openshift && !verifyOnly ? { mode: 'patchable' } : { mode: 'read-only', issuer };
-    const { reg, version } = webhookRegistration(config, setup, facts);
+    const { reg, version } = webhookRegistration(config, setup, facts, images.webhook.ref);
     descriptor.issuer = issuerControl;
     descriptor.webhook = reg;
+    if (images.appOverride) descriptor.podTemplate = { image: images.appOverride };
     if (version) descriptor.webhookVersion = version;
     descriptor.dialect = facts.dialect;
     if (live.awsEndpoint) {
@@ -294,6 +310,12 @@ export async function connectLiveTarget(
             : `deployed by the harness into ${reg.mode === 'harness-service' ? reg.namespace : '?'} at provisioning`,
         source: facts.webhook ? 'the cluster has one' : 'the cluster has none',
       },
+      ...(reg.mode === 'harness-service'
+        ? [{ name: 'webhook image (deployed)', value: images.webhook.ref, source: images.webhook.source }]
+        : []),
+      verifyOnly
+        ? { name: 'verify pod image', value: images.verify.ref, source: images.verify.source }
+        : { name: 'app image', value: images.app.ref, source: images.app.source },
       { name: 'AWS account', value: caller.account, source: `GetCallerIdentity (${caller.arn})` },
       { name: 'AWS region', value: region, source: regionSource },
     ];
