@@ -23,6 +23,7 @@ import {
   type RoleSession,
   readTrustPolicy,
   requestServiceAccountToken,
+  VERIFY_POD_USER,
   type VerifySubject,
   verifyPodManifest,
   verifySubject,
@@ -217,6 +218,8 @@ Given('one short-lived pod of the ServiceAccount in its namespace', async functi
     subject: s.subject,
     image: resolveImages(this.shared.setup, configuredImages(this.state.config), {}).verify.ref,
     runId: this.state.runId,
+    // OpenShift's restricted SCC assigns the user from the namespace's range, and refuses any other.
+    ...(this.state.target.openshift ? {} : { runAsUser: VERIFY_POD_USER }),
     env: this.state.target.podAwsEnv,
   });
   await this.clients.core.createNamespacedPod({ namespace: s.subject.namespace, body });

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ListOpenIDConnectProvidersCommand, ListRolesCommand } from '@aws-sdk/client-iam';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
+import { PatchStrategy } from '@kubernetes/client-node';
 import { flushLedger } from '../support/cleanup.ts';
 import { type Clients, createClients } from '../support/clients.ts';
 import { loadConfig } from '../support/config.ts';
@@ -175,6 +176,33 @@ describe('live target driven against the embedded target', {
     const tenant = tenantNames('verify', runId, 'v1');
     await createTenantAwsResources(ctx, tenant, infra);
     await createNamespace(ctx, tenant.namespace);
+    // A locked-down tenant namespace: Pod Security "restricted" enforced, and a quota that admits
+    // only pods with requests and limits.
+    await admin.objects.patch(
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: {
+          name: tenant.namespace,
+          labels: {
+            'pod-security.kubernetes.io/enforce': 'restricted',
+            'pod-security.kubernetes.io/enforce-version': 'latest',
+          },
+        },
+      },
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      PatchStrategy.MergePatch,
+    );
+    await admin.core.createNamespacedResourceQuota({
+      namespace: tenant.namespace,
+      body: {
+        metadata: { name: 'limits-required' },
+        spec: { hard: { 'limits.cpu': '2', 'limits.memory': '1Gi', 'requests.cpu': '1', 'requests.memory': '512Mi' } },
+      },
+    });
     await createServiceAccount(
       ctx,
       serviceAccountManifest(ctx, tenant.namespace, tenant.serviceAccount, tenant.roleArn as string),
@@ -195,7 +223,7 @@ describe('live target driven against the embedded target', {
       await started.stop();
       assert.deepEqual(report.failed, [], 'the provisioned setup was deleted');
     };
-    return { verifyEnv, teardown };
+    return { verifyEnv, teardown, namespace: tenant.namespace, serviceAccount: tenant.serviceAccount };
   }
 
   it('provision mode: the infrastructure feature passes and leaves nothing behind', async () => {
@@ -212,9 +240,23 @@ describe('live target driven against the embedded target', {
     assert.deepEqual(await accountInventory(), before, 'the run deleted what it created in the account');
   });
 
-  it('verify-only passes on a provisioned setup, and writes nothing to AWS', async () => {
+  it('verify-only passes on a provisioned setup in a locked-down namespace, and writes nothing to AWS', async () => {
     const existing = await provisionExisting(DEFAULT_SETUP);
     try {
+      // The namespace is locked down indeed: a pod as the setup's template has it is refused.
+      await assert.rejects(
+        admin.core.createNamespacedPod({
+          namespace: existing.namespace,
+          body: {
+            metadata: { name: 'plain' },
+            spec: {
+              serviceAccountName: existing.serviceAccount,
+              containers: [{ name: 'c', image: 'amazon/aws-cli:2.27.50', command: ['sleep', '60'] }],
+            },
+          },
+        }),
+        (e: unknown) => /violates PodSecurity|must specify limits/.test(String((e as Error).message)),
+      );
       const before = await accountInventory();
       const env = runEnv(existing.verifyEnv);
       const result = await conformance(['-p', 'live'], env);

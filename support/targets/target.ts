@@ -101,6 +101,8 @@ export interface TargetDescriptor {
   webhook: WebhookRegistration;
   /** The pod identity webhook's release (e.g. v0.6.17) where known: decides which admission versions it answers. */
   webhookVersion?: string;
+  /** The OpenShift version when the cluster is OpenShift (the live target detects it): its SCCs assign pod users. */
+  openshift?: string;
   dialect: WebhookDialect;
   /**
    * Where files that a pod sees at an absolute path live for processes exec'd into it, with

@@ -281,6 +281,7 @@ export async function connectLiveTarget(
     descriptor.webhook = reg;
     if (images.appOverride) descriptor.podTemplate = { image: images.appOverride };
     if (version) descriptor.webhookVersion = version;
+    if (facts.openshift) descriptor.openshift = facts.openshift.version;
     descriptor.dialect = facts.dialect;
     if (live.awsEndpoint) {
       // Pods must reach the same endpoint (and trust its CA) as the harness.
