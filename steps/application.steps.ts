@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Given, Then } from '@cucumber/cucumber';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import { s3ObjectArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { OperationTimeout } from '../support/errors.ts';
 import { resourceName } from '../support/names.ts';
@@ -148,7 +149,7 @@ Then(
       policies: [{ name: tenant.policyName, document: permissionPolicyFor(this.provisionContext(), tenant) }],
       principalArn: tenant.roleArn as string,
       action: 's3:PutObject',
-      resource: `arn:aws:s3:::${bucket}/ocp-validation.txt`,
+      resource: s3ObjectArn(bucket, 'ocp-validation.txt', this.partition),
     });
     this.attach(`policy simulation of s3:PutObject on ${bucket}: ${sim.decision}: ${sim.explanation}`, 'text/plain');
     assert.notEqual(

@@ -50,6 +50,7 @@ Given(
           serviceAccount: tenant.serviceAccount,
           audience: this.state.target.dialect.audience,
           appBucket: tenant.appBucket,
+          partition: this.partition,
         },
         file,
       ),

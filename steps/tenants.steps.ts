@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { GetPolicyCommand, GetPolicyVersionCommand } from '@aws-sdk/client-iam';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Given, Then, When } from '@cucumber/cucumber';
-import { isAssumedRoleArn } from '../support/aws/arn.ts';
+import { isAssumedRoleArn, s3ObjectArn } from '../support/aws/arn.ts';
 import { awsErrorName, describeAwsError } from '../support/aws/errors.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { explainUnmutatedPod } from '../support/diagnose/admission.ts';
@@ -241,7 +241,7 @@ Then("tenant {int} is denied every other tenant's bucket", async function (this:
         policies: [policy],
         principalArn: tenant.roleArn as string,
         action: 's3:PutObject',
-        resource: `arn:aws:s3:::${a.bucket}/x`,
+        resource: s3ObjectArn(a.bucket, 'x', this.partition),
       });
       problems.push(
         `tenant ${n} wrote the bucket ${a.bucket} of ${a.owner}: allowed by ${sim.allowingStatements.join(', ') || `no statement of its policy (${sim.explanation}); look for a bucket policy of ${a.bucket}`}`,
@@ -295,7 +295,7 @@ Then(
         policies: [policy],
         principalArn: tenant.roleArn as string,
         action: 's3:PutObject',
-        resource: `arn:aws:s3:::${bucket}/x`,
+        resource: s3ObjectArn(bucket, 'x', this.partition),
       });
     const own = await simulate(tenant.appBucket);
     assert.equal(

@@ -94,7 +94,10 @@ export const configSchema = z
         audience: z.string().optional(),
         /** Where the webhook mounts the token (detected from the webhook's Deployment when readable). */
         mountPath: z.string().startsWith('/', 'an absolute path').optional(),
-        /** AWS endpoint override (an emulator reached through the live code path); unset for real AWS. */
+        /**
+         * AWS endpoint override for every AWS client (IRSA_AWS_ENDPOINT, else AWS_ENDPOINT_URL): an
+         * emulator reached through the live code path, or one of AWS's own (FIPS, VPC) endpoints.
+         */
         awsEndpoint: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).optional(),
         /** PEM file of a CA to trust for awsEndpoint. */
         awsCaBundle: z.string().optional(),
@@ -160,7 +163,10 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_ANNOTATION_PREFIX: 'live.annotationPrefix',
   IRSA_AUDIENCE: 'live.audience',
   IRSA_TOKEN_MOUNT_PATH: 'live.mountPath',
+  // The AWS SDK's own variables first, so that IRSA_AWS_ENDPOINT / IRSA_AWS_CA_BUNDLE win when both are set.
+  AWS_ENDPOINT_URL: 'live.awsEndpoint',
   IRSA_AWS_ENDPOINT: 'live.awsEndpoint',
+  AWS_CA_BUNDLE: 'live.awsCaBundle',
   IRSA_AWS_CA_BUNDLE: 'live.awsCaBundle',
   IRSA_WEBHOOK_CONFIGURATION: 'live.webhookConfiguration',
   IRSA_WEBHOOK_IMAGE: 'live.webhookImage',

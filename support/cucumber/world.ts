@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { type IWorldOptions, setWorldConstructor, World } from '@cucumber/cucumber';
 import type { V1Pod } from '@kubernetes/client-node';
+import { partitionOf } from '../aws/regions.ts';
 import { type Clients, createClients } from '../clients.ts';
 import type { ExecResult } from '../kube/ops.ts';
 import { Ledger } from '../ledger.ts';
@@ -83,6 +84,11 @@ export class IrsaWorld extends World {
 
   get clients(): Clients {
     return this.shared.clients;
+  }
+
+  /** The partition of the target's region (aws, aws-cn, aws-us-gov): every ARN a step builds uses it. */
+  get partition(): string {
+    return partitionOf(this.state.target.aws.region);
   }
 
   provisionContext(scope: string = this.scopeId): ProvisionContext {

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { STSClient } from '@aws-sdk/client-sts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseArn } from '../../aws/arn.ts';
+import { dnsSuffixOf, isAwsHostedEndpoint, partitionOf } from '../../aws/regions.ts';
 import { type Clients, createClients, loadKubeConfig } from '../../clients.ts';
 import { configSchema, type HarnessConfig } from '../../config.ts';
 import { isUsageError, UsageError } from '../../errors.ts';
@@ -28,6 +29,7 @@ import { isNotFound, kubeStatus } from '../../kube/errors.ts';
 import { log } from '../../log.ts';
 import { bucketForIssuer } from '../../provision/discover.ts';
 import { observeClusterIssuer } from '../../provision/infrastructure.ts';
+import { describeProxy, proxyFor } from '../../proxy.ts';
 import type { LoadedSetup } from '../../setup/setup.ts';
 import { configuredImages, describeImageSource, resolveImages } from '../docker/images.ts';
 import type { DetectedValue, IssuerControl, StartedTarget, TargetDescriptor, WebhookRegistration } from '../target.ts';
@@ -60,7 +62,7 @@ export function checkModeSettings(live: LiveSettings): void {
   if (arn.service !== 'iam' || !arn.resource.startsWith('role/')) {
     throw new UsageError(
       `IRSA_VERIFY_ROLE_ARN ${live.roleArn} is not an IAM role ARN`,
-      'expected arn:aws:iam::<account>:role/<name>',
+      'expected arn:<partition>:iam::<account>:role/<name>, e.g. arn:aws:iam::123456789012:role/payments-s3-reader',
     );
   }
 }
@@ -111,6 +113,40 @@ export async function resolveRegion(config: HarnessConfig): Promise<{ region: st
     // No region configured anywhere: the harness default.
   }
   return { region: config.region, source: 'default' };
+}
+
+/**
+ * Every ARN the harness builds takes the region's partition (aws, aws-cn, aws-us-gov): credentials
+ * of another partition mean the region is not the credentials' (a GovCloud profile with us-east-1).
+ */
+export function checkPartition(caller: { arn: string }, region: string, regionSource: string): void {
+  let callerPartition: string;
+  try {
+    callerPartition = parseArn(caller.arn).partition;
+  } catch {
+    return; // an emulator may answer with something else: nothing to compare
+  }
+  const wanted = partitionOf(region);
+  if (callerPartition !== wanted)
+    throw new UsageError(
+      `region ${region} (${regionSource}) is in partition ${wanted}, but the AWS credentials are of partition ${callerPartition} (${caller.arn})`,
+      `set IRSA_REGION (or AWS_REGION) to a region of ${callerPartition}, e.g. ${callerPartition === 'aws-us-gov' ? 'us-gov-west-1' : callerPartition === 'aws-cn' ? 'cn-north-1' : 'us-east-1'}`,
+    );
+}
+
+/** The proxies the clients use (support/proxy.ts), for the detected values; none when direct. */
+function proxiesInUse(kc: KubeConfig, awsUrl: string): DetectedValue[] {
+  const out: DetectedValue[] = [];
+  const cluster = kc.getCurrentCluster()?.proxyUrl;
+  if (cluster)
+    out.push({
+      name: 'proxy to the cluster',
+      value: describeProxy(cluster),
+      source: 'kubeconfig proxy-url, else HTTPS_PROXY (NO_PROXY)',
+    });
+  const aws = proxyFor(awsUrl);
+  if (aws) out.push({ name: 'proxy to AWS', value: describeProxy(aws), source: 'HTTPS_PROXY / HTTP_PROXY (NO_PROXY)' });
+  return out;
 }
 
 function fail(where: string, e: unknown, hint: string): never {
@@ -192,6 +228,8 @@ export function liveConnectionDescriptor(
       'point it at the PEM file of the CA that signed the AWS endpoint certificate',
     );
   }
+  // An endpoint of AWS's own (FIPS, dual-stack, VPC) behaves as AWS; anything else is an emulator.
+  const emulator = live.awsEndpoint !== undefined && !isAwsHostedEndpoint(live.awsEndpoint, c.region);
   return {
     name: 'live',
     envId: `live-${new URL(c.server).hostname}`,
@@ -201,10 +239,10 @@ export function liveConnectionDescriptor(
       region: c.region,
       ...(live.awsEndpoint ? { endpoint: live.awsEndpoint } : {}),
       // Emulators serve buckets path-style; real S3 virtual-hosted.
-      forcePathStyle: live.awsEndpoint !== undefined,
+      forcePathStyle: emulator,
       ...(live.awsCaBundle ? { caBundlePath: path.resolve(live.awsCaBundle) } : {}),
       accountId: '',
-      eventuallyConsistent: live.awsEndpoint === undefined,
+      eventuallyConsistent: !emulator,
     },
     podAwsEnv: {},
     issuer: { mode: 'read-only', issuer: '' },
@@ -245,6 +283,7 @@ export async function connectLiveTarget(
       `AWS identity: ${caller.arn} (account ${caller.account}), region ${region} (${regionSource})${live.awsEndpoint ? `, endpoint ${live.awsEndpoint}` : ''}`,
     );
     checkAccountGuard({ mode: live.mode, confirmedAccountId: live.accountId, caller });
+    checkPartition(caller, region, regionSource);
     aws.accountId = caller.account;
 
     const facts = await detectCluster(clients, live).catch((e: unknown) =>
@@ -317,6 +356,7 @@ export async function connectLiveTarget(
       verifyOnly
         ? { name: 'verify pod image', value: images.verify.ref, source: images.verify.source }
         : { name: 'app image', value: images.app.ref, source: images.app.source },
+      ...proxiesInUse(kc, live.awsEndpoint ?? `https://sts.${region}.${dnsSuffixOf(region)}`),
       { name: 'AWS account', value: caller.account, source: `GetCallerIdentity (${caller.arn})` },
       { name: 'AWS region', value: region, source: regionSource },
     ];
