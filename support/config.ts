@@ -107,6 +107,13 @@ export const configSchema = z
         webhookImage: z.string().optional(),
         /** provision on a cluster without a webhook: the namespace the harness deploys it into. */
         webhookNamespace: z.string().default('irsa-pod-identity-webhook'),
+        /**
+         * provision: what to do with the cluster's service-account issuer. auto: use it as it is when
+         * it already serves its discovery documents (EKS and other managed issuers), else publish
+         * (to the issuer's S3 bucket, or on OpenShift a new one the issuer is patched to); managed:
+         * always use it as it is; publish: never.
+         */
+        issuer: z.enum(['auto', 'managed', 'publish']).default('auto'),
         /** OpenShift provision: how long the kube-apiserver rollout after the issuer patch may take. */
         issuerRolloutSeconds: positiveInt.default(1800),
       })
@@ -115,6 +122,7 @@ export const configSchema = z
         mode: 'provision',
         noPod: false,
         webhookNamespace: 'irsa-pod-identity-webhook',
+        issuer: 'auto',
         issuerRolloutSeconds: 1800,
       }),
   })
@@ -172,6 +180,7 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_WEBHOOK_IMAGE: 'live.webhookImage',
   IRSA_WEBHOOK_NAMESPACE: 'live.webhookNamespace',
   IRSA_ISSUER_ROLLOUT_TIMEOUT: 'live.issuerRolloutSeconds',
+  IRSA_LIVE_ISSUER: 'live.issuer',
 };
 
 function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {

@@ -8,9 +8,14 @@
  *
  *   1. provision mode runs the infrastructure feature end to end and cleans up;
  *   2. after a provisioning (infrastructure + one ServiceAccount, role and two buckets, recorded in a
- *      ledger this test deletes at the end), verify-only passes, writes nothing to AWS (the account's
+ *      ledger this test deletes at the end), verify-only passes in a namespace locked down with Pod
+ *      Security "restricted" and a quota that requires limits, writes nothing to AWS (the account's
  *      buckets, roles and identity providers are the same before and after) and writes the summary;
- *   3. on a setup from the fault catalogue (06: discovery documents not public), verify-only fails
+ *      with every check skipped it exits 1;
+ *   3. on such a provisioned issuer, which serves its documents and has its identity provider as
+ *      on EKS, provision mode takes it as a managed issuer: the infrastructure and application
+ *      scenarios pass, and the issuer's documents and provider are left as they were;
+ *   4. on a setup from the fault catalogue (06: discovery documents not public), verify-only fails
  *      the public-documents check.
  */
 import assert from 'node:assert/strict';
@@ -291,6 +296,53 @@ describe('live target driven against the embedded target', {
       assert.equal(skipped.exitCode, 1, 'no check ran: exit 1');
       const noChecks = readFileSync(path.join(noPod.IRSA_REPORTS_DIR as string, 'verify-summary.md'), 'utf8');
       assert.match(noChecks, /\*\*Result: NO CHECKS RAN \(1 skipped\)\*\*/);
+    } finally {
+      await existing.teardown();
+    }
+  });
+
+  it('provision on a managed issuer (documents and identity provider already there, as on EKS): used as they are', async () => {
+    // What EKS (or eksctl's associate-iam-oidc-provider) leaves: the issuer serves its documents,
+    // the account has its identity provider. Provisioning must use both, and delete neither.
+    const existing = await provisionExisting(DEFAULT_SETUP);
+    try {
+      const before = await accountInventory();
+      const env = runEnv({ IRSA_LIVE_MODE: 'provision' });
+      // The application scenarios whose checks do not look at files inside the pod: through the
+      // live code path the embedded node's pods have no file system of their own (podRoot is '').
+      const app = 'features/02-application.feature';
+      const lines = readFileSync(path.join(REPO_ROOT, app), 'utf8')
+        .split('\n')
+        .flatMap((l, i) =>
+          /Scenario: (The webhook injects|From inside the pod, the AWS CLI|Writing to another bucket)/.test(l)
+            ? [i + 1]
+            : [],
+        );
+      assert.equal(lines.length, 3, 'the application scenarios are found');
+      const result = await conformance(
+        ['-p', 'live', 'features/01-infrastructure.feature', `${app}:${lines.join(':')}`],
+        env,
+      );
+      const failed = result.scenarios.filter((s) => s.status !== 'PASSED');
+      assert.deepEqual(
+        failed.map((s) => `${s.name}: ${s.status} ${s.message?.split('\n')[0] ?? ''}`),
+        [],
+        'the infrastructure and application scenarios pass on the managed issuer',
+      );
+      assert.ok(
+        result.scenarios.some((s) => s.name === 'Writing to another bucket is denied'),
+        'the application ran',
+      );
+      assert.equal(result.exitCode, 0);
+      assert.deepEqual(
+        await accountInventory(),
+        before,
+        "the platform's documents and provider are there, nothing else",
+      );
+      const harnessLog = readFileSync(path.join(env.IRSA_REPORTS_DIR as string, 'logs', 'harness.log'), 'utf8');
+      assert.match(harnessLog, /issuer control\s+managed: /);
+      const messages = readFileSync(path.join(env.IRSA_REPORTS_DIR as string, 'cucumber.ndjson'), 'utf8');
+      assert.match(messages, /using the account's identity provider arn:aws:iam::/);
     } finally {
       await existing.teardown();
     }

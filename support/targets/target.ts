@@ -66,7 +66,13 @@ export type IssuerControl =
   /** The harness may set it (OpenShift: authentication.config.openshift.io/cluster). */
   | { mode: 'patchable' }
   /** Read only (plain Kubernetes, verify-only): the harness reports the flag to set. */
-  | { mode: 'read-only'; issuer: string };
+  | { mode: 'read-only'; issuer: string }
+  /**
+   * The platform's own (EKS, AKS, GKE, ROSA and OpenShift in STS mode): the issuer serves its own
+   * discovery documents and the user cannot change it. Provisioning uses it as it is, with the
+   * account's identity provider for it (created, and deleted at the end, only when there is none).
+   */
+  | { mode: 'managed'; issuer: string };
 
 export const CAPABILITIES = [
   'runs-pods',

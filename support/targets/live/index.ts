@@ -27,6 +27,7 @@ import { configSchema, type HarnessConfig } from '../../config.ts';
 import { isUsageError, UsageError } from '../../errors.ts';
 import { isNotFound, kubeStatus } from '../../kube/errors.ts';
 import { log } from '../../log.ts';
+import { discoveryUrl } from '../../oidc/discovery.ts';
 import { bucketForIssuer } from '../../provision/discover.ts';
 import { observeClusterIssuer } from '../../provision/infrastructure.ts';
 import { describeProxy, proxyFor } from '../../proxy.ts';
@@ -147,6 +148,55 @@ function proxiesInUse(kc: KubeConfig, awsUrl: string): DetectedValue[] {
   const aws = proxyFor(awsUrl);
   if (aws) out.push({ name: 'proxy to AWS', value: describeProxy(aws), source: 'HTTPS_PROXY / HTTP_PROXY (NO_PROXY)' });
   return out;
+}
+
+const ISSUER_CONTROL_TEXT: Record<IssuerControl['mode'], string> = {
+  patchable: 'patchable (authentication.config.openshift.io/cluster)',
+  'read-only': 'read-only (the API server flag --service-account-issuer)',
+  managed: "managed: the cluster's issuer and its published documents are used as they are",
+  fixed: 'fixed by the target',
+};
+
+/** True when the issuer serves a discovery document (anonymously, as STS reads it). */
+export async function servesDiscoveryDocuments(c: Pick<Clients, 'anonymousGetJson'>, issuer: string): Promise<boolean> {
+  try {
+    const r = await c.anonymousGetJson(discoveryUrl(issuer));
+    const doc = r.body as { jwks_uri?: unknown } | undefined;
+    return r.status === 200 && typeof doc === 'object' && doc !== null && typeof doc.jwks_uri === 'string';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What provisioning does with the cluster's issuer, and why. Verify-only never changes it. A
+ * managed issuer (one that already serves its discovery documents: EKS, AKS, GKE, OpenShift in
+ * STS mode, an S3 issuer set up earlier) is used as it is, unless IRSA_LIVE_ISSUER=publish; the
+ * others are published (into the issuer's own S3 bucket, or on OpenShift into a new one the
+ * issuer is patched to), unless IRSA_LIVE_ISSUER=managed.
+ */
+export async function chooseIssuerControl(o: {
+  setting: 'auto' | 'managed' | 'publish';
+  mode: 'provision' | 'verify-only';
+  openshift: boolean;
+  issuer: string;
+  /** The issuer is the root URL of an S3 bucket the harness can create and publish to. */
+  publishable: boolean;
+  servesDocuments: () => Promise<boolean>;
+}): Promise<{ control: IssuerControl; why: string }> {
+  const readOnly = { control: { mode: 'read-only', issuer: o.issuer } as IssuerControl };
+  if (o.mode === 'verify-only') return { ...readOnly, why: 'verify-only changes nothing' };
+  const managed = { control: { mode: 'managed', issuer: o.issuer } as IssuerControl };
+  if (o.setting === 'managed') return { ...managed, why: 'setting IRSA_LIVE_ISSUER=managed' };
+  if (o.setting === 'auto' && (await o.servesDocuments()))
+    return { ...managed, why: 'the issuer serves its own discovery documents (a managed issuer)' };
+  if (o.openshift) return { control: { mode: 'patchable' }, why: 'the harness publishes and patches the issuer' };
+  return {
+    ...readOnly,
+    why: o.publishable
+      ? "the harness publishes into the issuer's S3 bucket"
+      : 'the issuer serves no documents and is no S3 bucket the harness can publish to',
+  };
 }
 
 function fail(where: string, e: unknown, hint: string): never {
@@ -313,8 +363,14 @@ export async function connectLiveTarget(
       });
     }
 
-    const issuerControl: IssuerControl =
-      facts.openshift && !verifyOnly ? { mode: 'patchable' } : { mode: 'read-only', issuer };
+    const { control: issuerControl, why: issuerWhy } = await chooseIssuerControl({
+      setting: live.issuer,
+      mode: live.mode,
+      openshift: facts.openshift !== undefined,
+      issuer,
+      publishable: bucketForIssuer(aws, issuer) !== undefined,
+      servesDocuments: () => servesDiscoveryDocuments(clients as Clients, issuer),
+    });
     const { reg, version } = webhookRegistration(config, setup, facts, images.webhook.ref);
     descriptor.issuer = issuerControl;
     descriptor.webhook = reg;
@@ -336,11 +392,8 @@ export async function connectLiveTarget(
       { name: 'service-account issuer', value: issuer, source: 'iss of a TokenRequest token (default/default)' },
       {
         name: 'issuer control',
-        value:
-          issuerControl.mode === 'patchable'
-            ? 'patchable (authentication.config.openshift.io/cluster)'
-            : 'read-only (the API server flag --service-account-issuer)',
-        source: `${facts.openshift ? 'OpenShift' : 'not OpenShift'}, ${live.mode} mode`,
+        value: ISSUER_CONTROL_TEXT[issuerControl.mode],
+        source: `${facts.openshift ? 'OpenShift' : 'not OpenShift'}, ${live.mode} mode: ${issuerWhy}`,
       },
       {
         name: 'webhook registration',
@@ -364,7 +417,7 @@ export async function connectLiveTarget(
     log.info(`detected:\n${formatDetected(detected)}`);
     if (issuerControl.mode === 'read-only' && !verifyOnly && !bucketForIssuer(aws, issuer)) {
       log.warn(
-        `the cluster's issuer ${issuer} is not an S3 bucket URL in ${region}: provisioning publishes elsewhere and the issuer checks will fail (the run prints the --service-account-issuer flag to set)`,
+        `the cluster's issuer ${issuer} serves no discovery documents and is not an S3 bucket URL in ${region}: provisioning publishes elsewhere and the issuer checks will fail (the run prints the --service-account-issuer flag to set)`,
       );
     }
     onProgress(`live target described: ${JSON.stringify({ issuer: issuerControl, webhook: reg.mode })}`);
