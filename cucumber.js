@@ -19,8 +19,9 @@ const common = {
   plugin: ['./support/plugins/tenant-matrix.ts'],
   format: [
     'progress-bar',
-    'html:reports/cucumber.html',
-    'junit:reports/junit.xml',
+    // cucumber's own, with the capability matrix (html) and the skip reasons (junit) added.
+    './support/formatters/html.ts:reports/cucumber.html',
+    './support/formatters/junit.ts:reports/junit.xml',
     'message:reports/cucumber.ndjson',
     // Only the failed scenarios, for `npm run conformance -- reports/@rerun.txt` (support/formatters/rerun.ts).
     './support/formatters/rerun.ts:reports/@rerun.txt',

@@ -39,7 +39,7 @@ Given(
     await createTenantAwsResources(this.provisionContext(), tenant, infra);
     this.attach(
       `team ${label}: namespace ${tenant.namespace}, ServiceAccount ${tenant.serviceAccount}, bucket ${tenant.appBucket}, role ${tenant.roleArn}`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: `team ${label}.txt` },
     );
   },
 );
@@ -132,7 +132,10 @@ Then("the role's trust policy admits the token of team {string}", async function
     issuerHostPath: issuerHostPath(claims.iss ?? ''),
     roleArn: tenant.roleArn as string,
   });
-  this.attach(`trust policy simulation: ${sim.decision}: ${sim.explanation}`, 'text/plain');
+  this.attach(`trust policy simulation: ${sim.decision}: ${sim.explanation}`, {
+    mediaType: 'text/plain',
+    fileName: 'trust policy simulation.txt',
+  });
   assert.equal(
     sim.decision,
     'Allowed',
@@ -151,7 +154,10 @@ Then(
       action: 's3:PutObject',
       resource: s3ObjectArn(bucket, 'ocp-validation.txt', this.partition),
     });
-    this.attach(`policy simulation of s3:PutObject on ${bucket}: ${sim.decision}: ${sim.explanation}`, 'text/plain');
+    this.attach(`policy simulation of s3:PutObject on ${bucket}: ${sim.decision}: ${sim.explanation}`, {
+      mediaType: 'text/plain',
+      fileName: 'policy simulation.txt',
+    });
     assert.notEqual(
       sim.decision,
       'Allowed',
@@ -168,7 +174,10 @@ Then(
     const doc = trustPolicyFor(this.provisionContext(), tenant, infra);
     const findings = lintTrustPolicy(doc, { issuerHostPath: issuerHostPath(infra.issuer) });
     for (const f of findings)
-      this.attach(`${f.severity} [${f.rule}] statement ${f.statement}: ${f.message}`, 'text/plain');
+      this.attach(`${f.severity} [${f.rule}] statement ${f.statement}: ${f.message}`, {
+        mediaType: 'text/plain',
+        fileName: 'lint findings.txt',
+      });
     const strict = this.state.config.lintProfile === 'strict' || this.shared.setup.spec.lint.profile === 'strict';
     assert.ok(
       !lintFails(findings, strict),
@@ -183,7 +192,10 @@ Then(
     const tenant = this.tenant(label);
     const findings = lintPermissionPolicy(permissionPolicyFor(this.provisionContext(), tenant), tenant.policyName);
     for (const f of findings)
-      this.attach(`${f.severity} [${f.rule}] statement ${f.statement}: ${f.message}`, 'text/plain');
+      this.attach(`${f.severity} [${f.rule}] statement ${f.statement}: ${f.message}`, {
+        mediaType: 'text/plain',
+        fileName: 'lint findings.txt',
+      });
     const strict = this.state.config.lintProfile === 'strict' || this.shared.setup.spec.lint.profile === 'strict';
     assert.ok(
       !lintFails(findings, strict),

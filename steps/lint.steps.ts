@@ -65,7 +65,10 @@ Given(
 
 Then('the least-privilege lint reports {string} as its only error', function (this: IrsaWorld, rule: string) {
   const { name, findings } = lintedOf(this);
-  this.attach(findings.map((f) => reported(f, true)).join('\n') || 'no findings', 'text/plain');
+  this.attach(findings.map((f) => reported(f, true)).join('\n') || 'no findings', {
+    mediaType: 'text/plain',
+    fileName: 'lint findings.txt',
+  });
   const errors = findings.filter((f) => f.severity === 'error').map((f) => f.rule);
   assert.deepEqual(
     [...new Set(errors)],
@@ -90,7 +93,7 @@ Then(
     const { name, findings } = lintedOf(this);
     assert.equal(lintFails(findings, false), false, `the default profile fails the ${name}: it must only warn`);
     const lines = findings.filter((f) => f.rule === rule).map((f) => reported(f, false));
-    this.attach(lines.join('\n'), 'text/plain');
+    this.attach(lines.join('\n'), { mediaType: 'text/plain', fileName: 'lint findings.txt' });
     assert.ok(
       lines.length > 0 && lines.every((l) => l.startsWith('warning ')),
       `the default profile does not report ${rule} for the ${name}`,

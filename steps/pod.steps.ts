@@ -275,7 +275,10 @@ async function explainRefusal(world: IrsaWorld, label: string): Promise<string> 
     token: token || undefined,
     identityProviderArn: infra.identityProviderArn,
   });
-  world.attach(`web identity diagnosis: ${d.explanation}`, 'text/plain');
+  world.attach(`web identity diagnosis: ${d.explanation}`, {
+    mediaType: 'text/plain',
+    fileName: 'web identity diagnosis.txt',
+  });
   return d.admits
     ? `the diagnosis finds nothing wrong (${d.explanation}), but the target refused it: the target and the diagnosis disagree`
     : d.explanation;
@@ -334,7 +337,7 @@ Then(
     });
     this.attach(
       diagnosis.checks.map((c) => `${c.ok ? 'ok  ' : c.skipped ? 'skip' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n'),
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'token diagnosis.txt' },
     );
     assert.ok(diagnosis.ok, `STS would refuse the pod's token: ${diagnosis.firstFailure}`);
   },

@@ -69,7 +69,7 @@ Given(
     this.pods.set(tenant.label, { metadata: { namespace: pod.namespace, name: pod.name } });
     this.attach(
       `tenant ${n}: namespace ${tenant.namespace}, ServiceAccount ${tenant.serviceAccount}, bucket ${tenant.appBucket}, role ${tenant.roleArn}, pod ${pod.name} (Kubernetes part ready in ${pod.ms} ms)`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: `tenant ${n}.txt` },
     );
   },
 );
@@ -203,7 +203,7 @@ When(
     );
     this.attach(
       `session ${stateOf(this).sessionArn}\n${(stateOf(this).attempts ?? []).map((a) => `PutObject s3://${a.bucket}/${key} (${a.owner}): ${a.message}`).join('\n')}`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'write attempts.txt' },
     );
   },
 );

@@ -52,6 +52,8 @@ const RANK: Record<string, number> = {
 
 /** The attachment a hook makes when it skips a scenario (support/cucumber/hooks.ts). */
 export const SKIP_PREFIX = 'Skipped: ';
+/** The test-run hook whose report entry carries the capability matrix (support/formatters/html.ts). */
+export const CAPABILITIES_HOOK = 'Capabilities of the target (measured at start)';
 
 export class OutcomeCollector {
   private readonly lines = new Map<string, number>();

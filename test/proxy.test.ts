@@ -20,7 +20,7 @@ import { describeProxy, exempted, proxyFor } from '../support/proxy.ts';
 import { redact } from '../support/redact.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
 import { createCa, issueServingCert } from '../support/tls.ts';
-import { FakeKubeApi } from './live-fake-kube.ts';
+import { FakeKubeApi, fakeLiveDescriptor } from './live-fake-kube.ts';
 
 const SUFFIX = '.proxy-test.invalid';
 
@@ -161,32 +161,15 @@ describe('the clients go through the proxy', () => {
       kubeconfigPath,
       readFileSync(api.kubeconfigPath, 'utf8').replace(api.url, `http://${host('kube')}:${port}`),
     );
-    return {
-      name: 'live',
-      envId: 'proxy-test',
-      kubeconfigPath,
+    return fakeLiveDescriptor(kubeconfigPath, {
       aws: {
-        region: 'us-east-1',
         endpoint: `https://${host('sts')}:${stsPort}`,
         caBundlePath: caFile,
         forcePathStyle: true,
-        accountId: '111122223333',
         eventuallyConsistent: false,
         credentials: { accessKeyId: 'AKIAPROXYTEST', secretAccessKey: 'proxy-test-secret' },
       },
-      podAwsEnv: {},
-      issuer: { mode: 'read-only', issuer: '' },
-      webhook: { mode: 'existing', configurationName: '' },
-      dialect: {
-        annotationPrefix: '',
-        audience: '',
-        mountPath: '',
-        tokenFileName: 'token',
-        defaultExpirationSeconds: 0,
-      },
-      podRoot: '',
-      logs: {},
-    };
+    });
   }
 
   async function callEverything(d: TargetDescriptor) {

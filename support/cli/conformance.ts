@@ -22,10 +22,10 @@ import { UsageError } from '../errors.ts';
 import { describeRef, Ledger } from '../ledger.ts';
 import { configureLog, log } from '../log.ts';
 import { LABEL_RUN_ID, newRunId } from '../names.ts';
-import { OutcomeCollector, scenarioLines } from '../outcomes.ts';
+import { OutcomeCollector, type ScenarioOutcome, scenarioLines } from '../outcomes.ts';
 import { repoRoot, runsRoot } from '../paths.ts';
 import { observeClusterIssuer } from '../provision/infrastructure.ts';
-import { registerSecret } from '../redact.ts';
+import { redact, registerSecret } from '../redact.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { startTarget, type TargetHandle } from '../targets/start.ts';
@@ -313,6 +313,17 @@ async function dryRunSelection(
   return { scenarios, undefinedSteps: [...new Set(undefinedSteps)] };
 }
 
+/** The skipped scenarios, each with where it is and why it was skipped: the terminal's list. */
+export function formatSkipped(skipped: ScenarioOutcome[]): string {
+  return [
+    `Skipped (${skipped.length}):`,
+    ...skipped.map(
+      (s) =>
+        `  ${s.uri}${s.line ? `:${s.line}` : ''}  ${s.name}\n      ${redact(s.skipReason ?? 'no reason was given')}`,
+    ),
+  ].join('\n');
+}
+
 export async function runConformance(opts: ConformanceOptions): Promise<ConformanceResult> {
   const env = opts.env ?? process.env;
   const empty = { counts: { passed: 0, failed: 0, skipped: 0, other: 0 }, scenarios: [] };
@@ -594,7 +605,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     const counts = collector.counts();
     const scenarios = collector.finished;
     process.stderr.write(`\n${formatCapabilityMatrix(config.target, target.descriptor.capabilities)}\n`);
-    for (const s of scenarios.filter((x) => x.status === 'SKIPPED')) log.debug(`skipped: ${s.name}`);
+    const skipped = scenarios.filter((x) => x.status === 'SKIPPED');
+    if (skipped.length) process.stderr.write(`${formatSkipped(skipped)}\n`);
     process.stderr.write(
       `Scenarios: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${counts.other ? `, ${counts.other} other` : ''}\n`,
     );
