@@ -23,6 +23,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ParseArgsOptionsConfig } from 'node:util';
 import {
   ListOpenIDConnectProvidersCommand,
   ListOpenIDConnectProviderTagsCommand,
@@ -45,6 +46,7 @@ import { describeRef, type ResourceRef } from '../ledger.ts';
 import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../names.ts';
 import { envsRoot, runsRoot } from '../paths.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
+import { type CommandSpec, parseCommand } from './args.ts';
 
 export interface SweepFilter {
   /** Only this run's resources. */
@@ -612,57 +614,50 @@ interface SweepArgs {
   overrides: Record<string, unknown>;
 }
 
-function parseArgs(argv: string[]): SweepArgs {
-  const args: SweepArgs = { dryRun: false, overrides: {} };
-  const value = (i: number, flag: string): string => {
-    const v = argv[i];
-    if (v === undefined || v.startsWith('--'))
+export const SWEEP_COMMAND = {
+  command: 'npm run sweep --',
+  synopsis: '[--run-id ID] [--older-than AGE] [--dry-run] [--attach STATE_FILE] [--target embedded|live]',
+  description: `
+Finds what earlier runs left behind (resources carrying the harness's run-id tag or label, never
+anything else) and deletes it, in reverse dependency order.
+
+  --run-id ID         only this run's resources (also a run still in progress on this machine)
+  --older-than AGE    only resources at least this old: 90s, 30m, 2h, 7d
+  --dry-run           list what would be deleted; delete nothing
+  --attach FILE       the embedded target: a warm environment's state file (default: the one
+                      \`npm run env -- up\` made)
+  --target NAME       embedded (a warm environment) or live (IRSA_TARGET=live and its settings)
+
+Exit codes: 0 done or nothing found, 1 some deletions failed, 2 bad input.`,
+  options: {
+    'run-id': { type: 'string' },
+    'older-than': { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    attach: { type: 'string' },
+    target: { type: 'string', short: 'p' },
+  },
+} satisfies CommandSpec<ParseArgsOptionsConfig>;
+
+/** The parsed arguments; undefined when --help was answered. */
+function parseSweepArgs(argv: string[], out: (text: string) => void): SweepArgs | undefined {
+  const parsed = parseCommand(SWEEP_COMMAND, argv, out);
+  if (!parsed) return undefined;
+  const v = parsed.values;
+  const args: SweepArgs = { dryRun: v['dry-run'] === true, overrides: {} };
+  if (v['run-id'] !== undefined) {
+    if (!/^[a-z0-9-]{1,40}$/.test(v['run-id']))
       throw new UsageError(
-        `${flag} needs a value`,
-        'usage: sweep [--run-id ID] [--older-than 2h] [--dry-run] [--attach FILE]',
+        `--run-id ${JSON.stringify(v['run-id'])} is not a run id`,
+        'run ids look like ic1a2b3c (printed at the start of a run)',
       );
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i] as string;
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    const inline = raw.startsWith('--') && eq > 0 ? raw.slice(eq + 1) : undefined;
-    const take = () => inline ?? value(++i, flag);
-    switch (flag) {
-      case '--run-id': {
-        const id = take();
-        if (!/^[a-z0-9-]{1,40}$/.test(id))
-          throw new UsageError(
-            `--run-id ${JSON.stringify(id)} is not a run id`,
-            'run ids look like ic1a2b3c (printed at the start of a run)',
-          );
-        args.runId = id;
-        break;
-      }
-      case '--older-than': {
-        const text = take();
-        args.olderThanMs = parseAge(text);
-        args.olderThanText = text;
-        break;
-      }
-      case '--dry-run':
-        args.dryRun = true;
-        break;
-      case '--attach':
-        args.overrides.attach = path.resolve(take());
-        break;
-      case '--target':
-      case '-p':
-        args.overrides.target = take();
-        break;
-      default:
-        throw new UsageError(
-          `unknown option ${JSON.stringify(raw)}`,
-          'usage: sweep [--run-id ID] [--older-than 2h] [--dry-run] [--attach FILE] [--target embedded|live]',
-        );
-    }
+    args.runId = v['run-id'];
   }
+  if (v['older-than'] !== undefined) {
+    args.olderThanMs = parseAge(v['older-than']);
+    args.olderThanText = v['older-than'];
+  }
+  if (v.attach !== undefined) args.overrides.attach = path.resolve(v.attach);
+  if (v.target !== undefined) args.overrides.target = v.target;
   return args;
 }
 
@@ -673,7 +668,8 @@ export interface SweepOptions {
 
 export async function runSweep(argv: string[], opts: SweepOptions = {}): Promise<number> {
   const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const args = parseArgs(argv);
+  const args = parseSweepArgs(argv, (text) => out(text.trimEnd()));
+  if (!args) return 0;
   const config = loadConfig(opts.env ?? process.env, args.overrides);
   const target = await sweepTarget(config, out);
   const clients = createClients(target.descriptor);
