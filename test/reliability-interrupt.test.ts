@@ -25,28 +25,21 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runSweep } from '../support/cli/sweep.ts';
-import type { LedgerEntry } from '../support/ledger.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
 import { binariesMissing } from './binaries.ts';
 import {
+  APP_SCENARIO,
   deadPids,
   disposeRuns,
+  INFRA_SCENARIO,
   type IrsaRun,
   leftoversOf,
+  scenarioNamespace,
   startIrsa,
   startWarmEnvironment,
   taggedResourcesOf,
   type WarmEnvironment,
 } from './reliability-support.ts';
-
-const scenarioNamespace = (e: LedgerEntry) =>
-  e.ref.kind === 'k8s-namespace' && e.scope !== 'probe' && e.scope !== 'run';
-const INFRA_SCENARIO = [
-  'features/01-infrastructure.feature',
-  '--name',
-  'The discovery document has the fields STS reads',
-];
-const APP_SCENARIO = ['features/02-application.feature', '--name', 'The webhook injects the role'];
 
 async function assertCleanAfterInterrupt(run: IrsaRun, warm?: WarmEnvironment, signal = 'SIGINT'): Promise<void> {
   const result = await run.exited;

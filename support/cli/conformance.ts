@@ -23,7 +23,8 @@ import { describeRef, Ledger } from '../ledger.ts';
 import { configureLog, log } from '../log.ts';
 import { LABEL_RUN_ID, newRunId } from '../names.ts';
 import { OutcomeCollector } from '../outcomes.ts';
-import { repoRoot, runsRoot } from '../paths.ts';
+import { writeOwner } from '../owner.ts';
+import { ensurePrivateDir, ensureReportsDir, repoRoot, runsRoot } from '../paths.ts';
 import { observeClusterIssuer } from '../provision/infrastructure.ts';
 import { registerSecret } from '../redact.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
@@ -194,7 +195,9 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     ...(opts.overrides ?? {}),
   });
   const setup = loadSetup(config.setupDir);
-  mkdirSync(config.reportsDir, { recursive: true });
+  // Where the run keeps its state (per user, 0700) and its reports must be usable: checked first.
+  ensurePrivateDir(runsRoot);
+  ensureReportsDir(config.reportsDir);
   configureLog({ file: path.join(config.reportsDir, 'logs', 'harness.log'), verbose: config.verbose });
   const formats = resolved.runConfiguration.formats;
   // Reports go where the settings say (reports/ unless IRSA_REPORTS_DIR).
@@ -237,8 +240,10 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
 
   // 3. target, run directory, capabilities
   const runId = newRunId();
-  const runDir = path.join(runsRoot, runId);
-  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const runDir = path.join(ensurePrivateDir(runsRoot), runId);
+  mkdirSync(runDir, { mode: 0o700 });
+  // Whose run it is: if this process is killed outright, sweep finds the run is no longer in progress.
+  writeOwner(runDir, { kind: 'run', id: runId });
   const ledger = new Ledger(path.join(runDir, 'ledger.jsonl'));
   let target: TargetHandle | undefined;
   /** The target's start while it is in progress: a signal then waits for it instead of racing it. */

@@ -4,17 +4,17 @@
  *           prints the IRSA_ATTACH setting that makes runs use it, and how to stop it
  *   down    stops it: its processes, ports and temporary directories are gone afterwards
  *   status  says whether one is running and where
- * The state file lives in the system temp dir (one warm environment per machine user).
+ * The state file lives in this user's state directory (support/paths.ts): one warm environment per user.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
-import { envsRoot } from '../paths.ts';
+import { ensurePrivateDir, envsRoot } from '../paths.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { embeddedOptionsFor } from '../targets/start.ts';
-import type { TargetDescriptor } from '../targets/target.ts';
 import { checkPendingDeletions, describeStuck, readPendingDeletions } from '../targets/warm-deletions.ts';
+import { readWarmState, type WarmState } from '../targets/warm-state.ts';
 
 export const WARM_STATE = path.join(envsRoot, 'warm.json');
 
@@ -55,7 +55,7 @@ export async function runEnv(argv: string[]): Promise<number> {
       }
       const config = loadConfig(process.env, { target: 'embedded' });
       const setup = loadSetup(config.setupDir);
-      mkdirSync(envsRoot, { recursive: true, mode: 0o700 });
+      ensurePrivateDir(envsRoot);
       const started = Date.now();
       const t = await startEmbeddedTarget({
         ...embeddedOptionsFor(config, setup),
@@ -93,11 +93,10 @@ export async function runEnv(argv: string[]): Promise<number> {
         process.stdout.write('no warm environment is running\n');
         return 0;
       }
-      const s = JSON.parse(readFileSync(WARM_STATE, 'utf8')) as {
+      const s = readWarmState(WARM_STATE) as WarmState & {
         envId: string;
         processes: { name: string; pid: number }[];
         startedAt: string;
-        descriptor: TargetDescriptor;
       };
       const up = s.processes.filter((p) => alive(p.pid)).map((p) => p.name);
       process.stdout.write(

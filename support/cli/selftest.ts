@@ -24,7 +24,7 @@ import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { newRunId } from '../names.ts';
 import { readMessages, type ScenarioOutcome, scenarioOutcomes } from '../outcomes.ts';
-import { envsRoot, repoRoot } from '../paths.ts';
+import { ensurePrivateDir, envsRoot, repoRoot } from '../paths.ts';
 import { redact } from '../redact.ts';
 import { loadSetup } from '../setup/setup.ts';
 
@@ -455,7 +455,7 @@ class Runner {
     const { startEmbeddedTarget } = await import('../targets/embedded/index.ts');
     const { discoveryBucketFor } = await import('../targets/start.ts');
     const envId = newRunId().replace(/^ic/, 'env');
-    mkdirSync(envsRoot, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(envsRoot);
     const statePath = path.join(envsRoot, `selftest-${envId}.json`);
     const started = Date.now();
     const shared: SharedEnv = { statePath, flags: key, broken: false, stop: async () => undefined };

@@ -2,13 +2,14 @@
  * Starts (or attaches to) the target a run asks for. The only place that knows the targets by
  * name; everything after it works on the TargetDescriptor.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { HarnessConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { newRunId } from '../names.ts';
 import type { LoadedSetup } from '../setup/setup.ts';
-import type { StartedTarget, TargetDescriptor } from './target.ts';
+import type { StartedTarget } from './target.ts';
+import { readWarmState } from './warm-state.ts';
 
 export interface TargetHandle extends StartedTarget {
   /** True when this process started it (and stops it); false when attached to a warm environment. */
@@ -79,11 +80,7 @@ async function attachTarget(config: HarnessConfig, setup: LoadedSetup): Promise<
       'start a new one with `npm run env -- up` (it clears the stale state), or unset IRSA_ATTACH',
     );
   }
-  const state = JSON.parse(readFileSync(file, 'utf8')) as {
-    descriptor: TargetDescriptor;
-    ownerPid?: number;
-    webhookFlags?: Record<string, string>;
-  };
+  const state = readWarmState(file);
   const want = JSON.stringify(setup.spec.webhook.flags);
   const have = JSON.stringify(state.webhookFlags ?? setup.spec.webhook.flags);
   if (want !== have) {

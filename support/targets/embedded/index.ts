@@ -41,7 +41,10 @@
  *   envId            default a random id
  *   stateFile        where the env state (pids, ports, dirs, descriptor) is written; default <workDir>/env-state.json
  *   keepAliveAfterExit  false (default): if this process exits without stop(), an exit handler kills
- *                    every component (moto also exits with its parent); true for a warm environment
+ *                    every component, and if it is killed outright (SIGKILL: no handler runs) the
+ *                    kernel does, by the parent-death signal every component is started with (the
+ *                    real node's watcher removes its cgroups and the work directory; `npm run sweep`
+ *                    the rest, support/local-leftovers.ts); true for a warm environment
  *                    (`irsa env up`) stopped later with stopEnvironmentFromState.
  *   handleSignals    default !keepAliveAfterExit: on SIGINT/SIGTERM stop the environment, then
  *                    re-raise the signal unless another listener (the coordinator's) handles it.
@@ -73,6 +76,8 @@ import {
 import { parse as parseYaml } from 'yaml';
 import type { HarnessConfig } from '../../config.ts';
 import { StartError, UsageError } from '../../errors.ts';
+import { writeOwner } from '../../owner.ts';
+import { checkOwnFile } from '../../paths.ts';
 import {
   freeLoopbackPort,
   portListening,
@@ -375,6 +380,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
 
   mkdirSync(options.logsDir, { recursive: true });
   const workDir = mkdtempSync(join(tmpdir(), `irsa-${envId}-`));
+  // Whose it is: if this process is killed outright, `npm run sweep` finds what it left.
+  writeOwner(workDir, { kind: 'environment', id: envId, ...(options.keepAliveAfterExit ? { keepAlive: true } : {}) });
   const pki = join(workDir, 'pki');
   mkdirSync(pki, { mode: 0o700 });
   const started: SupervisedProcess[] = [];
@@ -509,7 +516,9 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       const logFile = join(options.logsDir, `${name}.log`);
       rmSync(logFile, { force: true });
       logs[name] = logFile;
-      const p = await SupervisedProcess.start({ name, command, args, env, cwd, logFile });
+      // A run's own environment dies with this process, however it ends (a warm one outlives it).
+      const dieWithParent = !options.keepAliveAfterExit;
+      const p = await SupervisedProcess.start({ name, command, args, env, cwd, logFile, dieWithParent });
       started.push(p);
       // Stopped (a signal) while this one was being spawned: stopAll did not see it.
       if (stopped) {
@@ -973,6 +982,8 @@ async function bootstrapObjects(kc: KubeConfig, kubeNode: 'kwok' | 'kubelet'): P
  */
 export async function stopEnvironmentFromState(stateFile: string): Promise<void> {
   let state: EnvState;
+  // It names pids to signal and directories to remove: only a file of this user's that nobody else may write.
+  if (existsSync(stateFile)) checkOwnFile(stateFile, 'environment state');
   try {
     state = JSON.parse(readFileSync(stateFile, 'utf8')) as EnvState;
   } catch (e) {
