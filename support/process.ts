@@ -45,6 +45,8 @@ export interface ReadinessOptions {
   timeoutMs: number;
   /** Hint of the StartError thrown on failure. */
   hint?: string;
+  /** Aborted when the start as a whole has failed (another component died): its reason is thrown. */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_HINT = 'read the log named above; a busy port or a stale environment are the usual causes';
@@ -253,7 +255,9 @@ export class SupervisedProcess {
     const deadline = Date.now() + options.timeoutMs;
     let delay = 25;
     let lastError = '';
+    const aborted = new Promise<void>((resolve) => options.signal?.addEventListener('abort', () => resolve()));
     for (;;) {
+      if (options.signal?.aborted) throw options.signal.reason;
       if (!this.running) {
         const e = this.#exit;
         throw this.startError(
@@ -280,6 +284,7 @@ export class SupervisedProcess {
           timer = setTimeout(resolve, Math.min(delay, Math.max(0, deadline - Date.now())));
         }),
         this.exited,
+        aborted,
       ]);
       clearTimeout(timer);
       delay = Math.min(delay * 2, 500);

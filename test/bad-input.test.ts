@@ -23,6 +23,7 @@ import {
   disposeRuns,
   type IrsaRun,
   leftoversOf,
+  limited,
   startIrsa,
   startWarmEnvironment,
   type WarmEnvironment,
@@ -206,34 +207,16 @@ describe('bad input: exit 2, one line of cause and one of hint, nothing created'
   type Outcome = { run: IrsaRun; stderr: string; code: number | null; seconds: number };
   const results = new Map<string, Promise<Outcome>>();
   // At most two cases at once: each loads cucumber, which is CPU-bound on two cores.
-  let running = 0;
-  const queue: (() => void)[] = [];
-  const acquire = () =>
-    new Promise<void>((resolve) => {
-      if (running < 2) {
-        running++;
-        resolve();
-      } else queue.push(resolve);
-    });
-  const release = () => {
-    const next = queue.shift();
-    if (next) next();
-    else running--;
-  };
+  const turn = limited(2);
   const schedule = (c: Case) => {
     results.set(
       c.name,
-      (async () => {
-        await acquire();
-        try {
-          const run = startIrsa(['conformance', ...argvOf(c)], c.env());
-          runs.push(run);
-          const r = await run.exited;
-          return { run, stderr: r.stderr, code: r.code, seconds: r.seconds };
-        } finally {
-          release();
-        }
-      })(),
+      turn(async () => {
+        const run = startIrsa(['conformance', ...argvOf(c)], c.env());
+        runs.push(run);
+        const r = await run.exited;
+        return { run, stderr: r.stderr, code: r.code, seconds: r.seconds };
+      }),
     );
   };
 

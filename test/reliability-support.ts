@@ -119,6 +119,8 @@ export interface IrsaRun {
   ledgerEntries(): LedgerEntry[];
   /** Sends a signal after recording the process tree. */
   signal(sig: NodeJS.Signals): void;
+  /** Records the process tree now (before something of it is killed from outside). */
+  record(): void;
   exited: Promise<RunResult>;
   /** Every process seen below the child, by pid, and the ports they listened on. */
   seen: Map<number, ProcInfo>;
@@ -260,6 +262,9 @@ export function startIrsa(
       snapshot(true);
       child.kill(sig);
     },
+    record() {
+      snapshot(true);
+    },
     exited,
     seen,
     ports,
@@ -340,13 +345,13 @@ export function removeRun(run: IrsaRun): void {
 }
 
 /** A suite's `after`: kills the runs still going, removes them, stops the warm environment, removes `dir`. */
-export async function disposeRuns(runs: IrsaRun[], warm: WarmEnvironment | undefined, dir: string): Promise<void> {
+export async function disposeRuns(runs: IrsaRun[], warm: WarmEnvironment | undefined, dir?: string): Promise<void> {
   for (const r of runs) {
     if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
     removeRun(r);
   }
   await warm?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 }
 
 /** A feature file in a temporary directory (cucumber accepts absolute paths). */
@@ -388,4 +393,33 @@ export async function startWarmEnvironment(dir: string): Promise<WarmEnvironment
 /** Pids (of `pids`) that are no longer running. */
 export function deadPids(pids: number[]): number[] {
   return pids.filter((pid) => !existsSync(`/proc/${pid}`));
+}
+
+/**
+ * Runs tasks at most `n` at a time (runs of the harness are CPU-bound on two cores): the returned
+ * function takes a task and resolves with its result when it has had its turn.
+ */
+export function limited(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const queue: (() => void)[] = [];
+  const acquire = () =>
+    new Promise<void>((resolve) => {
+      if (running < n) {
+        running++;
+        resolve();
+      } else queue.push(resolve);
+    });
+  const release = () => {
+    const next = queue.shift();
+    if (next) next();
+    else running--;
+  };
+  return async (task) => {
+    await acquire();
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  };
 }

@@ -7,6 +7,9 @@
  *   5. the run's remaining ledger flushed in reverse order, the target stopped, the matrix printed
  * SIGINT/SIGTERM at any point: no new steps start, the ledger is flushed, the target stopped,
  * exit 130/143. A second SIGINT exits at once and prints what was left behind.
+ * A component of the target that dies (support/target-death.ts): said at once with its exit and
+ * log tail, the step in flight fails with it, no further scenario starts, nothing is cleaned up
+ * through the dead target, exit 1.
  * TEST-ONLY: IRSA_TEST_PAUSE_AT=teardown holds the end-of-run teardown until a signal arrives
  * (test/reliability-interrupt.test.ts); never set it otherwise.
  */
@@ -29,6 +32,7 @@ import { observeClusterIssuer } from '../provision/infrastructure.ts';
 import { registerSecret } from '../redact.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
 import { loadSetup } from '../setup/setup.ts';
+import { describeDeath, recordDeath, type TargetDeath, TargetDiedError } from '../target-death.ts';
 import { startTarget, type TargetHandle } from '../targets/start.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
 import {
@@ -53,6 +57,8 @@ export interface ConformanceResult {
   counts: { passed: number; failed: number; skipped: number; other: number };
   /** Scenario name -> status and the first failure message. */
   scenarios: { name: string; uri: string; status: string; message?: string }[];
+  /** A component of the target died during the run (what a step in flight left running may linger). */
+  targetDied?: TargetDeath;
 }
 
 const OWN_FLAGS = new Set(['-p', '--profile']);
@@ -260,6 +266,23 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const signalArrived = new Promise<void>((resolve) => {
     signalled = resolve;
   });
+  // A component of the target that dies (support/target-death.ts): noticed at once, recorded for the
+  // workers (the step in flight fails with it, nothing further starts), and the run exits 1.
+  let death: TargetDeath | undefined;
+  let deathArrived: (d: TargetDeath) => void = () => undefined;
+  const targetDied = new Promise<never>((_, reject) => {
+    deathArrived = (d) => reject(new TargetDiedError(d));
+  });
+  targetDied.catch(() => undefined);
+  const onDeath = (d: TargetDeath) => {
+    if (death || interrupted) return;
+    death = d;
+    recordDeath(runDir, d);
+    log.error(describeDeath(d));
+    deathArrived(d);
+  };
+  /** What runs against the target before cucumber (issuer, probes) stops when the target dies. */
+  const untilDeath = <T>(p: Promise<T>): Promise<T> => Promise.race([p, targetDied]);
 
   // Once per run: a signal during the end-of-run teardown joins it instead of starting a second one.
   const teardown = (): Promise<void> =>
@@ -274,6 +297,18 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
         const hold = setInterval(() => undefined, 60_000);
         await signalArrived;
         clearInterval(hold);
+      }
+      if (death) {
+        // Nothing can be deleted through a dead component, and nothing needs to be: a run's own
+        // target went with everything in it; a warm environment must be replaced.
+        log.info(
+          t.owned
+            ? "the run's resources went with its target"
+            : `the warm environment is broken: stop it with \`npm run env -- down\` (its resources go with it), or remove only this run's with \`npm run sweep -- --run-id ${runId}\` once it is replaced`,
+        );
+        await t.stop();
+        target = undefined;
+        return;
       }
       const c = createClients(t.descriptor);
       try {
@@ -331,7 +366,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
           );
       } finally {
         c.destroy();
-        if (t.owned) await t.stop();
+        // A run's own target is stopped; an attached one is only let go (its death watch ends).
+        await t.stop();
         target = undefined;
       }
     })());
@@ -375,7 +411,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}`,
     );
     const started = Date.now();
-    starting = startTarget(config, setup, (line) => log.debug(line));
+    starting = startTarget(config, setup, (line) => log.debug(line), onDeath);
     target = await starting;
     if (interrupted) return { exitCode: 130, runId, ...empty };
     for (const secret of [
@@ -385,7 +421,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       if (secret) registerSecret(secret);
     const clients = createClients(target.descriptor);
     try {
-      const issuer = await observeClusterIssuer(clients, config.timeouts.assertSeconds);
+      const issuer = await untilDeath(observeClusterIssuer(clients, config.timeouts.assertSeconds));
       log.info(`target ready in ${((Date.now() - started) / 1000).toFixed(1)} s; cluster issuer ${issuer}`);
       if (config.attach) {
         // What earlier runs on this environment handed over: gone by now, or say what holds it.
@@ -400,15 +436,17 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
         );
       } else {
         const probing = Date.now();
-        const probed = await measureCapabilities({
-          clients,
-          target: target.descriptor,
-          config,
-          runId,
-          ledger,
-          issuer,
-          log: log.warn,
-        });
+        const probed = await untilDeath(
+          measureCapabilities({
+            clients,
+            target: target.descriptor,
+            config,
+            runId,
+            ledger,
+            issuer,
+            log: log.warn,
+          }),
+        );
         target.descriptor.capabilities = probed.matrix;
         target.descriptor.capabilitiesMeasuredAt = new Date().toISOString();
         log.debug(`capabilities measured in ${((Date.now() - probing) / 1000).toFixed(1)} s`);
@@ -426,7 +464,14 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       clients.destroy();
     }
     if (interrupted) return { exitCode: 130, runId, ...empty };
-    writeRunState({ runId, runDir, startedAt: new Date().toISOString(), config, target: target.descriptor });
+    writeRunState({
+      runId,
+      runDir,
+      startedAt: new Date().toISOString(),
+      config,
+      target: target.descriptor,
+      ...(target.components ? { components: target.components } : {}),
+    });
     const childEnv = { ...env, IRSA_RUN_STATE: runStatePath(runDir) };
     process.env.IRSA_RUN_STATE = childEnv.IRSA_RUN_STATE;
 
@@ -463,7 +508,18 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     // The benchmark (support/cli/bench.ts) reads the harness's own peak memory from here.
     if (env.IRSA_BENCH_OUT)
       writeFileSync(env.IRSA_BENCH_OUT, JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, counts }));
+    if (death) {
+      process.stderr.write(`irsa: ${describeDeath(death).split('\n')[0]}\n`);
+      return { exitCode: 1, runId, counts, scenarios, targetDied: death };
+    }
     return { exitCode: success && counts.failed === 0 && counts.other === 0 ? 0 : 1, runId, counts, scenarios };
+  } catch (e) {
+    // The target died before the scenarios (issuer, probes): said when it happened; the run failed.
+    if (e instanceof TargetDiedError) {
+      process.stderr.write(`irsa: ${describeDeath(e.death).split('\n')[0]}\n`);
+      return { exitCode: 1, runId, ...empty, targetDied: e.death };
+    }
+    throw e;
   } finally {
     settle();
     if (!interrupted) {

@@ -1,7 +1,8 @@
 /**
  * Scenario lifecycle: skip what the target cannot do (with the probe's reason), refuse to start
- * steps after an interrupt, gather diagnostics on failure before cleanup, then delete the
- * scenario's resources in reverse order (or keep them with IRSA_KEEP_ON_FAILURE).
+ * steps after an interrupt or a target component's death (support/target-death.ts), gather
+ * diagnostics on failure before cleanup, then delete the scenario's resources in reverse order
+ * (or keep them with IRSA_KEEP_ON_FAILURE).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { After, AfterAll, Before, BeforeStep, Status, setDefaultTimeout } from '
 import { flushLedger } from '../cleanup.ts';
 import { collectDiagnostics } from '../diagnose/scenario.ts';
 import { describeRef } from '../ledger.ts';
+import { describeDeath, readDeath, TargetDiedError } from '../target-death.ts';
 import type { Capability } from '../targets/target.ts';
 import { type IrsaWorld, releaseWorkerShared, workerShared } from './world.ts';
 
@@ -24,6 +26,12 @@ Before(function (this: IrsaWorld, { pickle }) {
   // while the coordinator cleans up.
   if (runInterrupted(this)) {
     this.attach('Skipped: the run was interrupted (SIGINT/SIGTERM)', 'text/plain');
+    return 'skipped';
+  }
+  // After a component of the target died, nothing further starts (support/target-death.ts).
+  const death = readDeath(this.state.runDir);
+  if (death) {
+    this.attach(`Not started: ${describeDeath(death)}`, 'text/plain');
     return 'skipped';
   }
   const caps = this.state.target.capabilities;
@@ -46,9 +54,14 @@ BeforeStep(function (this: IrsaWorld) {
   if (runInterrupted(this)) {
     throw new Error('the run was interrupted (SIGINT/SIGTERM): no further steps are started');
   }
+  const death = readDeath(this.state.runDir);
+  if (death) throw new TargetDiedError(death);
 });
 
 After(async function (this: IrsaWorld, { result, pickle }) {
+  // Nothing to diagnose or delete through a dead component: the run's target goes with everything
+  // in it, a warm environment has to be replaced (the coordinator says how).
+  if (readDeath(this.state.runDir)) return;
   const failed = result?.status === Status.FAILED;
   // An interrupt fails the scenario's next step; diagnostics of that would only delay the cleanup.
   if (failed && !runInterrupted(this)) {

@@ -79,6 +79,7 @@ import { StartError, UsageError } from '../../errors.ts';
 import { writeOwner } from '../../owner.ts';
 import { checkOwnFile } from '../../paths.ts';
 import {
+  type ExitInfo,
   freeLoopbackPort,
   portListening,
   processCommand,
@@ -119,7 +120,7 @@ export interface EmbeddedOptions {
   startTimeoutMs?: number;
   onProgress?: (line: string) => void;
   /** Called once if a component exits after start (the environment is then stopped). */
-  onUnexpectedExit?: (component: string, logTail: string) => void;
+  onUnexpectedExit?: (component: string, logTail: string, exit: ExitInfo & { logFile: string }) => void;
   /**
    * support/config.ts's `embedded` settings (from IRSA_CONFIG or the environment). Without them,
    * as in tests, the environment variables decide alone.
@@ -167,6 +168,8 @@ const STOP_GRACE_MS = 1000;
  */
 const STATELESS_STOP = new Set(['etcd', 'kube-apiserver', 'aws-cli-forkserver']);
 const STATELESS_STOP_GRACE_MS = 300;
+/** How long the first unexpected exit waits for others before one of them is named the cause. */
+const DEATH_SETTLE_MS = 300;
 
 interface HttpResult {
   status: number;
@@ -386,6 +389,9 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
   mkdirSync(pki, { mode: 0o700 });
   const started: SupervisedProcess[] = [];
   const logs: Record<string, string> = {};
+  // A component that exits while the others start fails the start at once (not at their timeouts).
+  const startAbort = new AbortController();
+  let startedAll = false;
   let stopped: Promise<void> | undefined;
   let realNode: RealNode | undefined;
   // The real node, once created, goes first on every way out (stopAll, the exit handler).
@@ -520,6 +526,14 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       const dieWithParent = !options.keepAliveAfterExit;
       const p = await SupervisedProcess.start({ name, command, args, env, cwd, logFile, dieWithParent });
       started.push(p);
+      void p.exited.then((exit) => {
+        if (stopped || startedAll || startAbort.signal.aborted) return;
+        startAbort.abort(
+          p.startError(
+            `exited while the environment was starting (code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'})`,
+          ),
+        );
+      });
       // Stopped (a signal) while this one was being spawned: stopAll did not see it.
       if (stopped) {
         await p.stop(STOP_GRACE_MS);
@@ -653,6 +667,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       .waitReady(async () => (await get(`${etcdUrl}/health`)).body.includes('"health":"true"'), {
         what: 'GET /health',
         timeoutMs,
+        signal: startAbort.signal,
       })
       .then(() => mark('etcd'));
     const motoReady = motoProc
@@ -662,7 +677,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
           await get(`https://${LOOPBACK}:${port('moto')}/`, { ca: ca.certPem });
           return true;
         },
-        { what: 'an https answer (and the admin credentials file)', timeoutMs },
+        { what: 'an https answer (and the admin credentials file)', timeoutMs, signal: startAbort.signal },
       )
       .then(() => mark('moto'));
     // Awaited with wave 2. A failure before then must not be an unhandled rejection: that would
@@ -673,6 +688,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       apiserver.waitReady(async () => (await get(`${server}/readyz`, adminTls)).status === 200, {
         what: 'GET /readyz',
         timeoutMs,
+        signal: startAbort.signal,
       }),
     ]);
     mark('kube-apiserver');
@@ -777,7 +793,11 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
               if ((await get(`http://${LOOPBACK}:${port('kubeletHealthz')}/healthz`)).status !== 200) return false;
               return RealNode.nodeReady(await RealNode.readNode(core));
             },
-            { what: `GET /healthz and node ${REAL_NODE_NAME} Ready and schedulable`, timeoutMs },
+            {
+              what: `GET /healthz and node ${REAL_NODE_NAME} Ready and schedulable`,
+              timeoutMs,
+              signal: startAbort.signal,
+            },
           )
           .then(() => mark('kubelet'))
       : nodeProc
@@ -787,7 +807,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
               const node = await core.readNode({ name: NODE_NAME });
               return (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
             },
-            { what: `GET /healthz and node ${NODE_NAME} Ready`, timeoutMs },
+            { what: `GET /healthz and node ${NODE_NAME} Ready`, timeoutMs, signal: startAbort.signal },
           )
           .then(() => mark('kwok'));
     await Promise.all([
@@ -801,21 +821,29 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
             await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
             return true;
           },
-          { what: 'GET /healthz and the default ServiceAccount', timeoutMs },
+          { what: 'GET /healthz and the default ServiceAccount', timeoutMs, signal: startAbort.signal },
         )
         .then(() => mark('kube-controller-manager')),
       schedulerProc
-        .waitReady(healthz(port('scheduler')), { what: 'GET /healthz', timeoutMs })
+        .waitReady(healthz(port('scheduler')), { what: 'GET /healthz', timeoutMs, signal: startAbort.signal })
         .then(() => mark('kube-scheduler')),
       nodeReady,
       webhookProc
-        .waitReady(healthz(port('webhook')), { what: 'GET /healthz over TLS', timeoutMs })
+        .waitReady(healthz(port('webhook')), { what: 'GET /healthz over TLS', timeoutMs, signal: startAbort.signal })
         .then(() => mark('pod-identity-webhook')),
       companionProc
-        ?.waitReady(async () => existsSync(companionReady), { what: 'its pod watch', timeoutMs })
+        ?.waitReady(async () => existsSync(companionReady), {
+          what: 'its pod watch',
+          timeoutMs,
+          signal: startAbort.signal,
+        })
         .then(() => mark('pod-runtime')),
       awsCliProc
-        ?.waitReady(async () => existsSync((awsCli as AwsCliShim).readyFile), { what: 'its socket', timeoutMs })
+        ?.waitReady(async () => existsSync((awsCli as AwsCliShim).readyFile), {
+          what: 'its socket',
+          timeoutMs,
+          signal: startAbort.signal,
+        })
         .then(() => mark('aws-cli-forkserver')),
     ]);
 
@@ -879,17 +907,29 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     };
     writeFileSync(statePath, JSON.stringify(state, null, 2), { mode: 0o600 });
     mark('total');
+    startedAll = true;
 
     // A component that dies later takes the environment down with it: a half environment only
     // produces misleading failures.
+    // Others may follow within moments (a client that loses kube-apiserver and exits): the one to
+    // blame is the one killed by a signal or failing, else the earliest started (the most basic).
+    const deaths: { p: SupervisedProcess; exit: ExitInfo }[] = [];
+    const blame = () => {
+      const rank = (d: { exit: ExitInfo }) => (d.exit.signal ? 0 : d.exit.code !== 0 ? 1 : 2);
+      const [d] = [...deaths].sort((a, b) => rank(a) - rank(b) || started.indexOf(a.p) - started.indexOf(b.p));
+      if (!d || stopped) return;
+      const { p, exit } = d;
+      progress(
+        `${p.name} exited unexpectedly (code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'}); stopping the environment. Last log lines:\n${p.tail(15)}`,
+      );
+      options.onUnexpectedExit?.(p.name, p.tail(30), { ...exit, logFile: p.logFile });
+      void stopAll();
+    };
     for (const p of started) {
       void p.exited.then((exit) => {
         if (stopped) return;
-        progress(
-          `${p.name} exited unexpectedly (code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'}); stopping the environment. Last log lines:\n${p.tail(15)}`,
-        );
-        options.onUnexpectedExit?.(p.name, p.tail(30));
-        void stopAll();
+        deaths.push({ p, exit });
+        if (deaths.length === 1) setTimeout(blame, DEATH_SETTLE_MS);
       });
     }
 
