@@ -52,10 +52,17 @@
  *                    Ctrl-C reaches only the harness.
  *   startTimeoutMs   per component readiness timeout, default 60 s (busy 2-core machines)
  *
- * Bind addresses: every component binds 127.0.0.1, except amazon-eks-pod-identity-webhook v0.6.17,
- * which listens on ":<port>" and ":<metrics-port>" (all interfaces) with no flag to change that
- * (main.go builds the address from --port/--metrics-port only). Both ports are random, it
- * serves only TLS admission and Prometheus metrics, and it is stopped with the environment.
+ * Closed to other users of the machine (issue 16): every component listens on 127.0.0.1 only
+ * (amazon-eks-pod-identity-webhook v0.6.17 listens on ":<port>" with no flag to change it: the set-up
+ * builds it with 127.0.0.1 as its listen address, tools/build-go-components.sh); etcd serves TLS
+ * and requires client certificates of the environment's CA on its client and peer ports; kwok's
+ * kubelet endpoint (exec, logs) requires one too (a build-time addition to kwok, plain HTTP on its
+ * port refused); kube-apiserver, the controllers, the scheduler and a real node's kubelet
+ * authenticate as in a real cluster; moto refuses unsigned requests except anonymous reads that a
+ * bucket policy allows; Unix sockets (containerd, the AWS CLI fork server) are in the 0700 work
+ * directory. The start checks the listeners and kwok's endpoint (checkClosedToOthers). What stays
+ * open on loopback is what a cluster's own is open to: the webhook answers admission reviews and
+ * serves Prometheus metrics without a client certificate (kube-apiserver presents none to it).
  */
 import { execFileSync } from 'node:child_process';
 import { generateKeyPair } from 'node:crypto';
@@ -86,6 +93,7 @@ import {
   readLogTail,
   SupervisedProcess,
   stopProcessGroup,
+  tcpListeners,
 } from '../../process.ts';
 import { registerSecret } from '../../redact.ts';
 import { createCa, issueClientCert, issueServingCert } from '../../tls.ts';
@@ -459,33 +467,46 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     const ports = Object.fromEntries(portNames.map((n, i) => [n, portList[i] as number])) as Record<string, number>;
     const port = (n: string) => ports[n] as number;
     const ca = await createCa(`irsa-conformance ${envId}`);
-    const [apiserverCert, loopbackCert, admin, kcm, scheduler, kwok, webhookUser, kubeletClient, nodeClient, saKey] =
-      await Promise.all([
-        issueServingCert(ca, {
-          ipSans: [LOOPBACK, '10.96.0.1'],
-          dnsSans: [
-            'localhost',
-            'kubernetes',
-            'kubernetes.default',
-            'kubernetes.default.svc',
-            'kubernetes.default.svc.cluster.local',
-          ],
-        }),
-        issueServingCert(ca, { ipSans: [LOOPBACK], dnsSans: ['localhost'] }),
-        issueClientCert(ca, { commonName: 'irsa-admin', organizations: ['system:masters'] }),
-        issueClientCert(ca, { commonName: 'system:kube-controller-manager', organizations: ['system:masters'] }),
-        issueClientCert(ca, { commonName: 'system:kube-scheduler', organizations: ['system:masters'] }),
-        issueClientCert(ca, { commonName: 'irsa:kwok', organizations: ['system:masters'] }),
-        issueClientCert(ca, { commonName: 'irsa:pod-identity-webhook' }),
-        issueClientCert(ca, { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'] }),
-        // The real node's kubelet: a Node's identity, which the Node authorizer scopes to its own pods.
-        issueClientCert(ca, { commonName: `system:node:${REAL_NODE_NAME}`, organizations: ['system:nodes'] }),
-        promisify(generateKeyPair)('rsa', {
-          modulusLength: 2048,
-          publicKeyEncoding: { type: 'spki', format: 'pem' },
-          privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-        }),
-      ]);
+    const [
+      apiserverCert,
+      loopbackCert,
+      admin,
+      kcm,
+      scheduler,
+      kwok,
+      webhookUser,
+      kubeletClient,
+      nodeClient,
+      etcdClient,
+      saKey,
+    ] = await Promise.all([
+      issueServingCert(ca, {
+        ipSans: [LOOPBACK, '10.96.0.1'],
+        dnsSans: [
+          'localhost',
+          'kubernetes',
+          'kubernetes.default',
+          'kubernetes.default.svc',
+          'kubernetes.default.svc.cluster.local',
+        ],
+      }),
+      issueServingCert(ca, { ipSans: [LOOPBACK], dnsSans: ['localhost'] }),
+      issueClientCert(ca, { commonName: 'irsa-admin', organizations: ['system:masters'] }),
+      issueClientCert(ca, { commonName: 'system:kube-controller-manager', organizations: ['system:masters'] }),
+      issueClientCert(ca, { commonName: 'system:kube-scheduler', organizations: ['system:masters'] }),
+      issueClientCert(ca, { commonName: 'irsa:kwok', organizations: ['system:masters'] }),
+      issueClientCert(ca, { commonName: 'irsa:pod-identity-webhook' }),
+      issueClientCert(ca, { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'] }),
+      // The real node's kubelet: a Node's identity, which the Node authorizer scopes to its own pods.
+      issueClientCert(ca, { commonName: `system:node:${REAL_NODE_NAME}`, organizations: ['system:nodes'] }),
+      // kube-apiserver's (and the readiness probe's) to etcd, which serves only clients of the CA.
+      issueClientCert(ca, { commonName: 'kube-apiserver-etcd-client' }),
+      promisify(generateKeyPair)('rsa', {
+        modulusLength: 2048,
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      }),
+    ]);
     const file = (name: string, content: string, secret = false) => {
       const path = join(pki, name);
       writeFileSync(path, content, { mode: secret ? 0o600 : 0o644 });
@@ -499,6 +520,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     const apiserverTls = pair('apiserver', apiserverCert);
     const loopbackTls = pair('loopback', loopbackCert);
     const kubeletClientTls = pair('apiserver-kubelet-client', kubeletClient);
+    const etcdClientTls = pair('apiserver-etcd-client', etcdClient);
     const saPub = file('sa.pub', saKey.publicKey);
     const saPriv = file('sa.key', saKey.privateKey, true);
     const server = `https://${LOOPBACK}:${port('apiserver')}`;
@@ -517,6 +539,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     const issuer = `https://${LOOPBACK}:${port('moto')}/${options.discoveryBucket}`;
     const motoCredsFile = join(workDir, 'moto-admin-credentials.json');
     const adminTls: TlsMaterial = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
+    const etcdClientMaterial: TlsMaterial = { ca: ca.certPem, cert: etcdClient.certPem, key: etcdClient.keyPem };
 
     const start = async (name: string, command: string, args: string[], env = cleanEnv(), cwd = workDir) => {
       const logFile = join(options.logsDir, `${name}.log`);
@@ -530,7 +553,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         if (stopped || startedAll || startAbort.signal.aborted) return;
         startAbort.abort(
           p.startError(
-            `exited while the environment was starting (code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'})`,
+            `exited during start (code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'}), while the others were starting`,
           ),
         );
       });
@@ -544,15 +567,26 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
 
     // Wave 1: etcd, moto and kube-apiserver together (kube-apiserver retries etcd until it answers).
     const etcdData = join(workDir, 'etcd');
-    const etcdUrl = `http://${LOOPBACK}:${port('etcd')}`;
+    // TLS with client certificates of the environment's CA on both of etcd's ports, as a real
+    // control plane runs it: without one nothing of the cluster's state can be read or written.
+    const etcdUrl = `https://${LOOPBACK}:${port('etcd')}`;
+    const etcdPeerUrl = `https://${LOOPBACK}:${port('etcdPeer')}`;
     const etcd = await start('etcd', bins.etcd, [
       '--name=irsa',
       `--data-dir=${etcdData}`,
       `--listen-client-urls=${etcdUrl}`,
       `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://${LOOPBACK}:${port('etcdPeer')}`,
-      `--initial-advertise-peer-urls=http://${LOOPBACK}:${port('etcdPeer')}`,
-      `--initial-cluster=irsa=http://${LOOPBACK}:${port('etcdPeer')}`,
+      `--cert-file=${loopbackTls.cert}`,
+      `--key-file=${loopbackTls.key}`,
+      '--client-cert-auth',
+      `--trusted-ca-file=${caFile}`,
+      `--listen-peer-urls=${etcdPeerUrl}`,
+      `--initial-advertise-peer-urls=${etcdPeerUrl}`,
+      `--initial-cluster=irsa=${etcdPeerUrl}`,
+      `--peer-cert-file=${loopbackTls.cert}`,
+      `--peer-key-file=${loopbackTls.key}`,
+      '--peer-client-cert-auth',
+      `--peer-trusted-ca-file=${caFile}`,
       '--initial-cluster-state=new',
       // A throwaway store: durability costs start-up and request latency for nothing.
       '--unsafe-no-fsync',
@@ -590,6 +624,9 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       : undefined;
     const apiserver = await start('kube-apiserver', bins.kubeApiserver, [
       `--etcd-servers=${etcdUrl}`,
+      `--etcd-cafile=${caFile}`,
+      `--etcd-certfile=${etcdClientTls.cert}`,
+      `--etcd-keyfile=${etcdClientTls.key}`,
       `--bind-address=${LOOPBACK}`,
       `--advertise-address=${LOOPBACK}`,
       `--secure-port=${port('apiserver')}`,
@@ -664,7 +701,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     }
 
     const etcdReady = etcd
-      .waitReady(async () => (await get(`${etcdUrl}/health`)).body.includes('"health":"true"'), {
+      .waitReady(async () => (await get(`${etcdUrl}/health`, etcdClientMaterial)).body.includes('"health":"true"'), {
         what: 'GET /health',
         timeoutMs,
         signal: startAbort.signal,
@@ -749,6 +786,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         cleanEnv({
           HOME: workDir,
           PATH: [...podPath, cleanEnv().PATH].join(':'),
+          // Its kubelet endpoint serves only clients of the CA (tools/go-overlays/kwok; kwok unsets it).
+          IRSA_KWOK_CLIENT_CA_FILE: caFile,
         }),
       );
     };
@@ -803,7 +842,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       : nodeProc
           .waitReady(
             async () => {
-              if (!(await healthz(port('kwok'))())) return false;
+              if ((await get(`https://${LOOPBACK}:${port('kwok')}/healthz`, adminTls)).status !== 200) return false;
               const node = await core.readNode({ name: NODE_NAME });
               return (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
             },
@@ -846,6 +885,11 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         })
         .then(() => mark('aws-cli-forkserver')),
     ]);
+
+    // Nothing of the environment is reachable by another user of this machine: every listener is
+    // on loopback, kwok's kubelet endpoint turns away clients without a certificate of the CA (a
+    // binary named by IRSA_*_BIN that does otherwise is refused here).
+    await checkClosedToOthers(started, realNode ? undefined : { proc: nodeProc, port: port('kwok'), ca: ca.certPem });
 
     const credentials = moto.enforcesIam
       ? (JSON.parse(readFileSync(motoCredsFile, 'utf8')) as {
@@ -947,6 +991,52 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       },
     );
   }
+}
+
+const LOOPBACK_ADDRESSES = new Set([LOOPBACK, '::1']);
+
+/**
+ * Refuses (StartError) a component listening beyond loopback, and a kwok that serves its kubelet
+ * API (exec: commands as this user) without a client certificate, over TLS or plain HTTP.
+ */
+async function checkClosedToOthers(
+  processes: SupervisedProcess[],
+  kwok: { proc: SupervisedProcess; port: number; ca: string } | undefined,
+): Promise<void> {
+  for (const p of processes) {
+    const open = tcpListeners([p.pid]).find((l) => !LOOPBACK_ADDRESSES.has(l.address));
+    if (open)
+      throw p.startError(
+        `listens on ${open.address}:${open.port}, not on 127.0.0.1 only: other users and hosts could reach it`,
+        'the embedded target binds loopback only; a binary named by an IRSA_*_BIN setting must do so too (tools/build-go-components.sh builds the webhook so)',
+      );
+  }
+  if (!kwok) return;
+  const tls = await new Promise<number | undefined>((resolve) => {
+    const req = httpsRequest(
+      { host: LOOPBACK, port: kwok.port, path: '/healthz', ca: kwok.ca, timeout: 2000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+  const plain = await get(`http://${LOOPBACK}:${kwok.port}/healthz`).then(
+    (r) => r.status,
+    () => undefined,
+  );
+  const served = [
+    tls !== undefined && tls < 400 ? `over TLS without a client certificate (HTTP ${tls})` : '',
+    plain !== undefined && plain < 400 ? `over plain HTTP (HTTP ${plain})` : '',
+  ].filter(Boolean);
+  if (served.length)
+    throw kwok.proc.startError(
+      `serves its kubelet endpoint (exec runs commands as this user) to anyone on this machine: ${served.join(', ')}`,
+      'IRSA_KWOK_BIN must be kwok as tools/build-go-components.sh builds it (client certificates required)',
+    );
 }
 
 /** Objects every component after kube-apiserver needs; idempotent. A real node registers itself. */
