@@ -17,6 +17,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { loadConfiguration, loadSupport, runCucumber } from '@cucumber/cucumber/api';
 import type { Envelope } from '@cucumber/messages';
+import parseTagExpression from '@cucumber/tag-expressions';
 import { formatCapabilityMatrix, measureCapabilities } from '../capabilities.ts';
 import { flushLedger, waitForNamespacesGone } from '../cleanup.ts';
 import { createClients } from '../clients.ts';
@@ -31,6 +32,7 @@ import { ensurePrivateDir, ensureReportsDir, repoRoot, runsRoot } from '../paths
 import { observeClusterIssuer } from '../provision/infrastructure.ts';
 import { registerSecret } from '../redact.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
+import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { describeDeath, recordDeath, type TargetDeath, TargetDiedError } from '../target-death.ts';
 import { startTarget, type TargetHandle } from '../targets/start.ts';
@@ -190,10 +192,28 @@ async function findUndefinedSteps(
   return [...new Set(undefinedSteps)];
 }
 
+/** An invalid --tags expression is bad input that names itself (cucumber fails with a stack trace). */
+export function checkTagOptions(argv: string[]): void {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const expression = a === '--tags' || a === '-t' ? argv[i + 1] : a.startsWith('--tags=') ? a.slice(7) : undefined;
+    if (expression === undefined) continue;
+    try {
+      parseTagExpression(expression);
+    } catch (e) {
+      throw new UsageError(
+        `--tags ${JSON.stringify(expression)} is not a tag expression: ${(e as Error).message.replace(/^Tag expression ".*" could not be parsed because of /, '')}`,
+        "combine tags with and, or, not and parentheses, e.g. --tags '@infrastructure and not @slow'",
+      );
+    }
+  }
+}
+
 export async function runConformance(opts: ConformanceOptions): Promise<ConformanceResult> {
   const env = opts.env ?? process.env;
   const empty = { counts: { passed: 0, failed: 0, skipped: 0, other: 0 }, scenarios: [] };
   // 1. configuration
+  checkTagOptions(opts.argv);
   const resolved = await resolveCucumber(opts.argv, env);
   const profileTarget = (resolved.useConfiguration.worldParameters as { target?: string } | undefined)?.target;
   const config: HarnessConfig = loadConfig(env, {
@@ -201,6 +221,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     ...(opts.overrides ?? {}),
   });
   const setup = loadSetup(config.setupDir);
+  // Every template rendered and checked (syntax, placeholders, IAM policy grammar) before anything starts.
+  checkSetup(setup);
   // Where the run keeps its state (per user, 0700) and its reports must be usable: checked first.
   ensurePrivateDir(runsRoot);
   ensureReportsDir(config.reportsDir);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { ensurePrivateDir, envsRoot } from '../paths.ts';
+import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { embeddedOptionsFor } from '../targets/start.ts';
 import { checkPendingDeletions, describeStuck, readPendingDeletions } from '../targets/warm-deletions.ts';
@@ -55,6 +56,7 @@ export async function runEnv(argv: string[]): Promise<number> {
       }
       const config = loadConfig(process.env, { target: 'embedded' });
       const setup = loadSetup(config.setupDir);
+      checkSetup(setup);
       ensurePrivateDir(envsRoot);
       const started = Date.now();
       const t = await startEmbeddedTarget({

@@ -26,6 +26,7 @@ import { newRunId } from '../names.ts';
 import { readMessages, type ScenarioOutcome, scenarioOutcomes } from '../outcomes.ts';
 import { ensurePrivateDir, envsRoot, repoRoot } from '../paths.ts';
 import { redact } from '../redact.ts';
+import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -124,8 +125,10 @@ export function loadFaultCatalogue(root: string = DEFAULT_CATALOGUE): Fault[] {
       );
     }
     const spec = parseFaultSpec(raw, file);
-    // The setup must load now: a broken fault setup is a catalogue error, not a caught fault.
+    // The setup must load (and its templates render) now: a broken fault setup is a catalogue
+    // error, not a caught fault.
     const setup = loadSetup(dir);
+    checkSetup(setup);
     faults.push({ ...spec, id, dir, webhookFlags: setup.spec.webhook.flags });
   }
   if (faults.length === 0)

@@ -64,7 +64,7 @@
  * open on loopback is what a cluster's own is open to: the webhook answers admission reviews and
  * serves Prometheus metrics without a client certificate (kube-apiserver presents none to it).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPair } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -382,6 +382,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     ...(settings.kubeBinDir ? { IRSA_KUBE_BIN_DIR: settings.kubeBinDir } : {}),
     ...(settings.etcdBinary ? { IRSA_ETCD_BIN: settings.etcdBinary } : {}),
   });
+  checkWebhookFlags(bins.webhook, webhookFlags);
   const moto = resolveMoto();
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.discoveryBucket))
     throw new UsageError(
@@ -991,6 +992,36 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       },
     );
   }
+}
+
+/** The webhook's flags the embedded target sets itself (out of cluster, its TLS, its ports). */
+const HARNESS_WEBHOOK_FLAGS = new Set(['in-cluster', 'kubeconfig', 'tls-cert', 'tls-key', 'port', 'metrics-port']);
+
+/**
+ * The setup's webhook flags, before anything starts: each must be a flag of the webhook binary
+ * (as its --help lists them) and none one the target sets itself. A UsageError names the flag.
+ */
+export function checkWebhookFlags(binary: string, flags: Record<string, string>): void {
+  const names = Object.keys(flags);
+  if (names.length === 0) return;
+  const hint = 'fix webhook.flags in the setup description (setup.yaml)';
+  const own = names.find((f) => HARNESS_WEBHOOK_FLAGS.has(f));
+  if (own)
+    throw new UsageError(
+      `the setup's webhook flag --${own} is one the embedded target sets itself`,
+      `${hint}: remove it`,
+    );
+  const help = spawnSync(binary, ['--help'], { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const known = new Set(
+    [...`${help.stdout ?? ''}${help.stderr ?? ''}`.matchAll(/^\s+(?:-\w, )?--([A-Za-z0-9][\w.-]*)/gm)].map((m) => m[1]),
+  );
+  // A binary that lists no flags cannot tell: its start will.
+  const unknown = known.size ? names.find((f) => !known.has(f)) : undefined;
+  if (unknown)
+    throw new UsageError(
+      `the setup's webhook flag --${unknown} is not a flag of amazon-eks-pod-identity-webhook (${binary} --help does not list it)`,
+      `${hint}; \`${basename(binary)} --help\` lists the flags`,
+    );
 }
 
 const LOOPBACK_ADDRESSES = new Set([LOOPBACK, '::1']);
