@@ -8,7 +8,7 @@
  * Runs are narrowed with --name (cucumber merges explicit feature paths with the configured ones).
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,6 +20,7 @@ import {
   disposeRuns,
   type IrsaRun,
   leftoversOf,
+  reportFiles,
   startIrsa,
   startWarmEnvironment,
   taggedResourcesOf,
@@ -75,6 +76,15 @@ describe('finished runs', {
     assert.ok(run.ledgerEntries().length === 0, 'the run directory (and its ledger) is gone');
     assert.match(run.stderr(), /1 passed, 0 failed/);
     assert.deepEqual(await taggedResourcesOf(warm.descriptor, runId), []);
+    // The reports, complete: published when the suite finished (support/reports.ts).
+    for (const f of ['cucumber.html', 'cucumber.ndjson', 'junit.xml'])
+      assert.ok(statSync(path.join(run.reportsDir, f)).size > 0, `${f} is written`);
+    assert.match(readFileSync(path.join(run.reportsDir, 'junit.xml'), 'utf8'), /<testsuite[^>]*tests="1"/);
+    assert.deepEqual(
+      reportFiles(run.reportsDir).filter((f) => f.endsWith('.partial')),
+      [],
+      'nothing half-written',
+    );
   });
 
   it('a run with a failing check deletes everything it created and exits 1', async () => {

@@ -423,3 +423,11 @@ export function limited(n: number): <T>(task: () => Promise<T>) => Promise<T> {
     }
   };
 }
+
+/** The report files a run wrote into its reports directory (cucumber's formatters). */
+export function reportFiles(reportsDir: string): string[] {
+  if (!existsSync(reportsDir)) return [];
+  return readdirSync(reportsDir).filter((f) =>
+    /^(cucumber\.(html|ndjson)|junit\.xml|@?rerun\.txt)$|\.partial$/.test(f),
+  );
+}

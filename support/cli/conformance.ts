@@ -31,6 +31,7 @@ import { writeOwner } from '../owner.ts';
 import { ensurePrivateDir, ensureReportsDir, repoRoot, runsRoot } from '../paths.ts';
 import { observeClusterIssuer } from '../provision/infrastructure.ts';
 import { registerSecret } from '../redact.ts';
+import { stageReports } from '../reports.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
 import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
@@ -272,6 +273,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   mkdirSync(runDir, { mode: 0o700 });
   // Whose run it is: if this process is killed outright, sweep finds the run is no longer in progress.
   writeOwner(runDir, { kind: 'run', id: runId });
+  // Reports are written in the run directory and published when the suite has finished (support/reports.ts).
+  const reports = stageReports(runConfiguration.formats.files, runDir);
   const ledger = new Ledger(path.join(runDir, 'ledger.jsonl'));
   let target: TargetHandle | undefined;
   /** The target's start while it is in progress: a signal then waits for it instead of racing it. */
@@ -379,9 +382,12 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
         if (report.deleted.length) log.debug(`deleted at the end of the run: ${report.deleted.join(', ')}`);
         for (const f of report.failed)
           log.warn(`could not delete ${f.what}: ${f.error} (remove it with \`npm run sweep -- --run-id ${runId}\`)`);
-        const kept = ledger
-          .outstanding(undefined, true)
-          .filter((e) => !report.failed.some((f) => f.what === describeRef(e.ref)));
+        // What IRSA_KEEP_ON_FAILURE kept, if anything, and if it still exists: an interrupted run's
+        // own target went with everything in it.
+        const kept =
+          interrupted && t.owned
+            ? []
+            : ledger.kept().filter((e) => !report.failed.some((f) => f.what === describeRef(e.ref)));
         if (kept.length)
           log.info(
             `kept for inspection (IRSA_KEEP_ON_FAILURE): ${kept.map((e) => describeRef(e.ref)).join(', ')}; remove with \`npm run sweep -- --run-id ${runId}\``,
@@ -397,12 +403,16 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) {
       // Second signal: leave now, but say what stays behind.
-      const left = ledger.outstanding(undefined, true).map((e) => describeRef(e.ref));
-      process.stderr.write(
-        `\nirsa: forced exit; left behind: ${left.length ? left.join(', ') : 'nothing recorded'}${target?.owned ? ' (and the target processes, stopped by their exit handler)' : ''}\n`,
-      );
-      if (left.length && !target?.owned)
-        process.stderr.write(`hint: remove them with \`npm run sweep -- --run-id ${runId}\`\n`);
+      if (target?.owned) {
+        // Its components are killed by the exit handler (and the kernel); what they held goes with them.
+        process.stderr.write("\nirsa: forced exit; the run's own target is stopped with everything in it\n");
+      } else {
+        const left = ledger.outstanding(undefined, true).map((e) => describeRef(e.ref));
+        process.stderr.write(
+          `\nirsa: forced exit; left behind: ${left.length ? left.join(', ') : 'nothing recorded'}\n`,
+        );
+        if (left.length) process.stderr.write(`hint: remove them with \`npm run sweep -- --run-id ${runId}\`\n`);
+      }
       // The run directory only serves this process; left behind, it would also make sweep pass over the run.
       rmSync(runDir, { recursive: true, force: true });
       process.exit(signal === 'SIGTERM' ? 143 : 130);
@@ -410,7 +420,9 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     interrupted = signal;
     signalled();
     writeFileSync(path.join(runDir, 'INTERRUPTED'), signal);
-    process.stderr.write(`\nirsa: ${signal}: no new steps start; cleaning up (press Ctrl-C again to exit at once)\n`);
+    process.stderr.write(
+      `\nirsa: ${signal}: no new steps start; cleaning up (press Ctrl-C again to exit at once); an interrupted run writes no reports\n`,
+    );
     finishing ??= (async () => {
       // During the target's start: the embedded target stops what it started on the signal and its
       // start then fails; a start that completes anyway is stopped by the teardown. Exiting before
@@ -499,13 +511,15 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
 
     // 4. the suite
     const { success } = await runCucumber(
-      runConfiguration,
+      { ...runConfiguration, formats: { ...runConfiguration.formats, files: reports.files } },
       { cwd: repoRoot, env: childEnv, stdout: process.stdout, stderr: process.stderr },
       (e) => {
         collector.add(e);
         opts.onMessage?.(e);
       },
     );
+    // An interrupted run's reports would describe a run that did not happen as asked: none.
+    if (!interrupted) reports.publish();
     const counts = collector.counts();
     const scenarios = collector.finished;
     process.stderr.write(`\n${formatCapabilityMatrix(config.target, target.descriptor.capabilities)}\n`);

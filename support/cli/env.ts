@@ -63,6 +63,9 @@ export async function runEnv(argv: string[]): Promise<number> {
         ...embeddedOptionsFor(config, setup),
         stateFile: WARM_STATE,
         keepAliveAfterExit: true,
+        // Interrupted while it starts, it stops what it started (and the signal ends this process):
+        // a warm environment exists only once it is up.
+        handleSignals: true,
       });
       const envId = t.descriptor.envId;
       // For whoever reads the state file: the setup the environment was started for.
@@ -86,9 +89,22 @@ export async function runEnv(argv: string[]): Promise<number> {
         process.stdout.write('no warm environment is running\n');
         return 0;
       }
-      await stopEnvironmentFromState(WARM_STATE);
+      // A signal while it stops does not leave half an environment: the stop finishes first.
+      let interrupted: NodeJS.Signals | undefined;
+      const defer = (signal: NodeJS.Signals) => {
+        interrupted ??= signal;
+        process.stderr.write(`env down: ${signal}: finishing the stop first\n`);
+      };
+      process.on('SIGINT', defer);
+      process.on('SIGTERM', defer);
+      try {
+        await stopEnvironmentFromState(WARM_STATE);
+      } finally {
+        process.off('SIGINT', defer);
+        process.off('SIGTERM', defer);
+      }
       process.stdout.write('warm environment stopped; no process, port or temporary directory of it remains\n');
-      return 0;
+      return interrupted ? (interrupted === 'SIGTERM' ? 143 : 130) : 0;
     }
     case 'status': {
       if (!existsSync(WARM_STATE)) {

@@ -795,6 +795,12 @@ export async function runSelfTest(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+  // Interrupted: a table of the runs that finished would read as the catalogue's verdict. None is
+  // given, and no summary written (the run in progress cleaned up as an interrupted run does).
+  if (runner.interrupted) {
+    process.stdout.write('selftest: interrupted; no verdict, no summary written\n');
+    return runner.interrupted === 'SIGTERM' ? 143 : 130;
+  }
   const baselineVerdicts = baselineSlots.filter((v): v is BaselineVerdict => v !== undefined);
   const verdicts = faultSlots.filter((v): v is FaultVerdict => v !== undefined);
 
@@ -813,7 +819,6 @@ export async function runSelfTest(argv: string[]): Promise<number> {
     ...catalogueProblems,
   ];
   const ok =
-    !runner.interrupted &&
     baselineVerdicts.every((b) => b.green) &&
     verdicts.length === faults.length &&
     verdicts.every((v) => v.caught) &&
@@ -836,6 +841,5 @@ export async function runSelfTest(argv: string[]): Promise<number> {
     path.join(dir, 'summary.json'),
     `${JSON.stringify({ ok, wallMs: wall, baselines: baselineVerdicts, faults: verdicts, catalogueProblems }, null, 2)}\n`,
   );
-  if (runner.interrupted) return runner.interrupted === 'SIGTERM' ? 143 : 130;
   return ok ? 0 : 1;
 }

@@ -663,6 +663,23 @@ export async function runSweep(argv: string[], opts: SweepOptions = {}): Promise
   const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   const args = parseArgs(argv);
   const config = loadConfig(opts.env ?? process.env, args.overrides);
+  // Interrupted, it stops at once with 130/143 (exit handlers remove its temporary kubeconfig);
+  // what it had not deleted yet is found by the next sweep.
+  const onSignal = (signal: NodeJS.Signals) => {
+    out(`sweep: ${signal}: stopped; run it again to delete what is left`);
+    process.exit(signal === 'SIGTERM' ? 143 : 130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await sweepAll(config, args, out);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function sweepAll(config: HarnessConfig, args: SweepArgs, out: (line: string) => void): Promise<number> {
   // 1. This machine: what killed runs left (run directories, environments' work directories and
   // processes, stale warm state); a run whose process is gone is not in progress any more.
   const local = await sweepLocal(args.dryRun, out);
