@@ -11,6 +11,7 @@ import { type ProcessIdentity, processCommand, processIdentity, readLogTail } fr
 import type { LoadedSetup } from '../setup/setup.ts';
 import type { TargetDeath } from '../target-death.ts';
 import type { StartedTarget } from './target.ts';
+import { lockWarmEnvironment } from './warm-lock.ts';
 import { readWarmState } from './warm-state.ts';
 
 export interface TargetHandle extends StartedTarget {
@@ -111,6 +112,8 @@ async function attachTarget(config: HarnessConfig, setup: LoadedSetup, onDeath: 
       'start a warm environment for this setup (IRSA_SETUP=... npm run env -- up) or run without IRSA_ATTACH',
     );
   }
+  // One run at a time (support/targets/warm-lock.ts): a second is refused now, exit 2.
+  const release = lockWarmEnvironment(file);
   const processes = state.processes ?? [];
   // Not this process's children: their exits are seen by looking, twice a second.
   const watch = setInterval(() => {
@@ -133,6 +136,9 @@ async function attachTarget(config: HarnessConfig, setup: LoadedSetup, onDeath: 
     descriptor: state.descriptor,
     owned: false,
     components: processes.map((p) => processIdentity(p.pid)),
-    stop: async () => clearInterval(watch),
+    stop: async () => {
+      clearInterval(watch);
+      release();
+    },
   };
 }

@@ -1170,6 +1170,8 @@ export async function stopEnvironmentFromState(stateFile: string): Promise<void>
     rmSync(workDir, { recursive: true, force: true });
   }
   rmSync(stateFile, { force: true });
+  // A run's lock on it (support/targets/warm-lock.ts) goes with it.
+  rmSync(`${stateFile}.lock`, { force: true });
   clearPendingDeletions(stateFile);
 }
 
