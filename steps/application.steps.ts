@@ -11,7 +11,7 @@ import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { OperationTimeout } from '../support/errors.ts';
 import { resourceName } from '../support/names.ts';
 import { issuerHostPath } from '../support/oidc/discovery.ts';
-import { lintFails, lintPermissionPolicy, lintTrustPolicy } from '../support/policy/lint.ts';
+import { lintPermissionPolicy, lintTrustPolicy } from '../support/policy/lint.ts';
 import { simulatePermission } from '../support/policy/simulate.ts';
 import {
   createDeployment,
@@ -28,6 +28,7 @@ import type { ProvisionContext } from '../support/provision/context.ts';
 import { createTaggedBucket } from '../support/provision/infrastructure.ts';
 import { waitUntilWebhookMutates } from '../support/provision/pods.ts';
 import { infrastructure } from './infrastructure.steps.ts';
+import { assertLeastPrivilege } from './lint.steps.ts';
 
 Given(
   'team {string} has an app bucket, a least-privilege policy and a role trusted by its ServiceAccount {string}',
@@ -182,13 +183,7 @@ Then(
     const infra = await infrastructure(this);
     const doc = trustPolicyFor(this.provisionContext(), tenant, infra);
     const findings = lintTrustPolicy(doc, { issuerHostPath: issuerHostPath(infra.issuer) });
-    for (const f of findings)
-      this.attach(`${f.severity} [${f.rule}] statement ${f.statement}: ${f.message}`, 'text/plain');
-    const strict = this.state.config.lintProfile === 'strict' || this.shared.setup.spec.lint.profile === 'strict';
-    assert.ok(
-      !lintFails(findings, strict),
-      `the trust policy of role ${tenant.roleName} is not least privilege: ${findings.map((f) => f.message).join('; ')}`,
-    );
+    assertLeastPrivilege(this, `the trust policy of role ${tenant.roleName}`, findings);
   },
 );
 
@@ -197,13 +192,7 @@ Then(
   async function (this: IrsaWorld, label: string) {
     const tenant = this.tenant(label);
     const findings = lintPermissionPolicy(permissionPolicyFor(this.provisionContext(), tenant), tenant.policyName);
-    for (const f of findings)
-      this.attach(`${f.severity} [${f.rule}] statement ${f.statement}: ${f.message}`, 'text/plain');
-    const strict = this.state.config.lintProfile === 'strict' || this.shared.setup.spec.lint.profile === 'strict';
-    assert.ok(
-      !lintFails(findings, strict),
-      `the permission policy ${tenant.policyName} is not least privilege: ${findings.map((f) => f.message).join('; ')}`,
-    );
+    assertLeastPrivilege(this, `the permission policy ${tenant.policyName}`, findings);
   },
 );
 

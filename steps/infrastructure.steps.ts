@@ -47,7 +47,7 @@ Then('the capability matrix of the target is attached to the report', function (
 });
 
 /** keys.json as published; without a bucket (verify-only, issuer not an S3 URL) the JWKS fetched from jwks_uri. */
-async function publishedKeysJson(world: IrsaWorld, infra: InfrastructureRecord): Promise<{ keys: Jwk[] }> {
+export async function publishedKeysJson(world: IrsaWorld, infra: InfrastructureRecord): Promise<{ keys: Jwk[] }> {
   if (!infra.discoveryBucket) return infra.jwks as { keys: Jwk[] };
   const obj = await world.clients.s3.send(new GetObjectCommand({ Bucket: infra.discoveryBucket, Key: 'keys.json' }));
   return JSON.parse(await (obj.Body as { transformToString(): Promise<string> }).transformToString()) as {

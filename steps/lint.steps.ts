@@ -1,6 +1,7 @@
 /**
  * Steps about the least-privilege lint's two profiles: `strict` (IRSA_LINT_PROFILE=strict or the
- * setup's lint.profile) fails on error findings, `default` reports every finding as a warning.
+ * setup's lint.profile) fails on error and critical findings, `default` fails on critical findings
+ * only (a role any ServiceAccount of the cluster can assume) and reports the rest as warnings.
  * They lint deliberately over-broad policies (fixtures/policies/, rendered for a team as the
  * setup's templates are) and say what each profile makes of them.
  */
@@ -11,7 +12,13 @@ import { Given, Then } from '@cucumber/cucumber';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { issuerHostPath } from '../support/oidc/discovery.ts';
 import { repoRoot } from '../support/paths.ts';
-import { type LintFinding, lintFails, lintPermissionPolicy, lintTrustPolicy } from '../support/policy/lint.ts';
+import {
+  type LintFinding,
+  lintFails,
+  lintPermissionPolicy,
+  lintTrustPolicy,
+  reportedSeverity,
+} from '../support/policy/lint.ts';
 import { tenantNames } from '../support/provision/application.ts';
 import { substitute } from '../support/setup/setup.ts';
 import { infrastructure } from './infrastructure.steps.ts';
@@ -24,9 +31,27 @@ function lintedOf(world: IrsaWorld) {
   return l;
 }
 
-/** How a profile reports a finding: strict keeps the rule's severity, default makes everything a warning. */
+/** How a profile reports a finding: strict keeps the rule's severity, default keeps only critical ones. */
 function reported(f: LintFinding, strict: boolean): string {
-  return `${strict ? f.severity : 'warning'} [${f.rule}] statement ${f.statement}: ${f.message}`;
+  return `${reportedSeverity(f, strict)} [${f.rule}] statement ${f.statement}: ${f.message}`;
+}
+
+/** The run's lint profile is strict (IRSA_LINT_PROFILE=strict, or lint.profile: strict in the setup). */
+export function strictProfile(world: IrsaWorld): boolean {
+  return world.state.config.lintProfile === 'strict' || world.shared.setup.spec.lint.profile === 'strict';
+}
+
+/** Attaches every finding as the run's profile reports it, and fails when the profile fails them. */
+export function assertLeastPrivilege(world: IrsaWorld, what: string, findings: LintFinding[]): void {
+  const strict = strictProfile(world);
+  for (const f of findings) world.attach(reported(f, strict), 'text/plain');
+  assert.ok(
+    !lintFails(findings, strict),
+    `${what} is not least privilege: ${findings
+      .filter((f) => reportedSeverity(f, strict) !== 'warning')
+      .map((f) => f.message)
+      .join('; ')}`,
+  );
 }
 
 Given('team {string} as the setup names it', function (this: IrsaWorld, label: string) {
@@ -65,7 +90,7 @@ Given(
 Then('the least-privilege lint reports {string} as its only error', function (this: IrsaWorld, rule: string) {
   const { name, findings } = lintedOf(this);
   this.attach(findings.map((f) => reported(f, true)).join('\n') || 'no findings', 'text/plain');
-  const errors = findings.filter((f) => f.severity === 'error').map((f) => f.rule);
+  const errors = findings.filter((f) => f.severity !== 'warning').map((f) => f.rule);
   assert.deepEqual(
     [...new Set(errors)],
     [rule],
@@ -78,8 +103,19 @@ Then('under the strict profile the lint fails, naming {string}', function (this:
   assert.equal(lintFails(findings, true), true, `the strict profile lets the ${name} pass`);
   const named = findings.filter((f) => f.rule === rule).map((f) => reported(f, true));
   assert.ok(
-    named.length > 0 && named.every((l) => l.startsWith('error ')),
+    named.length > 0 && named.every((l) => !l.startsWith('warning ')),
     `the strict profile does not report ${rule} as an error for the ${name}`,
+  );
+});
+
+Then('under the default profile the lint fails too, naming {string}', function (this: IrsaWorld, rule: string) {
+  const { name, findings } = lintedOf(this);
+  const lines = findings.filter((f) => f.rule === rule).map((f) => reported(f, false));
+  this.attach(lines.join('\n'), 'text/plain');
+  assert.equal(lintFails(findings, false), true, `the default profile lets the ${name} pass`);
+  assert.ok(
+    lines.length > 0 && lines.every((l) => l.startsWith('critical ')),
+    `the default profile does not report ${rule} as critical for the ${name}`,
   );
 });
 

@@ -11,7 +11,9 @@
  *      ledger this test deletes at the end), verify-only passes, writes nothing to AWS (the account's
  *      buckets, roles and identity providers are the same before and after) and writes the summary;
  *   3. on a setup from the fault catalogue (06: discovery documents not public), verify-only fails
- *      the public-documents check.
+ *      the public-documents check;
+ *   4. on fault 17 (anyone may put objects into the discovery bucket), verify-only finds it by
+ *      evaluating the bucket policy, without trying a write.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -47,6 +49,7 @@ import { binariesMissing } from './binaries.ts';
 const missing = binariesMissing();
 const DEFAULT_SETUP = path.join(REPO_ROOT, 'fixtures/setups/default');
 const FAULT_06 = path.join(REPO_ROOT, 'fixtures/faults/06-discovery-not-public');
+const FAULT_17 = path.join(REPO_ROOT, 'fixtures/faults/17-discovery-bucket-anyone-writes');
 
 describe('live target driven against the embedded target', {
   skip: missing ? `binaries missing: ${missing}` : false,
@@ -237,6 +240,29 @@ describe('live target driven against the embedded target', {
       assert.match(summary, /\*\*Result: PASS\*\*/);
       assert.match(summary, /## Detected dialect/);
       assert.match(summary, /\| writes-allowed \| no \|/);
+    } finally {
+      await existing.teardown();
+    }
+  });
+
+  it('verify-only finds fault 17 (anyone may write the discovery bucket) by evaluating it, without writing', {
+    skip: !existsSync(FAULT_17),
+  }, async () => {
+    const existing = await provisionExisting(FAULT_17);
+    try {
+      const before = await accountInventory();
+      const result = await conformance(['-p', 'live'], runEnv(existing.verifyEnv));
+      assert.equal(result.exitCode, 1);
+      const evaluated = result.scenarios.find((s) =>
+        s.name.startsWith('Nobody but the owner can change the discovery bucket or its documents, by its policy'),
+      );
+      assert.equal(evaluated?.status, 'FAILED');
+      assert.match(evaluated?.message ?? '', /an anonymous caller, .* may PutObject .*\(Sid AnyoneMayPublishKeys\)/);
+      assert.ok(
+        !result.scenarios.some((s) => s.name.endsWith(', tried')),
+        'the scenario that tries changes is not selected in verify-only',
+      );
+      assert.deepEqual(await accountInventory(), before, 'verify-only changed nothing in the account');
     } finally {
       await existing.teardown();
     }

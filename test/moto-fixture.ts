@@ -13,6 +13,7 @@ import { IAMClient } from '@aws-sdk/client-iam';
 import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { anonymousS3Client } from '../support/aws/anonymous.ts';
 import { createCa, issueServingCert } from '../support/tls.ts';
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -136,6 +137,16 @@ export class Launcher {
       endpoint: this.endpoint,
       forcePathStyle: true,
       credentials,
+      requestHandler: this.handler(),
+    });
+  }
+
+  /** An S3 client that sends its requests unsigned, as an anonymous caller does. */
+  s3Anonymous(): S3Client {
+    return anonymousS3Client({
+      region: this.admin.region,
+      endpoint: this.endpoint,
+      forcePathStyle: true,
       requestHandler: this.handler(),
     });
   }

@@ -23,11 +23,21 @@ import {
 } from '@aws-sdk/client-iam';
 import {
   CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteBucketPolicyCommand,
+  DeleteObjectCommand,
+  DeletePublicAccessBlockCommand,
+  GetBucketAclCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListBucketsCommand,
+  PutBucketAclCommand,
+  PutBucketOwnershipControlsCommand,
   PutBucketPolicyCommand,
+  PutObjectAclCommand,
   PutObjectCommand,
+  PutPublicAccessBlockCommand,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { AssumeRoleWithWebIdentityCommand, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { issuerHostPath } from '../support/oidc/discovery.ts';
@@ -247,7 +257,7 @@ test('a role assumed with a web identity may write only where its policy allows'
   assert.equal(identity.Arn, `arn:aws:sts::${admin.accountId}:assumed-role/${roleName}/${roleSession}`);
 });
 
-test('anonymous reads follow the bucket policy; anonymous writes are refused', async () => {
+test('anonymous reads follow the bucket policy; anonymous writes it does not grant are refused', async () => {
   const published = await moto.rawRequest('GET', `/${publicBucket}/${publicKey}`);
   assert.equal(published.status, 200);
   assert.equal(published.body, publicBody);
@@ -270,6 +280,178 @@ test('anonymous reads follow the bucket policy; anonymous writes are refused', a
     'NotFound',
     404,
   );
+});
+
+/** A bucket of its own per test, with the issuer's two documents and a public-read policy for them. */
+async function discoveryLikeBucket(name: string, extraStatements: object[] = []): Promise<string> {
+  const adminS3 = moto.s3(admin);
+  await adminS3.send(
+    new CreateBucketCommand({ Bucket: name, CreateBucketConfiguration: { LocationConstraint: region } }),
+  );
+  for (const Key of [publicKey, 'keys.json'])
+    await adminS3.send(new PutObjectCommand({ Bucket: name, Key, Body: '{}' }));
+  await adminS3.send(
+    new PutBucketPolicyCommand({
+      Bucket: name,
+      Policy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'PublicRead',
+            Effect: 'Allow',
+            Principal: '*',
+            Action: 's3:GetObject',
+            Resource: [`arn:aws:s3:::${name}/${publicKey}`, `arn:aws:s3:::${name}/keys.json`],
+          },
+          ...extraStatements,
+        ],
+      }),
+    }),
+  );
+  return name;
+}
+
+/** Every change to the bucket and its documents that only the owner may make, as SDK calls. */
+function changes(s3: S3Client, Bucket: string) {
+  const acl = { Owner: { ID: 'someone' }, Grants: [] };
+  return {
+    PutObject: () => s3.send(new PutObjectCommand({ Bucket, Key: 'keys.json', Body: '{"keys":[]}' })),
+    DeleteObject: () => s3.send(new DeleteObjectCommand({ Bucket, Key: publicKey })),
+    PutObjectAcl: () => s3.send(new PutObjectAclCommand({ Bucket, Key: 'keys.json', AccessControlPolicy: acl })),
+    PutBucketPolicy: () =>
+      s3.send(
+        new PutBucketPolicyCommand({
+          Bucket,
+          Policy: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Principal: '*', Action: 's3:*', Resource: `arn:aws:s3:::${Bucket}/*` }],
+          }),
+        }),
+      ),
+    DeleteBucketPolicy: () => s3.send(new DeleteBucketPolicyCommand({ Bucket })),
+    PutBucketAcl: () => s3.send(new PutBucketAclCommand({ Bucket, AccessControlPolicy: acl })),
+    PutPublicAccessBlock: () =>
+      s3.send(
+        new PutPublicAccessBlockCommand({
+          Bucket,
+          PublicAccessBlockConfiguration: {
+            BlockPublicAcls: false,
+            IgnorePublicAcls: false,
+            BlockPublicPolicy: false,
+            RestrictPublicBuckets: false,
+          },
+        }),
+      ),
+    DeletePublicAccessBlock: () => s3.send(new DeletePublicAccessBlockCommand({ Bucket })),
+    DeleteBucket: () => s3.send(new DeleteBucketCommand({ Bucket })),
+  };
+}
+
+test('an anonymous caller and an IAM user without policies may change nothing of a public-read bucket', async () => {
+  const bucket = await discoveryLikeBucket('irsa-launcher-owner-only');
+  for (const [who, s3] of [
+    ['anonymous', moto.s3Anonymous()],
+    ['user without policies', moto.s3(plainUser)],
+  ] as const) {
+    for (const [name, attempt] of Object.entries(changes(s3, bucket))) {
+      await assert.rejects(attempt(), (e: { name?: string; $metadata?: { httpStatusCode?: number } }) => {
+        assert.equal(`${e.name} ${e.$metadata?.httpStatusCode}`, 'AccessDenied 403', `${who} ${name}`);
+        return true;
+      });
+    }
+  }
+  assert.equal((await moto.rawRequest('GET', `/${bucket}/keys.json`)).body, '{}', 'keys.json is unchanged');
+  assert.equal((await moto.rawRequest('GET', '/')).status, 403, 'anonymous ListBuckets stays refused');
+  assert.equal((await moto.rawRequest('PUT', '/irsa-launcher-anonymous-create')).status, 403, 'and CreateBucket');
+});
+
+test('a bucket policy granting everyone writes lets anonymous callers and IAM users without policies write, as on AWS', async () => {
+  const bucket = await discoveryLikeBucket('irsa-launcher-anyone-writes', [
+    {
+      Sid: 'AnyoneWrites',
+      Effect: 'Allow',
+      Principal: '*',
+      Action: ['s3:PutObject', 's3:DeleteObject'],
+      Resource: `arn:aws:s3:::${'irsa-launcher-anyone-writes'}/*`,
+    },
+    {
+      Sid: 'AnyonePutsPolicies',
+      Effect: 'Allow',
+      Principal: { AWS: '*' },
+      Action: 's3:PutBucketPolicy',
+      Resource: `arn:aws:s3:::${'irsa-launcher-anyone-writes'}`,
+    },
+  ]);
+  const anonymous = changes(moto.s3Anonymous(), bucket);
+  await anonymous.PutObject();
+  assert.equal(
+    (await moto.rawRequest('GET', `/${bucket}/keys.json`)).body,
+    '{"keys":[]}',
+    'the anonymous write landed',
+  );
+  await anonymous.DeleteObject();
+  await assertAwsError(moto.s3(admin).send(new HeadObjectCommand({ Bucket: bucket, Key: publicKey })), 'NotFound', 404);
+  const user = changes(moto.s3(plainUser), bucket);
+  await user.PutObject();
+  await assertAwsError(user.PutBucketAcl(), 'AccessDenied', 403); // not granted by the policy
+  await anonymous.PutBucketPolicy(); // granted to {"AWS": "*"}: anonymous callers too
+  // A Deny for everyone wins over the user's grant; and Block Public Access can restrict a public policy.
+  const adminS3 = moto.s3(admin);
+  await adminS3.send(
+    new PutBucketPolicyCommand({
+      Bucket: bucket,
+      Policy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Principal: '*', Action: 's3:PutObject', Resource: `arn:aws:s3:::${bucket}/*` },
+          { Effect: 'Deny', Principal: '*', Action: 's3:PutObject', Resource: `arn:aws:s3:::${bucket}/keys.json` },
+        ],
+      }),
+    }),
+  );
+  await assertAwsError(anonymous.PutObject(), 'AccessDenied', 403);
+  await assertAwsError(user.PutObject(), 'AccessDenied', 403);
+  await moto.s3Anonymous().send(new PutObjectCommand({ Bucket: bucket, Key: 'other.json', Body: '{}' }));
+  await adminS3.send(
+    new PutPublicAccessBlockCommand({
+      Bucket: bucket,
+      PublicAccessBlockConfiguration: { RestrictPublicBuckets: true },
+    }),
+  );
+  await assertAwsError(
+    moto.s3Anonymous().send(new PutObjectCommand({ Bucket: bucket, Key: 'other.json', Body: '{}' })),
+    'AccessDenied',
+    403,
+  );
+});
+
+test('ACL grants to AllUsers count for anonymous callers unless public ACLs are ignored or ACLs are disabled', async () => {
+  const bucket = await discoveryLikeBucket('irsa-launcher-public-acl');
+  const adminS3 = moto.s3(admin);
+  await adminS3.send(new PutBucketAclCommand({ Bucket: bucket, ACL: 'public-read-write' }));
+  await adminS3.send(new PutObjectAclCommand({ Bucket: bucket, Key: 'keys.json', ACL: 'public-read' }));
+  const anonymous = moto.s3Anonymous();
+  const grants = (await adminS3.send(new GetBucketAclCommand({ Bucket: bucket }))).Grants ?? [];
+  assert.ok(grants.some((g) => g.Grantee?.URI?.endsWith('/AllUsers') && g.Permission === 'WRITE'));
+  await anonymous.send(new PutObjectCommand({ Bucket: bucket, Key: 'keys.json', Body: '{"acl":1}' }));
+  await anonymous.send(new DeleteObjectCommand({ Bucket: bucket, Key: publicKey }));
+  // The bucket's WRITE is no WRITE_ACP: neither on the bucket nor on the object.
+  await assertAwsError(changes(anonymous, bucket).PutBucketAcl(), 'AccessDenied', 403);
+  await assertAwsError(changes(anonymous, bucket).PutObjectAcl(), 'AccessDenied', 403);
+  await adminS3.send(
+    new PutPublicAccessBlockCommand({ Bucket: bucket, PublicAccessBlockConfiguration: { IgnorePublicAcls: true } }),
+  );
+  await assertAwsError(changes(anonymous, bucket).PutObject(), 'AccessDenied', 403);
+  await adminS3.send(new DeletePublicAccessBlockCommand({ Bucket: bucket }));
+  await anonymous.send(new PutObjectCommand({ Bucket: bucket, Key: 'keys.json', Body: '{"acl":2}' }));
+  await adminS3.send(
+    new PutBucketOwnershipControlsCommand({
+      Bucket: bucket,
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+    }),
+  );
+  await assertAwsError(changes(anonymous, bucket).PutObject(), 'AccessDenied', 403);
+  assert.equal((await moto.rawRequest('GET', `/${bucket}/keys.json`)).body, '{"acl":2}');
 });
 
 test("moto's unauthenticated management API is closed", async () => {

@@ -15,7 +15,9 @@ import {
 } from '../support/oidc/discovery.ts';
 import {
   buildJwks,
+  foreignKeys,
   jwkForKey,
+  jwkThumbprint,
   keysFromJwks,
   keysFromOpenShiftConfigMap,
   kidForKey,
@@ -348,5 +350,39 @@ describe('token decoding', () => {
     assert.throws(() => decodeTokenClaims('a.b!.c'), TokenFormatError);
     const notJson = `${Buffer.from('{}').toString('base64url')}.${Buffer.from('nope').toString('base64url')}.sig`;
     assert.throws(() => decodeTokenClaims(notJson), /payload is not JSON/);
+  });
+});
+
+describe('jwkThumbprint and foreignKeys', () => {
+  const cluster = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+
+  it('computes the RFC 7638 thumbprint (the RFC 7638 §3.1 example key)', () => {
+    const n =
+      '0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw';
+    const key = createPublicKey({ key: { kty: 'RSA', n, e: 'AQAB' }, format: 'jwk' });
+    assert.equal(jwkThumbprint(key), 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs');
+  });
+
+  it("finds the entries that are none of the cluster's keys, by key material", () => {
+    const jwks = {
+      keys: [
+        jwkForKey(cluster),
+        { ...jwkForKey(cluster), kid: '' }, // the article's copy under kid "": the same key
+        { ...jwkForKey(other), kid: kidForKey(cluster) }, // another key under the cluster's kid
+        jwkForKey(other, 'extra'),
+        { kty: 'RSA', kid: 'broken', n: 'AQAB' },
+      ],
+    };
+    const found = foreignKeys(jwks, [cluster]);
+    assert.deepEqual(
+      found.map((f) => [f.index, f.kid, f.thumbprint === undefined ? f.problem?.split(':')[0] : f.thumbprint]),
+      [
+        [2, kidForKey(cluster), jwkThumbprint(other)],
+        [3, 'extra', jwkThumbprint(other)],
+        [4, 'broken', 'not a usable public key'],
+      ],
+    );
+    assert.deepEqual(foreignKeys(buildJwks([cluster], { duplicateWithEmptyKid: true }), [cluster]), []);
   });
 });

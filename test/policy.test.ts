@@ -56,7 +56,7 @@ describe('lintTrustPolicy', () => {
 
   it('reports a trust policy without a sub condition: any service account', () => {
     const f = lintTrustPolicy(trustPolicy({ StringEquals: { [`${HOST}:aud`]: AUD } }), { issuerHostPath: HOST });
-    assert.deepEqual(rules(f), ['trust-any-service-account:error']);
+    assert.deepEqual(rules(f), ['trust-any-service-account:critical']);
     assert.equal(f[0]?.statement, 'IRSA');
     assert.match(f[0]?.message ?? '', /^statement 0 \(Sid IRSA\): no 127\.0\.0\.1:8443\/oidc-bucket:sub condition/);
   });
@@ -69,7 +69,7 @@ describe('lintTrustPolicy', () => {
       }),
       { issuerHostPath: HOST },
     );
-    assert.deepEqual(rules(any), ['trust-any-service-account:error']);
+    assert.deepEqual(rules(any), ['trust-any-service-account:critical']);
     assert.match(any[0]?.message ?? '', /any namespace/);
     const ns = lintTrustPolicy(
       trustPolicy({
@@ -78,7 +78,7 @@ describe('lintTrustPolicy', () => {
       }),
       { issuerHostPath: HOST },
     );
-    assert.deepEqual(rules(ns), ['trust-any-service-account:error']);
+    assert.deepEqual(rules(ns), ['trust-namespace-service-accounts:error']);
     assert.match(ns[0]?.message ?? '', /every service account of namespace app/);
     const prefix = lintTrustPolicy(
       trustPolicy({
@@ -95,7 +95,7 @@ describe('lintTrustPolicy', () => {
       trustPolicy({ StringNotEquals: { [`${HOST}:sub`]: SA }, StringEquals: { [`${HOST}:aud`]: AUD } }),
       { issuerHostPath: HOST },
     );
-    assert.deepEqual(rules(f), ['trust-any-service-account:error']);
+    assert.deepEqual(rules(f), ['trust-any-service-account:critical']);
   });
 
   it('warns when there is no aud condition', () => {
@@ -125,7 +125,19 @@ describe('lintTrustPolicy', () => {
       trustPolicy({ StringEquals: { 'oidc.eks.example/id/X:sub': SA, [`${HOST}:aud`]: AUD } }),
       { issuerHostPath: HOST },
     );
-    assert.deepEqual(rules(foreign), ['trust-condition-other-issuer:error', 'trust-any-service-account:error']);
+    // Another issuer's :sub is absent from this cluster's tokens: the statement admits none of them.
+    assert.deepEqual(rules(foreign), ['trust-condition-other-issuer:error']);
+    const foreignIfExists = lintTrustPolicy(
+      trustPolicy({
+        StringEqualsIfExists: { 'oidc.eks.example/id/X:sub': SA },
+        StringEquals: { [`${HOST}:aud`]: AUD },
+      }),
+      { issuerHostPath: HOST },
+    );
+    assert.deepEqual(rules(foreignIfExists), [
+      'trust-condition-other-issuer:error',
+      'trust-any-service-account:critical',
+    ]);
   });
 
   it('warns about a wildcard StringEquals never matches and a sub that is no service account', () => {
@@ -247,10 +259,13 @@ describe('lintPermissionPolicy', () => {
 describe('lintFails', () => {
   const error: LintFinding = { rule: 'permission-wildcard-action', severity: 'error', statement: 0, message: 'm' };
   const warning: LintFinding = { rule: 'trust-no-audience-condition', severity: 'warning', statement: 0, message: 'm' };
-  it('fails on errors only in strict mode', () => {
+  const critical: LintFinding = { rule: 'trust-any-service-account', severity: 'critical', statement: 0, message: 'm' };
+  it('fails on errors only in strict mode, on critical findings in every mode', () => {
     assert.equal(lintFails([error], true), true);
     assert.equal(lintFails([warning], true), false);
     assert.equal(lintFails([error, warning], false), false);
+    assert.equal(lintFails([critical], false), true);
+    assert.equal(lintFails([critical, warning], true), true);
   });
 });
 

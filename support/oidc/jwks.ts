@@ -284,3 +284,53 @@ export function namedKeysFromOpenShiftConfigMap(data: Record<string, string>): {
   }
   return names.map((name) => ({ name, key: publicKeyFromPem(data[name] ?? '', name) }));
 }
+
+/**
+ * The RFC 7638 JWK thumbprint (SHA-256, base64url): a key's fingerprint independent of its `kid`
+ * and of the fields around it, the same for a JWK and for the key it was made from.
+ */
+export function jwkThumbprint(key: KeyObject): string {
+  const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
+  // The required members of the key type, in lexicographic order, no whitespace (RFC 7638 §3.2).
+  const members =
+    jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y };
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
+}
+
+/** An entry of a published JWKS that is not one of the keys it should hold. */
+export interface ForeignKey {
+  /** Position in the JWKS's "keys" array. */
+  index: number;
+  kid: string;
+  /** RFC 7638 thumbprint; undefined when the entry is not a usable public key. */
+  thumbprint?: string;
+  /** Why the entry is there at all when it is not a key: "not a usable public key: …", "a private key". */
+  problem?: string;
+}
+
+/**
+ * The entries of `jwks` (e.g. a published keys.json) whose key is none of `keys` (the cluster's):
+ * compared by key material, so a copy of a cluster key under another kid (the article's kid "")
+ * is not foreign, and a foreign key under the cluster's kid is.
+ */
+export function foreignKeys(jwks: unknown, keys: KeyObject[]): ForeignKey[] {
+  const own = new Set(keys.map((k) => kidForKey(k)));
+  const entries = isRecord(jwks) && Array.isArray(jwks.keys) ? (jwks.keys as unknown[]) : [];
+  const out: ForeignKey[] = [];
+  entries.forEach((entry, index) => {
+    const kid = isRecord(entry) && typeof entry.kid === 'string' ? entry.kid : '';
+    if (isRecord(entry) && 'd' in entry) {
+      out.push({ index, kid, problem: 'a private key (field "d"): anyone who reads keys.json can sign tokens' });
+      return;
+    }
+    let key: KeyObject;
+    try {
+      key = createPublicKey({ key: entry as JsonWebKey, format: 'jwk' });
+    } catch (e) {
+      out.push({ index, kid, problem: `not a usable public key: ${describeError(e)}` });
+      return;
+    }
+    if (!own.has(kidForKey(key))) out.push({ index, kid, thumbprint: jwkThumbprint(key) });
+  });
+  return out;
+}

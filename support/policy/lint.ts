@@ -2,9 +2,10 @@
  * Least-privilege lint for IRSA's two policies: the role's trust policy (who may assume it with a
  * web-identity token) and its permissions policy (what the pod may do in S3).
  *
- * Findings carry a severity; the caller decides what fails (strict profile: errors fail; default:
- * every finding is reported as a warning), see lintFails. Only Allow statements can over-grant, so
- * Deny statements are not linted.
+ * Findings carry a severity, and the profile decides what fails (lintFails): `critical` fails every
+ * profile (a role that any ServiceAccount of the cluster can assume: whoever can create a pod anywhere
+ * holds the role), `error` fails the strict profile, `warning` is reported only. Only Allow
+ * statements can over-grant, so Deny statements are not linted.
  */
 import { issuerHostPath as hostPathOf } from '../oidc/discovery.ts';
 import {
@@ -23,6 +24,7 @@ export type LintRule =
   | 'trust-principal-not-oidc-provider'
   | 'trust-principal-other-issuer'
   | 'trust-any-service-account'
+  | 'trust-namespace-service-accounts'
   | 'trust-broad-service-account'
   | 'trust-condition-other-issuer'
   | 'trust-sub-not-service-account'
@@ -38,9 +40,11 @@ export type LintRule =
   | 'permission-wildcard-bucket'
   | 'permission-not-resource';
 
+export type LintSeverity = 'critical' | 'error' | 'warning';
+
 export interface LintFinding {
   rule: LintRule;
-  severity: 'error' | 'warning';
+  severity: LintSeverity;
   /** The statement's Sid when it has one, else its 0-based index. */
   statement: number | string;
   message: string;
@@ -50,7 +54,7 @@ const WEB_IDENTITY = 'sts:AssumeRoleWithWebIdentity';
 const SA_SUBJECT = /^system:serviceaccount:([^:]+):([^:]+)$/;
 const NEGATED = /Not/;
 
-function finding(rule: LintRule, severity: LintFinding['severity'], s: IndexedStatement, message: string): LintFinding {
+function finding(rule: LintRule, severity: LintSeverity, s: IndexedStatement, message: string): LintFinding {
   return { rule, severity, statement: s.sid ?? s.index, message: `${statementLabel(s)}: ${message}` };
 }
 
@@ -96,7 +100,7 @@ function lintSubCondition(s: IndexedStatement, c: ConditionEntry, out: LintFindi
         out.push(
           finding(
             'trust-any-service-account',
-            'error',
+            'critical',
             s,
             `${c.key} ${c.operator} ${value} admits service accounts of any namespace of the cluster`,
           ),
@@ -104,7 +108,7 @@ function lintSubCondition(s: IndexedStatement, c: ConditionEntry, out: LintFindi
       } else if (name === '*') {
         out.push(
           finding(
-            'trust-any-service-account',
+            'trust-namespace-service-accounts',
             'error',
             s,
             `${c.key} ${c.operator} ${value} admits every service account of namespace ${namespace}`,
@@ -212,11 +216,22 @@ export function lintTrustPolicy(doc: unknown, opts: { issuerHostPath: string }):
 
     const subs = ours('sub');
     const restricting = subs.filter((c) => !NEGATED.test(c.baseOperator));
-    if (restricting.length === 0) {
+    // A required :sub of another issuer (no ...IfExists) is absent from this cluster's tokens, so the
+    // statement admits none of them: trust-condition-other-issuer says so, this is no open door.
+    const admitsNone = conditions.some((c) => {
+      const k = claimOf(c.key);
+      return (
+        k?.claim === 'sub' &&
+        k.prefix.toLowerCase() !== host.toLowerCase() &&
+        !NEGATED.test(c.baseOperator) &&
+        !c.operator.endsWith('IfExists')
+      );
+    });
+    if (restricting.length === 0 && !admitsNone) {
       out.push(
         finding(
           'trust-any-service-account',
-          'error',
+          'critical',
           s,
           subs.length === 0
             ? `no ${host}:sub condition: every service account of the cluster can assume the role`
@@ -356,7 +371,12 @@ export function lintPermissionPolicy(doc: unknown, policyName = 'permissions pol
   return out;
 }
 
-/** Whether the findings fail a check: in the strict profile errors fail; otherwise everything is a warning. */
+/** Whether the findings fail a check: critical findings in every profile, errors in the strict one. */
 export function lintFails(findings: LintFinding[], strict: boolean): boolean {
-  return strict && findings.some((f) => f.severity === 'error');
+  return findings.some((f) => f.severity === 'critical' || (strict && f.severity === 'error'));
+}
+
+/** The severity a profile reports a finding with: strict keeps it; default keeps critical, the rest warn. */
+export function reportedSeverity(f: LintFinding, strict: boolean): LintSeverity {
+  return strict || f.severity === 'critical' ? f.severity : 'warning';
 }

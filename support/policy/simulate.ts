@@ -3,6 +3,8 @@
  * policy, the statement and the condition that decided:
  * - simulateTrust: may a token with these claims assume the role (sts:AssumeRoleWithWebIdentity)?
  * - simulatePermission: may the role's session perform this S3 action on this resource?
+ * - simulateBucketPolicy: may a caller other than the owner (anonymous, or a principal with its own
+ *   policies) change a bucket or its objects, as the bucket policy decides?
  *
  * Evaluation is done by @cloud-copilot/iam-simulate. It has no model of a web-identity request
  * from a custom OIDC provider: its request validation keeps only the condition keys iam-data lists
@@ -16,6 +18,7 @@
  * issuer stay as written and are therefore missing from the request, as they would be at STS.
  */
 import {
+  anonymousPrincipal,
   type EvaluationResult,
   type RequestAnalysis,
   runSimulation,
@@ -316,4 +319,104 @@ export async function simulatePermission(input: PermissionSimulationInput): Prom
     if (nearMisses.length > 0) explanation += `: ${nearMisses.join('; ')}`;
   }
   return { decision, explanation, allowingStatements, denyingStatements };
+}
+
+/** Who asks, in a simulation of a bucket policy: nobody signed, or a principal with its own policies. */
+export type BucketCaller =
+  | { anonymous: true }
+  | { anonymous?: false; arn: string; identityPolicies: { name: string; document: unknown }[] };
+
+export interface BucketPolicySimulationInput {
+  /** The bucket policy as S3 has it; undefined when the bucket has none. */
+  bucketPolicy: unknown;
+  caller: BucketCaller;
+  action: string;
+  /** The bucket's or an object's ARN. */
+  resource: string;
+  /** The account that owns the bucket (S3 ARNs carry none). */
+  bucketAccountId: string;
+  /** Block Public Access's RestrictPublicBuckets as it applies to the bucket. */
+  restrictPublicBuckets: boolean;
+}
+
+export interface BucketPolicySimulation {
+  decision: Decision;
+  /** `statement <i> (Sid …)` of every bucket policy statement that allowed the request. */
+  allowingStatements: string[];
+  /** The conditions, as written in the policy, under which it is allowed; undefined when it always is. */
+  conditions?: string;
+  /** "s3-bpa" when the policy allows it but Block Public Access stops it. */
+  blockedBy: string[];
+}
+
+/** Condition keys whose presence and value follow from who the caller is, not from what it sends. */
+const CALLER_KEYS = [
+  { keyName: '/^aws:principal/', presenceIsKnown: true, valueIsKnown: true },
+  { keyName: 'aws:userid', presenceIsKnown: true, valueIsKnown: true },
+  { keyName: 'aws:username', presenceIsKnown: true, valueIsKnown: true },
+] as const;
+
+function conditionText(c: NonNullable<RequestAnalysis['conditions']>): string | undefined {
+  switch (c.conditionType) {
+    case 'always':
+      return undefined;
+    case 'never':
+      return 'never';
+    case 'condition':
+      return `${c.inverted ? 'not ' : ''}${c.key} ${c.op} ${c.values.join(' or ')}`;
+    case 'sessionName':
+      return `the session name is ${c.sessionName.join(' or ')}`;
+    case 'group': {
+      const parts = c.conditions.map(conditionText).filter((p): p is string => p !== undefined);
+      return parts.length > 1 ? `(${parts.join(` ${c.operator} `)})` : parts[0];
+    }
+  }
+}
+
+/**
+ * Whether a caller other than the bucket's owner may perform `action` on `resource`, as the bucket
+ * policy (and, for a principal, its own identity policies) decide. Discovery mode: a condition on
+ * what the caller sends (aws:SecureTransport, aws:SourceIp, …) counts as one it can meet and is
+ * reported with the answer; conditions on who the caller is (aws:PrincipalArn, aws:PrincipalAccount,
+ * …) are decided by the caller's identity, which an anonymous caller does not have.
+ */
+export async function simulateBucketPolicy(input: BucketPolicySimulationInput): Promise<BucketPolicySimulation> {
+  if (input.bucketPolicy !== undefined) statementsOf(input.bucketPolicy, 'bucket policy');
+  const caller = input.caller;
+  const principal = caller.anonymous ? anonymousPrincipal : caller.arn;
+  const simulation: Simulation = {
+    request: {
+      principal,
+      action: input.action,
+      resource: { resource: input.resource, accountId: input.bucketAccountId },
+      contextVariables: caller.anonymous
+        ? {}
+        : { 'aws:PrincipalArn': caller.arn, 'aws:PrincipalAccount': accountIdFromArn(caller.arn) },
+    },
+    identityPolicies: caller.anonymous
+      ? []
+      : caller.identityPolicies.map((p) => ({ name: p.name, policy: p.document })),
+    serviceControlPolicies: [],
+    resourceControlPolicies: [],
+    ...(input.bucketPolicy === undefined ? {} : { resourcePolicy: input.bucketPolicy }),
+    additionalSettings: { s3: { blockPublicAccess: input.restrictPublicBuckets } },
+  };
+  const result = await runSimulation(simulation, {
+    simulationMode: 'Discovery',
+    discoveryContextKeyConstraints: [...CALLER_KEYS],
+  });
+  if (result.resultType === 'error') {
+    throw new PolicySimulationError(
+      `${input.action} on ${input.resource} cannot be evaluated for the bucket policy: ${validationMessage(result)}`,
+    );
+  }
+  const analysis = result.resultType === 'single' ? result.result.analysis : result.results[0]?.analysis;
+  const allowingStatements = (analysis?.resourceAnalysis?.allowStatements ?? []).map((s) => labelOf(s));
+  const conditions = analysis?.conditions ? conditionText(analysis.conditions) : undefined;
+  return {
+    decision: result.overallResult,
+    allowingStatements,
+    ...(conditions ? { conditions } : {}),
+    blockedBy: [...(analysis?.blockedBy ?? [])],
+  };
 }

@@ -9,6 +9,8 @@ import {
   type BucketLocationConstraint,
   CreateBucketCommand,
   HeadBucketCommand,
+  PutBucketAclCommand,
+  PutBucketOwnershipControlsCommand,
   PutBucketPolicyCommand,
   PutBucketTaggingCommand,
   PutObjectCommand,
@@ -79,9 +81,12 @@ export async function observeClusterIssuer(c: Clients, timeoutSeconds: number): 
 
 export function publishedJwks(ctx: ProvisionContext, clusterKeys: ClusterSigningKeys): Jwks {
   let keys = clusterKeys.keys.map((k) => k.key);
-  if (ctx.setup.spec.discovery.keys === 'unrelated') {
-    // A key the cluster never signs with: tokens' kids will not be found in keys.json.
-    keys = [generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey];
+  const which = ctx.setup.spec.discovery.keys;
+  if (which !== 'cluster') {
+    // A key the cluster never signs with: instead of its keys (tokens' kids will not be found in
+    // keys.json), or beside them (whoever holds its private key can sign tokens STS accepts).
+    const unrelated = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+    keys = which === 'unrelated' ? [unrelated] : [...keys, unrelated];
   }
   return buildJwks(keys, { duplicateWithEmptyKid: ctx.setup.spec.discovery.duplicateKeyWithEmptyKid });
 }
@@ -184,20 +189,35 @@ export async function publishDiscovery(
     );
   await put('.well-known/openid-configuration', document);
   await put('keys.json', jwks);
-  const policyFile = ctx.setup.spec.discovery.bucketPolicy;
-  if (!isNone(policyFile)) {
-    // New buckets block public policies; allow a policy (never ACLs), as the article needs public read.
+  const spec = ctx.setup.spec.discovery;
+  const policyFile = spec.bucketPolicy;
+  if (spec.objectOwnership !== 'BucketOwnerEnforced') {
+    // AWS's default for new buckets disables ACLs; another setting makes them count again.
+    await c.s3.send(
+      new PutBucketOwnershipControlsCommand({
+        Bucket: bucket,
+        OwnershipControls: { Rules: [{ ObjectOwnership: spec.objectOwnership }] },
+      }),
+    );
+  }
+  if (!isNone(policyFile) || spec.bucketAcl !== 'private') {
+    // New buckets block public policies and ACLs; the default setup allows a policy (never ACLs),
+    // as the article needs public read.
+    const b = spec.publicAccessBlock;
     await c.s3.send(
       new PutPublicAccessBlockCommand({
         Bucket: bucket,
         PublicAccessBlockConfiguration: {
-          BlockPublicAcls: true,
-          IgnorePublicAcls: true,
-          BlockPublicPolicy: false,
-          RestrictPublicBuckets: false,
+          BlockPublicAcls: b.blockPublicAcls,
+          IgnorePublicAcls: b.ignorePublicAcls,
+          BlockPublicPolicy: b.blockPublicPolicy,
+          RestrictPublicBuckets: b.restrictPublicBuckets,
         },
       }),
     );
+  }
+  if (spec.bucketAcl !== 'private') await c.s3.send(new PutBucketAclCommand({ Bucket: bucket, ACL: spec.bucketAcl }));
+  if (!isNone(policyFile)) {
     const policy = renderJson(ctx.setup, policyFile, { bucket });
     await c.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(policy) }));
   }

@@ -16,9 +16,27 @@ const setupSchema = z
     discovery: z
       .object({
         document: z.string(),
-        keys: z.union([z.literal('cluster'), z.literal('unrelated')]),
+        keys: z.enum(['cluster', 'unrelated', 'cluster-and-unrelated']),
         duplicateKeyWithEmptyKid: z.boolean().default(true),
         bucketPolicy: z.string(),
+        publicAccessBlock: z
+          .object({
+            blockPublicAcls: z.boolean().default(true),
+            ignorePublicAcls: z.boolean().default(true),
+            blockPublicPolicy: z.boolean().default(false),
+            restrictPublicBuckets: z.boolean().default(false),
+          })
+          .strict()
+          .default({
+            blockPublicAcls: true,
+            ignorePublicAcls: true,
+            blockPublicPolicy: false,
+            restrictPublicBuckets: false,
+          }),
+        objectOwnership: z
+          .enum(['BucketOwnerEnforced', 'BucketOwnerPreferred', 'ObjectWriter'])
+          .default('BucketOwnerEnforced'),
+        bucketAcl: z.enum(['private', 'public-read', 'public-read-write', 'authenticated-read']).default('private'),
       })
       .strict(),
     identityProvider: z.object({ url: z.string(), clientIds: z.array(z.string()) }).strict(),
