@@ -299,18 +299,24 @@ export async function leftoversOf(run: IrsaRun, graceMs = 3000): Promise<Leftove
     await new Promise((resolve) => setTimeout(resolve, 50));
     processes = livingProcesses(run);
   }
-  const ports: number[] = [];
-  const holders = tcpListeners(allPids());
-  for (const port of run.ports) {
-    if (!(await portListening(port))) continue;
-    // A port the run freed may be taken at once by any other process on a busy machine: only a
-    // holder that is one of the run's processes (or uses its directory) counts.
-    const held = holders.filter((l) => l.port === port);
-    const ours = held.filter((l) => {
-      const p = run.seen.get(l.pid);
-      return (p && readProc(l.pid)?.start === p.start) || processesUsing(run.tmp).some((x) => x.pid === l.pid);
-    });
-    if (held.length === 0 || ours.length > 0) ports.push(port);
+  // A port the run freed may be taken at once by any other process on a busy machine (every
+  // harness probes free ports by listening on them for a moment): a port counts when one of the
+  // run's processes (or one using its directory) holds it, or when something unknown still
+  // listens there after a few looks.
+  let ports: number[] = [...run.ports];
+  for (let look = 0; look < 5 && ports.length > 0; look++) {
+    if (look > 0) await new Promise((resolve) => setTimeout(resolve, 200));
+    const still: number[] = [];
+    for (const port of ports) {
+      if (!(await portListening(port))) continue;
+      const held = tcpListeners(allPids()).filter((l) => l.port === port);
+      const ours = held.some((l) => {
+        const p = run.seen.get(l.pid);
+        return (p && readProc(l.pid)?.start === p.start) || processesUsing(run.tmp).some((x) => x.pid === l.pid);
+      });
+      if (ours || held.length === 0) still.push(port);
+    }
+    ports = still;
   }
   const tempDirs: string[] = [];
   const runs = runsRootIn(run.tmp);
