@@ -427,6 +427,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       rmSync(workDir, { recursive: true, force: true });
       if (options.stateFile) {
         rmSync(options.stateFile, { force: true });
+        // A run's lock on it (support/targets/warm-lock.ts) goes with it.
+        rmSync(`${options.stateFile}.lock`, { force: true });
         // Namespace deletions handed over by runs (support/targets/warm-deletions.ts) went with the cluster.
         clearPendingDeletions(options.stateFile);
       }
