@@ -1,6 +1,17 @@
 // Cucumber profiles: `embedded` (default), `docker`, `live`. A profile only names the target;
-// the target's settings come from IRSA_* environment variables or the IRSA_CONFIG file.
+// the target's settings come from IRSA_* environment variables, the IRSA_CONFIG file or
+// worldParameters with the same keys (`--world-parameters '{"region":"eu-west-1"}'`).
 // Run through `npm run conformance -- -p <profile>` so the target is started first.
+
+// `npx cucumber-js` (or an IDE's run button) alone has no target to run against: stop with a hint
+// instead of failing every scenario. The harness (support/cli/main.ts) marks its own processes.
+if (!process.env.IRSA_HARNESS) {
+  process.stderr.write(
+    'irsa: cucumber-js alone cannot run this suite: the target has to be started (and stopped) around it\n' +
+      'hint: run it through the harness with the same options, e.g. npm run conformance -- --name "keys.json" or -- features/02-application.feature:41 (npm run conformance -- --help)\n',
+  );
+  process.exit(2);
+}
 const common = {
   paths: ['features/**/*.feature'],
   import: ['support/tsx-register.js', 'support/cucumber/**/*.ts', 'steps/**/*.ts'],
@@ -8,10 +19,12 @@ const common = {
   plugin: ['./support/plugins/tenant-matrix.ts'],
   format: [
     'progress-bar',
-    'html:reports/cucumber.html',
-    'junit:reports/junit.xml',
+    // cucumber's own, with the capability matrix (html) and the skip reasons (junit) added.
+    './support/formatters/html.ts:reports/cucumber.html',
+    './support/formatters/junit.ts:reports/junit.xml',
     'message:reports/cucumber.ndjson',
-    'rerun:reports/rerun.txt',
+    // Only the failed scenarios, for `npm run conformance -- reports/@rerun.txt` (support/formatters/rerun.ts).
+    './support/formatters/rerun.ts:reports/@rerun.txt',
   ],
   formatOptions: { junit: { suiteName: 'irsa-conformance' } },
   // The infrastructure scenarios come first; later scenarios wait for its set-up in any case.

@@ -54,7 +54,10 @@ async function registerCopy(
 ): Promise<'skipped' | undefined> {
   const real = await realConfiguration(world);
   if (!real) {
-    world.attach('Skipped: the setup registers no pod identity webhook configuration to copy', 'text/plain');
+    world.attach('Skipped: the setup registers no pod identity webhook configuration to copy', {
+      mediaType: 'text/plain',
+      fileName: 'skip reason.txt',
+    });
     return 'skipped';
   }
   const name = `irsa-${variant}-${world.state.runId}-${world.scopeId}`;
@@ -97,7 +100,7 @@ async function registerCopy(
   copies.set(world, { configuration: name, webhookNames: webhooks.map((w) => w.name), variant });
   world.attach(
     `registered ${name}: ${webhooks.map((w) => `${w.name} (failurePolicy Ignore, admissionReviewVersions ${JSON.stringify(w.admissionReviewVersions)}, ${w.clientConfig.service ? `Service ${w.clientConfig.service.namespace}/${w.clientConfig.service.name}` : w.clientConfig.url})`).join('; ')}, for pods labelled ${SCENARIO_LABEL}=${world.scopeId}`,
-    'text/plain',
+    { mediaType: 'text/plain', fileName: 'webhook copy.txt' },
   );
   return undefined;
 }
@@ -132,7 +135,7 @@ When(
     if (copy.variant === 'admission-v1-first' && answersOnlyV1beta1(this.state.target.webhookVersion) !== true) {
       this.attach(
         `Skipped: the target's pod identity webhook is ${this.state.target.webhookVersion ?? 'of an unknown release'}; the admission version trap needs a release that answers only v1beta1 (v0.6.17 or older)`,
-        'text/plain',
+        { mediaType: 'text/plain', fileName: 'skip reason.txt' },
       );
       return 'skipped';
     }
@@ -148,7 +151,7 @@ When(
     if (!optOut) {
       this.attach(
         `Skipped: the webhook configuration ${real?.metadata?.name} intercepts every pod (no objectSelector a pod can opt out with), so a webhook outage cannot be simulated for one pod without touching the configuration`,
-        'text/plain',
+        { mediaType: 'text/plain', fileName: 'skip reason.txt' },
       );
       return 'skipped';
     }
@@ -157,7 +160,7 @@ When(
     if (!before) {
       this.attach(
         "Skipped: kube-apiserver's /metrics is not readable, so the suite cannot tell whether the copy was called and failed open",
-        'text/plain',
+        { mediaType: 'text/plain', fileName: 'skip reason.txt' },
       );
       return 'skipped';
     }
@@ -187,7 +190,7 @@ When(
     copyFailOpen.set(this, failedOpen(after, copy) - failedOpen(ready, copy));
     this.attach(
       `pod ${admitted.metadata?.name} labelled ${JSON.stringify(pod.metadata.labels)}; the copy was active after ${attempts} dry-run create(s)`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'pod of the copy.txt' },
     );
     return undefined;
   },
@@ -215,7 +218,7 @@ Then(
         `bypassed: ${d.bypassed.join(', ') || 'none'}`,
         ...d.causes.map((c) => `cause: ${c}`),
       ].join('\n'),
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'webhooks intercepting the pod.txt' },
     );
     const failures = copyFailOpen.get(this) ?? 0;
     assert.ok(
@@ -241,15 +244,16 @@ Then(
     const version = this.state.target.webhookVersion;
     const legacy = answersOnlyV1beta1(version);
     if (legacy === false) {
-      this.attach(
-        `Skipped: the pod identity webhook ${version} answers admission review v1; the trap does not apply`,
-        'text/plain',
-      );
+      this.attach(`Skipped: the pod identity webhook ${version} answers admission review v1; the trap does not apply`, {
+        mediaType: 'text/plain',
+        fileName: 'skip reason.txt',
+      });
       return 'skipped';
     }
     const cfg = await this.clients.admission.readMutatingWebhookConfiguration({ name: copy.configuration });
     const findings = preflightWebhookConfiguration(cfg, { webhookVersion: version });
-    for (const f of findings) this.attach(`${f.severity}: ${f.message}`, 'text/plain');
+    for (const f of findings)
+      this.attach(`${f.severity}: ${f.message}`, { mediaType: 'text/plain', fileName: 'pre-flight findings.txt' });
     const expected = legacy ? 'error' : 'warning';
     const trap = findings.filter(
       (f) =>

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Given, Then } from '@cucumber/cucumber';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import { s3ObjectArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { OperationTimeout } from '../support/errors.ts';
 import { resourceName } from '../support/names.ts';
@@ -39,7 +40,7 @@ Given(
     await createTenantAwsResources(this.provisionContext(), tenant, infra);
     this.attach(
       `team ${label}: namespace ${tenant.namespace}, ServiceAccount ${tenant.serviceAccount}, bucket ${tenant.appBucket}, role ${tenant.roleArn}`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: `team ${label}.txt` },
     );
   },
 );
@@ -148,7 +149,10 @@ Then("the role's trust policy admits the token of team {string}", async function
     issuerHostPath: issuerHostPath(claims.iss ?? ''),
     roleArn: tenant.roleArn as string,
   });
-  this.attach(`trust policy simulation: ${sim.decision}: ${sim.explanation}`, 'text/plain');
+  this.attach(`trust policy simulation: ${sim.decision}: ${sim.explanation}`, {
+    mediaType: 'text/plain',
+    fileName: 'trust policy simulation.txt',
+  });
   assert.equal(
     sim.decision,
     'Allowed',
@@ -165,9 +169,12 @@ Then(
       policies: [{ name: tenant.policyName, document: permissionPolicyFor(this.provisionContext(), tenant) }],
       principalArn: tenant.roleArn as string,
       action: 's3:PutObject',
-      resource: `arn:aws:s3:::${bucket}/ocp-validation.txt`,
+      resource: s3ObjectArn(bucket, 'ocp-validation.txt', this.partition),
     });
-    this.attach(`policy simulation of s3:PutObject on ${bucket}: ${sim.decision}: ${sim.explanation}`, 'text/plain');
+    this.attach(`policy simulation of s3:PutObject on ${bucket}: ${sim.decision}: ${sim.explanation}`, {
+      mediaType: 'text/plain',
+      fileName: 'policy simulation.txt',
+    });
     assert.notEqual(
       sim.decision,
       'Allowed',

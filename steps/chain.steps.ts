@@ -90,7 +90,7 @@ async function tryAs(world: IrsaWorld, who: string, outsider: Caller['outsider']
         (a) => `  ${a.operation.padEnd(26)} ${a.target.padEnd(60)} ${a.outcome}${a.error ? ` (${a.error})` : ''}`,
       ),
     ].join('\n'),
-    'text/plain',
+    { mediaType: 'text/plain', fileName: 'attempted changes.txt' },
   );
 }
 
@@ -203,7 +203,7 @@ Then(
     if (!infra.discoveryBucket) {
       this.attach(
         `Skipped: the issuer ${infra.issuer} is not the URL of an S3 bucket the harness can read, so who may change the documents cannot be evaluated`,
-        'text/plain',
+        { mediaType: 'text/plain', fileName: 'skipped.txt' },
       );
       return 'skipped';
     }
@@ -226,7 +226,7 @@ Then(
         'evaluated for: an anonymous caller, a principal of the account without permissions, another account and every account the policy names',
         ...(rights.length > 0 ? ['changes they may make:', ...describeRights(rights).map((r) => `  ${r}`)] : []),
       ].join('\n'),
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'discovery bucket evaluation.txt' },
     );
     assert.deepEqual(
       describeRights(rights),
@@ -252,7 +252,7 @@ Then('every key in keys.json is one the cluster signs tokens with or publishes',
       'keys.json:',
       ...keysOf(published).map((k) => `  ${k}`),
     ].join('\n'),
-    'text/plain',
+    { mediaType: 'text/plain', fileName: 'keys.txt' },
   );
   assert.deepEqual(
     foreign,
@@ -299,7 +299,7 @@ Then(
     const names = used.map((u) => `${JSON.stringify(u.audience)} (${u.from})`).join(', ');
     this.attach(
       `identity provider ${idp.arn}\n  client IDs: ${JSON.stringify(idp.clientIds)}\n  audiences in use: ${names}`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'identity provider client IDs.txt' },
     );
     const missing = used.filter((u) => !idp.clientIds.includes(u.audience));
     assert.deepEqual(
@@ -311,7 +311,10 @@ Then(
     if (extra.length === 0) return;
     const finding = `the identity provider also accepts client ID(s) ${JSON.stringify(extra)}, which neither the webhook nor the setup puts into tokens (audiences in use: ${names}): STS accepts any token of this issuer with such an audience (a token anyone who may create a ServiceAccount token can request for it) for every role that trusts the provider and has no :aud condition`;
     const strict = strictProfile(this);
-    this.attach(`${strict ? 'error' : 'warning'}: ${finding}`, 'text/plain');
+    this.attach(`${strict ? 'error' : 'warning'}: ${finding}`, {
+      mediaType: 'text/plain',
+      fileName: 'identity provider finding.txt',
+    });
     assert.ok(!strict, finding);
   },
 );

@@ -3,6 +3,7 @@
  * Each assertion names what differs and both values, so a failure reads as a diagnosis.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Given, Then } from '@cucumber/cucumber';
 import { formatCapabilityMatrix } from '../support/capabilities.ts';
@@ -12,6 +13,7 @@ import { buildDiscoveryDocument, issuerHostPath, validateDiscoveryDocument } fro
 import type { Jwk } from '../support/oidc/jwks.ts';
 import { jwkForKey } from '../support/oidc/jwks.ts';
 import { decodeTokenHeader } from '../support/oidc/token.ts';
+import { repoRoot } from '../support/paths.ts';
 import { ensureInfrastructure, type InfrastructureRecord } from '../support/provision/ensure.ts';
 import {
   podCreateWebhooks,
@@ -29,13 +31,13 @@ Given(
     const infra = await infrastructure(this);
     this.attach(
       [
-        `setup: ${this.shared.setup.dir}`,
+        `setup: ${path.relative(repoRoot, this.shared.setup.dir) || this.shared.setup.dir}`,
         `cluster issuer: ${infra.clusterIssuer}`,
         `signing keys read from: ${infra.clusterKeySource} (kids: ${infra.clusterKids.join(', ')})`,
         'created for this run:',
         ...infra.created.map((c) => `  - ${c}`),
       ].join('\n'),
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'infrastructure.txt' },
     );
   },
 );
@@ -43,7 +45,10 @@ Given(
 Then('the capability matrix of the target is attached to the report', function (this: IrsaWorld) {
   const caps = this.state.target.capabilities;
   assert.ok(caps, 'the coordinator did not probe the target capabilities');
-  this.attach(formatCapabilityMatrix(this.state.target.name, caps), 'text/plain');
+  this.attach(formatCapabilityMatrix(this.state.target.name, caps), {
+    mediaType: 'text/plain',
+    fileName: 'capabilities.txt',
+  });
 });
 
 /** keys.json as published; without a bucket (verify-only, issuer not an S3 URL) the JWKS fetched from jwks_uri. */
@@ -89,7 +94,7 @@ Then(
     );
     this.attach(
       `cluster kids (${current.source}): ${current.keys.map((k) => k.kid).join(', ')}\nkeys.json kids: ${kids.map((k) => JSON.stringify(k)).join(', ')}\ntoken kid: ${header.kid}`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'key ids.txt' },
     );
   },
 );
@@ -107,7 +112,8 @@ Then(
       expected.jwks_uri,
       `jwks_uri is ${JSON.stringify(doc.jwks_uri)}, expected ${JSON.stringify(expected.jwks_uri)} (keys.json beside the discovery document)`,
     );
-    for (const w of v.warnings) this.attach(`warning: ${w}`, 'text/plain');
+    for (const w of v.warnings)
+      this.attach(`warning: ${w}`, { mediaType: 'text/plain', fileName: 'discovery document warnings.txt' });
   },
 );
 
@@ -153,7 +159,7 @@ Then(
     const idp = await readIdentityProvider(this.clients, infra.identityProviderArn);
     const docIssuer = String(infra.discoveryDocument.issuer);
     const table = `cluster issuer (token iss): ${JSON.stringify(infra.clusterIssuer)}\ndiscovery document issuer:  ${JSON.stringify(docIssuer)}\nidentity provider URL:      ${JSON.stringify(idp.url)} (IAM stores it without the scheme)`;
-    this.attach(table, 'text/plain');
+    this.attach(table, { mediaType: 'text/plain', fileName: 'issuers.txt' });
     assert.equal(
       docIssuer,
       infra.clusterIssuer,
@@ -239,7 +245,11 @@ Then('the webhook configuration passes the pre-flight checks', async function (t
   assert.ok(name, 'no webhook configuration to check');
   const cfg = await this.clients.admission.readMutatingWebhookConfiguration({ name });
   const findings = preflightWebhookConfiguration(cfg, { webhookVersion: this.state.target.webhookVersion });
-  for (const f of findings) this.attach(`${f.severity}: ${f.message}`, 'text/plain');
+  for (const f of findings)
+    this.attach(`${f.severity}: ${f.message}`, {
+      mediaType: 'text/plain',
+      fileName: 'webhook pre-flight findings.txt',
+    });
   const errors = findings.filter(
     (f) => f.severity === 'error' || (this.state.config.lintProfile === 'strict' && f.severity === 'warning'),
   );

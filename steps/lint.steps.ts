@@ -44,7 +44,8 @@ export function strictProfile(world: IrsaWorld): boolean {
 /** Attaches every finding as the run's profile reports it, and fails when the profile fails them. */
 export function assertLeastPrivilege(world: IrsaWorld, what: string, findings: LintFinding[]): void {
   const strict = strictProfile(world);
-  for (const f of findings) world.attach(reported(f, strict), 'text/plain');
+  for (const f of findings)
+    world.attach(reported(f, strict), { mediaType: 'text/plain', fileName: 'lint findings.txt' });
   assert.ok(
     !lintFails(findings, strict),
     `${what} is not least privilege: ${findings
@@ -75,6 +76,7 @@ Given(
           serviceAccount: tenant.serviceAccount,
           audience: this.state.target.dialect.audience,
           appBucket: tenant.appBucket,
+          partition: this.partition,
         },
         file,
       ),
@@ -89,7 +91,10 @@ Given(
 
 Then('the least-privilege lint reports {string} as its only error', function (this: IrsaWorld, rule: string) {
   const { name, findings } = lintedOf(this);
-  this.attach(findings.map((f) => reported(f, true)).join('\n') || 'no findings', 'text/plain');
+  this.attach(findings.map((f) => reported(f, true)).join('\n') || 'no findings', {
+    mediaType: 'text/plain',
+    fileName: 'lint findings.txt',
+  });
   const errors = findings.filter((f) => f.severity !== 'warning').map((f) => f.rule);
   assert.deepEqual(
     [...new Set(errors)],
@@ -111,7 +116,7 @@ Then('under the strict profile the lint fails, naming {string}', function (this:
 Then('under the default profile the lint fails too, naming {string}', function (this: IrsaWorld, rule: string) {
   const { name, findings } = lintedOf(this);
   const lines = findings.filter((f) => f.rule === rule).map((f) => reported(f, false));
-  this.attach(lines.join('\n'), 'text/plain');
+  this.attach(lines.join('\n'), { mediaType: 'text/plain', fileName: 'lint findings.txt' });
   assert.equal(lintFails(findings, false), true, `the default profile lets the ${name} pass`);
   assert.ok(
     lines.length > 0 && lines.every((l) => l.startsWith('critical ')),
@@ -125,7 +130,7 @@ Then(
     const { name, findings } = lintedOf(this);
     assert.equal(lintFails(findings, false), false, `the default profile fails the ${name}: it must only warn`);
     const lines = findings.filter((f) => f.rule === rule).map((f) => reported(f, false));
-    this.attach(lines.join('\n'), 'text/plain');
+    this.attach(lines.join('\n'), { mediaType: 'text/plain', fileName: 'lint findings.txt' });
     assert.ok(
       lines.length > 0 && lines.every((l) => l.startsWith('warning ')),
       `the default profile does not report ${rule} for the ${name}`,

@@ -178,7 +178,10 @@ async function createTeamPod(
     (c) =>
       `${c.name}: env ${(c.env ?? []).map((e) => e.name).join(', ') || 'none'}; mounts ${(c.volumeMounts ?? []).map((m) => `${m.name}@${m.mountPath}`).join(', ') || 'none'}`,
   );
-  world.attach(`pod ${admitted.metadata?.name} as admitted:\n  ${summary.join('\n  ')}`, 'text/plain');
+  world.attach(`pod ${admitted.metadata?.name} as admitted:\n  ${summary.join('\n  ')}`, {
+    mediaType: 'text/plain',
+    fileName: 'pod as admitted.txt',
+  });
 }
 
 When('team {string} creates a pod of the sample app', async function (this: IrsaWorld, label: string) {
@@ -420,13 +423,13 @@ Then(
     if (attempts === 0) {
       this.attach(
         'Skipped: the API server refuses dry-run creates here, so the webhook cannot be asked without creating a pod',
-        'text/plain',
+        { mediaType: 'text/plain', fileName: 'skip reason.txt' },
       );
       return 'skipped';
     }
     this.attach(
       `a dry-run pod of ${tenant.namespace}/${tenant.serviceAccount} was mutated after ${attempts} try(ies)`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'dry-run pod.txt' },
     );
     return undefined;
   },

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { Then, When } from '@cucumber/cucumber';
 import type { V1Pod } from '@kubernetes/client-node';
-import { isAssumedRoleArn } from '../support/aws/arn.ts';
+import { isAssumedRoleArn, s3ObjectArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { diagnoseToken } from '../support/diagnose/token.ts';
 import { diagnoseWebIdentity, readRoleOf } from '../support/diagnose/web-identity.ts';
@@ -275,7 +275,10 @@ async function explainRefusal(world: IrsaWorld, label: string): Promise<string> 
     token: token || undefined,
     identityProviderArn: infra.identityProviderArn,
   });
-  world.attach(`web identity diagnosis: ${d.explanation}`, 'text/plain');
+  world.attach(`web identity diagnosis: ${d.explanation}`, {
+    mediaType: 'text/plain',
+    fileName: 'web identity diagnosis.txt',
+  });
   return d.admits
     ? `the diagnosis finds nothing wrong (${d.explanation}), but the target refused it: the target and the diagnosis disagree`
     : d.explanation;
@@ -334,7 +337,7 @@ Then(
     });
     this.attach(
       diagnosis.checks.map((c) => `${c.ok ? 'ok  ' : c.skipped ? 'skip' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n'),
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'token diagnosis.txt' },
     );
     assert.ok(diagnosis.ok, `STS would refuse the pod's token: ${diagnosis.firstFailure}`);
   },
@@ -381,7 +384,7 @@ Then('the command fails with AccessDenied', async function (this: IrsaWorld) {
       policies: [{ name: tenant.policyName, document: permissionPolicyFor(this.provisionContext(), tenant) }],
       principalArn: tenant.roleArn as string,
       action: 's3:PutObject',
-      resource: `arn:aws:s3:::${bucket}/${key}`,
+      resource: s3ObjectArn(bucket, key, this.partition),
     });
     assert.fail(
       `\`${e.command}\` succeeded, but the role must not write to ${bucket}: allowed by ${sim.allowingStatements.join(', ') || sim.explanation}`,
@@ -405,7 +408,7 @@ Then('the caller is a session of the role of team {string}', function (this: Irs
   const out = JSON.parse(this.lastExec?.stdout ?? '{}') as { Arn?: string };
   assert.ok(
     out.Arn && isAssumedRoleArn(out.Arn, tenant.roleName),
-    `the caller is ${out.Arn}, expected a session arn:aws:sts::<account>:assumed-role/${tenant.roleName}/...`,
+    `the caller is ${out.Arn}, expected a session arn:${this.partition}:sts::<account>:assumed-role/${tenant.roleName}/...`,
   );
 });
 

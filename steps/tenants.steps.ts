@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { GetPolicyCommand, GetPolicyVersionCommand } from '@aws-sdk/client-iam';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Given, Then, When } from '@cucumber/cucumber';
-import { isAssumedRoleArn } from '../support/aws/arn.ts';
+import { isAssumedRoleArn, s3ObjectArn } from '../support/aws/arn.ts';
 import { awsErrorName, describeAwsError } from '../support/aws/errors.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { explainUnmutatedPod } from '../support/diagnose/admission.ts';
@@ -69,7 +69,7 @@ Given(
     this.pods.set(tenant.label, { metadata: { namespace: pod.namespace, name: pod.name } });
     this.attach(
       `tenant ${n}: namespace ${tenant.namespace}, ServiceAccount ${tenant.serviceAccount}, bucket ${tenant.appBucket}, role ${tenant.roleArn}, pod ${pod.name} (Kubernetes part ready in ${pod.ms} ms)`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: `tenant ${n}.txt` },
     );
   },
 );
@@ -203,7 +203,7 @@ When(
     );
     this.attach(
       `session ${stateOf(this).sessionArn}\n${(stateOf(this).attempts ?? []).map((a) => `PutObject s3://${a.bucket}/${key} (${a.owner}): ${a.message}`).join('\n')}`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'write attempts.txt' },
     );
   },
 );
@@ -241,7 +241,7 @@ Then("tenant {int} is denied every other tenant's bucket", async function (this:
         policies: [policy],
         principalArn: tenant.roleArn as string,
         action: 's3:PutObject',
-        resource: `arn:aws:s3:::${a.bucket}/x`,
+        resource: s3ObjectArn(a.bucket, 'x', this.partition),
       });
       problems.push(
         `tenant ${n} wrote the bucket ${a.bucket} of ${a.owner}: allowed by ${sim.allowingStatements.join(', ') || `no statement of its policy (${sim.explanation}); look for a bucket policy of ${a.bucket}`}`,
@@ -295,7 +295,7 @@ Then(
         policies: [policy],
         principalArn: tenant.roleArn as string,
         action: 's3:PutObject',
-        resource: `arn:aws:s3:::${bucket}/x`,
+        resource: s3ObjectArn(bucket, 'x', this.partition),
       });
     const own = await simulate(tenant.appBucket);
     assert.equal(

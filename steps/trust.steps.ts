@@ -67,7 +67,7 @@ function keep(world: IrsaWorld, label: string, token: string): void {
   const h = decodeTokenHeader(token);
   world.attach(
     `token of team ${label}: kid ${h.kid}, iss ${c.iss}, sub ${c.sub}, aud ${c.aud.join(',')}, exp ${c.exp ? new Date(c.exp * 1000).toISOString() : 'none'}`,
-    'text/plain',
+    { mediaType: 'text/plain', fileName: `token of team ${label}.txt` },
   );
 }
 
@@ -230,7 +230,7 @@ async function diagnose(world: IrsaWorld, label: string): Promise<TokenDiagnosis
   });
   world.attach(
     `${now ? `diagnosed as of ${now.toISOString()}\n` : ''}${d.checks.map((c) => `${c.ok ? 'ok  ' : c.skipped ? 'skip' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n')}`,
-    'text/plain',
+    { mediaType: 'text/plain', fileName: 'token diagnosis.txt' },
   );
   return d;
 }
@@ -255,7 +255,10 @@ Then(
   async function (this: IrsaWorld, owner: string, label: string, claim: string) {
     const token = tokenOf(this, label);
     const sim = await simulateFor(this, owner, token);
-    this.attach(`trust policy simulation: ${sim.decision}: ${sim.explanation}`, 'text/plain');
+    this.attach(`trust policy simulation: ${sim.decision}: ${sim.explanation}`, {
+      mediaType: 'text/plain',
+      fileName: 'trust policy simulation.txt',
+    });
     const claims = decodeTokenClaims(token);
     assert.notEqual(
       sim.decision,
@@ -324,7 +327,7 @@ Then(
     }
     const name = awsErrorName(refused);
     if (name === undefined) throw refused;
-    this.attach(`STS refused: ${describeAwsError(refused)}`, 'text/plain');
+    this.attach(`STS refused: ${describeAwsError(refused)}`, { mediaType: 'text/plain', fileName: 'STS refusal.txt' });
     assert.ok(
       expected.includes(name),
       `STS refused with ${describeAwsError(refused)}, expected ${expected.join(' or ')}`,

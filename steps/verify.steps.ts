@@ -15,6 +15,7 @@ import { issuerHostPath } from '../support/oidc/discovery.ts';
 import { decodeTokenClaims } from '../support/oidc/token.ts';
 import { simulateTrust } from '../support/policy/simulate.ts';
 import { readIdentityProvider } from '../support/provision/infrastructure.ts';
+import { configuredImages, resolveImages } from '../support/targets/docker/images.ts';
 import { formatDetected } from '../support/targets/live/detect.ts';
 import {
   exchangeToken,
@@ -22,6 +23,7 @@ import {
   type RoleSession,
   readTrustPolicy,
   requestServiceAccountToken,
+  VERIFY_POD_USER,
   type VerifySubject,
   verifyPodManifest,
   verifySubject,
@@ -68,7 +70,7 @@ Given('the ServiceAccount, role and buckets named in the verify-only settings', 
       `pod: ${subject.noPod ? 'none (IRSA_VERIFY_NO_POD)' : `at most one, in ${subject.namespace}`}`,
       `writes: ${this.state.target.readOnly ? 'refused by the clients (read-only target)' : 'ALLOWED (not a read-only target)'}`,
     ].join('\n'),
-    'text/plain',
+    { mediaType: 'text/plain', fileName: 'what is checked.txt' },
   );
 });
 
@@ -80,7 +82,7 @@ Then(
     const d = this.state.target.dialect;
     this.attach(
       `${formatDetected(detected)}\n\ndialect in force: prefix ${d.annotationPrefix}, audience ${d.audience}, mount ${d.mountPath}/${d.tokenFileName}, expiration ${d.defaultExpirationSeconds} s`,
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'detected dialect.txt' },
     );
   },
 );
@@ -119,7 +121,10 @@ Then(
     try {
       identityProvider = await readIdentityProvider(this.clients, infra.identityProviderArn);
     } catch (e) {
-      this.attach(`identity provider ${infra.identityProviderArn}: ${describeAwsError(e)}`, 'text/plain');
+      this.attach(`identity provider ${infra.identityProviderArn}: ${describeAwsError(e)}`, {
+        mediaType: 'text/plain',
+        fileName: 'identity provider.txt',
+      });
     }
     const diagnosis = await diagnoseToken({
       token: token(this),
@@ -128,7 +133,7 @@ Then(
     });
     this.attach(
       diagnosis.checks.map((c) => `${c.ok ? 'ok  ' : c.skipped ? 'skip' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n'),
-      'text/plain',
+      { mediaType: 'text/plain', fileName: 'token diagnosis.txt' },
     );
     assert.ok(identityProvider, `no IAM OIDC identity provider ${infra.identityProviderArn}: STS refuses every token`);
     assert.ok(diagnosis.ok, `STS would refuse the ServiceAccount's token: ${diagnosis.firstFailure}`);
@@ -148,7 +153,10 @@ Then("the named role's trust policy admits the token", async function (this: Irs
     issuerHostPath: issuerHostPath(claims.iss ?? ''),
     roleArn: s.subject.roleArn,
   });
-  this.attach(`trust policy simulation: ${sim.decision}: ${sim.explanation}`, 'text/plain');
+  this.attach(`trust policy simulation: ${sim.decision}: ${sim.explanation}`, {
+    mediaType: 'text/plain',
+    fileName: 'trust policy simulation.txt',
+  });
   assert.equal(
     sim.decision,
     'Allowed',
@@ -160,11 +168,17 @@ When('the token is exchanged at STS for credentials of the named role', async fu
   const s = state(this);
   try {
     s.session = await exchangeToken(this.clients, token(this), s.subject.roleArn);
-    this.attach(`AssumeRoleWithWebIdentity: ${s.session.assumedRoleArn}`, 'text/plain');
+    this.attach(`AssumeRoleWithWebIdentity: ${s.session.assumedRoleArn}`, {
+      mediaType: 'text/plain',
+      fileName: 'STS exchange.txt',
+    });
   } catch (e) {
     // The next step says what failed; a diagnosis is in the token scenario.
     s.exchangeError = describeAwsError(e);
-    this.attach(`AssumeRoleWithWebIdentity failed: ${s.exchangeError}`, 'text/plain');
+    this.attach(`AssumeRoleWithWebIdentity failed: ${s.exchangeError}`, {
+      mediaType: 'text/plain',
+      fileName: 'STS exchange.txt',
+    });
   }
 });
 
@@ -206,7 +220,10 @@ Then(
 Given('one short-lived pod of the ServiceAccount in its namespace', async function (this: IrsaWorld) {
   const s = state(this);
   if (s.subject.noPod) {
-    this.attach('Skipped: IRSA_VERIFY_NO_POD is set, so verify-only creates no pod', 'text/plain');
+    this.attach('Skipped: IRSA_VERIFY_NO_POD is set, so verify-only creates no pod', {
+      mediaType: 'text/plain',
+      fileName: 'skip reason.txt',
+    });
     return 'skipped';
   }
   const name = `irsa-verify-${this.state.runId}`;
@@ -214,8 +231,10 @@ Given('one short-lived pod of the ServiceAccount in its namespace', async functi
   const body = verifyPodManifest({
     name,
     subject: s.subject,
-    image: this.shared.setup.spec.application.image,
+    image: resolveImages(this.shared.setup, configuredImages(this.state.config), {}).verify.ref,
     runId: this.state.runId,
+    // OpenShift's restricted SCC assigns the user from the namespace's range, and refuses any other.
+    ...(this.state.target.openshift ? {} : { runAsUser: VERIFY_POD_USER }),
     env: this.state.target.podAwsEnv,
   });
   await this.clients.core.createNamespacedPod({ namespace: s.subject.namespace, body });

@@ -12,7 +12,9 @@ import {
 } from '@aws-sdk/client-iam';
 import { ListBucketsCommand, PutBucketPolicyCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { identityProviderArn, roleArn as roleArnOf } from './aws/arn.ts';
 import { awsErrorName, describeAwsError } from './aws/errors.ts';
+import { dnsSuffixOf, partitionOf } from './aws/regions.ts';
 import { flushLedger } from './cleanup.ts';
 import type { Clients } from './clients.ts';
 import type { HarnessConfig } from './config.ts';
@@ -136,7 +138,12 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
       ['keys.json', issuer.jwks],
     ] as const)
       await c.s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: JSON.stringify(body) }));
-    await c.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: publicReadPolicy(bucket) }));
+    await c.s3.send(
+      new PutBucketPolicyCommand({
+        Bucket: bucket,
+        Policy: publicReadPolicy(bucket, ['*'], partitionOf(target.aws.region)),
+      }),
+    );
     const provider = await c.iam.send(
       new CreateOpenIDConnectProviderCommand({
         Url: issuer.issuer,
@@ -185,7 +192,10 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
 
   /** Real AWS (or verify-only): the reference for web identities; an unsigned token must be refused. */
   const probeTokens = async () => {
-    const r = await assume(`arn:aws:iam::${target.aws.accountId}:role/irsa-conformance-probe-${runId}`, garbageToken());
+    const r = await assume(
+      roleArnOf(target.aws.accountId, `irsa-conformance-probe-${runId}`, '/', partitionOf(target.aws.region)),
+      garbageToken(),
+    );
     results['validates-tokens'] = r.accepted
       ? no('AssumeRoleWithWebIdentity accepted an unsigned token from an unknown issuer')
       : yes(`AssumeRoleWithWebIdentity refused an unsigned token (${r.error})`);
@@ -196,7 +206,13 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
     // A role whose trust policy admits only an identity provider that does not exist: a target that
     // evaluates trust policies refuses any token for it.
     const roleArn = await createProbeRole({
-      Principal: { Federated: `arn:aws:iam::${target.aws.accountId}:oidc-provider/irsa-conformance.invalid` },
+      Principal: {
+        Federated: identityProviderArn(
+          target.aws.accountId,
+          'https://irsa-conformance.invalid',
+          partitionOf(target.aws.region),
+        ),
+      },
     });
     const r = await assume(roleArn, garbageToken());
     results['evaluates-trust-policies'] = r.accepted
@@ -208,7 +224,7 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
     // ListBuckets (GET /) with no signature at all, as an anonymous client on the network would send it.
     const s3Root = target.aws.endpoint
       ? `${target.aws.endpoint.replace(/\/$/, '')}/`
-      : `https://s3.${target.aws.region}.amazonaws.com/`;
+      : `https://s3.${target.aws.region}.${dnsSuffixOf(target.aws.region)}/`;
     const anonymousList = await c.anonymousGet(s3Root);
     const anonymousRefused = anonymousList.status === 403;
     if (!anonymousRefused) {
@@ -248,7 +264,8 @@ export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport>
     await createTaggedBucket(ctx, bucket);
     await c.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'public.txt', Body: 'public' }));
     await c.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'private.txt', Body: 'private' }));
-    await c.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: publicReadPolicy(bucket, ['public.txt']) }));
+    const policy = publicReadPolicy(bucket, ['public.txt'], partitionOf(target.aws.region));
+    await c.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: policy }));
     const pub = await c.anonymousGet(`${bucketUrl(ctx, bucket)}/public.txt`);
     const priv = await c.anonymousGet(`${bucketUrl(ctx, bucket)}/private.txt`);
     results['anonymous-public-reads'] =

@@ -2,6 +2,7 @@
  * One bundle of clients per process for a target descriptor: Kubernetes (admin kubeconfig),
  * IAM, S3, STS (admin side), and an anonymous HTTPS getter. Connections are kept alive and
  * reused; an emulator's CA is trusted through the agent, never by turning verification off.
+ * HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured by all of them (support/proxy.ts).
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -22,6 +23,7 @@ import {
 } from '@kubernetes/client-node';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { UsageError } from './errors.ts';
+import { EnvProxyHttpAgent, EnvProxyHttpsAgent, withEnvProxy } from './proxy.ts';
 import { guardKubeConfig, readOnlyAwsClient } from './targets/live/read-only.ts';
 import type { TargetDescriptor } from './targets/target.ts';
 
@@ -81,6 +83,8 @@ export function loadKubeConfig(file: string, context?: string): KubeConfig {
   }
   if (!kc.getCurrentCluster())
     throw new UsageError(`kubeconfig ${file} has no current cluster`, 'set a current-context or IRSA_KUBE_CONTEXT');
+  // A proxy-url in the kubeconfig wins; else HTTPS_PROXY / NO_PROXY, as kubectl reads them.
+  withEnvProxy(kc);
   return kc;
 }
 
@@ -107,8 +111,12 @@ export function createClients(t: TargetDescriptor): Clients {
   const guard = <C>(client: C): C => (t.readOnly ? readOnlyAwsClient(client) : client);
   if (t.readOnly) guardKubeConfig(kc, t.readOnly);
   const secureContext = t.aws.caBundlePath ? trustingContext(t.aws.caBundlePath) : undefined;
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 64, ...(secureContext ? { secureContext } : {}) });
-  const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const agent = new EnvProxyHttpsAgent({
+    keepAlive: true,
+    maxSockets: 64,
+    ...(secureContext ? { secureContext } : {}),
+  });
+  const httpAgent = new EnvProxyHttpAgent({ keepAlive: true, maxSockets: 64 });
   const requestHandler = new NodeHttpHandler({
     httpsAgent: agent,
     httpAgent,

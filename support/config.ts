@@ -1,6 +1,7 @@
 /**
- * The harness's configuration: defaults < config file (IRSA_CONFIG) < environment variables,
- * validated with one schema into one typed object. A bad value becomes a UsageError naming the
+ * The harness's configuration: defaults < config file (IRSA_CONFIG) < cucumber's worldParameters
+ * (a profile's, `--world-parameters '{"region":"eu-west-1"}'`; the same keys as the file) <
+ * environment variables, validated with one schema into one typed object. A bad value becomes a UsageError naming the
  * setting, what was wrong and how to fix it, before anything is created (exit code 2).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -62,10 +63,15 @@ export const configSchema = z
       })
       .strict()
       .default({ awsCliForkserver: 'on', kubeNode: 'auto' }),
+    /**
+     * Image overrides by name (support/targets/docker/images.ts): k3s, localstack, moto, webhook,
+     * app, verify; the docker target runs the first five, the live target webhook, app and verify.
+     */
+    images: z.record(z.string(), z.string()).default({}),
     docker: z
       .object({
         aws: z.enum(['localstack', 'moto']).default('moto'),
-        /** Image overrides by name (support/targets/docker/images.ts): k3s, localstack, moto, webhook, app. */
+        /** Older place of the image overrides (`images` wins). */
         images: z.record(z.string(), z.string()).default({}),
         /** A K3s registries.yaml (mirrors, credentials) for the images K3s pulls itself (pause, CoreDNS). */
         k3sRegistries: z.string().optional(),
@@ -94,16 +100,26 @@ export const configSchema = z
         audience: z.string().optional(),
         /** Where the webhook mounts the token (detected from the webhook's Deployment when readable). */
         mountPath: z.string().startsWith('/', 'an absolute path').optional(),
-        /** AWS endpoint override (an emulator reached through the live code path); unset for real AWS. */
+        /**
+         * AWS endpoint override for every AWS client (IRSA_AWS_ENDPOINT, else AWS_ENDPOINT_URL): an
+         * emulator reached through the live code path, or one of AWS's own (FIPS, VPC) endpoints.
+         */
         awsEndpoint: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).optional(),
         /** PEM file of a CA to trust for awsEndpoint. */
         awsCaBundle: z.string().optional(),
         /** Name of the cluster's MutatingWebhookConfiguration of the pod identity webhook (else detected). */
         webhookConfiguration: z.string().optional(),
-        /** provision on a cluster without a webhook: the image the harness deploys it from. */
+        /** Older name of images.webhook (IRSA_IMAGE_WEBHOOK) for this target; wins when set. */
         webhookImage: z.string().optional(),
         /** provision on a cluster without a webhook: the namespace the harness deploys it into. */
         webhookNamespace: z.string().default('irsa-pod-identity-webhook'),
+        /**
+         * provision: what to do with the cluster's service-account issuer. auto: use it as it is when
+         * it already serves its discovery documents (EKS and other managed issuers), else publish
+         * (to the issuer's S3 bucket, or on OpenShift a new one the issuer is patched to); managed:
+         * always use it as it is; publish: never.
+         */
+        issuer: z.enum(['auto', 'managed', 'publish']).default('auto'),
         /** OpenShift provision: how long the kube-apiserver rollout after the issuer patch may take. */
         issuerRolloutSeconds: positiveInt.default(1800),
       })
@@ -112,6 +128,7 @@ export const configSchema = z
         mode: 'provision',
         noPod: false,
         webhookNamespace: 'irsa-pod-identity-webhook',
+        issuer: 'auto',
         issuerRolloutSeconds: 1800,
       }),
   })
@@ -139,11 +156,12 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_AWS_CLI_FORKSERVER: 'embedded.awsCliForkserver',
   IRSA_KUBE_NODE: 'embedded.kubeNode',
   IRSA_DOCKER_AWS: 'docker.aws',
-  IRSA_IMAGE_K3S: 'docker.images.k3s',
-  IRSA_IMAGE_LOCALSTACK: 'docker.images.localstack',
-  IRSA_IMAGE_MOTO: 'docker.images.moto',
-  IRSA_IMAGE_WEBHOOK: 'docker.images.webhook',
-  IRSA_IMAGE_APP: 'docker.images.app',
+  IRSA_IMAGE_K3S: 'images.k3s',
+  IRSA_IMAGE_LOCALSTACK: 'images.localstack',
+  IRSA_IMAGE_MOTO: 'images.moto',
+  IRSA_IMAGE_WEBHOOK: 'images.webhook',
+  IRSA_IMAGE_APP: 'images.app',
+  IRSA_IMAGE_VERIFY: 'images.verify',
   IRSA_K3S_REGISTRIES: 'docker.k3sRegistries',
   // KUBECONFIG first, so that IRSA_KUBECONFIG wins when both are set.
   KUBECONFIG: 'live.kubeconfig',
@@ -160,12 +178,16 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_ANNOTATION_PREFIX: 'live.annotationPrefix',
   IRSA_AUDIENCE: 'live.audience',
   IRSA_TOKEN_MOUNT_PATH: 'live.mountPath',
+  // The AWS SDK's own variables first, so that IRSA_AWS_ENDPOINT / IRSA_AWS_CA_BUNDLE win when both are set.
+  AWS_ENDPOINT_URL: 'live.awsEndpoint',
   IRSA_AWS_ENDPOINT: 'live.awsEndpoint',
+  AWS_CA_BUNDLE: 'live.awsCaBundle',
   IRSA_AWS_CA_BUNDLE: 'live.awsCaBundle',
   IRSA_WEBHOOK_CONFIGURATION: 'live.webhookConfiguration',
   IRSA_WEBHOOK_IMAGE: 'live.webhookImage',
   IRSA_WEBHOOK_NAMESPACE: 'live.webhookNamespace',
   IRSA_ISSUER_ROLLOUT_TIMEOUT: 'live.issuerRolloutSeconds',
+  IRSA_LIVE_ISSUER: 'live.issuer',
 };
 
 function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
@@ -202,20 +224,49 @@ function readConfigFile(file: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-/** Formats the first schema problem as "<setting>: <problem>", naming the env var when it came from one. */
-function describeIssue(issue: z.core.$ZodIssue, fromEnv: Map<string, string>): string {
+/** Formats the first schema problem as "<setting>: <problem>", naming where the value came from. */
+function describeIssue(issue: z.core.$ZodIssue, fromEnv: Map<string, string>, fromWorld: Set<string>): string {
   const key = issue.path.join('.');
   const envName = fromEnv.get(key);
-  const where = envName ? `${envName} (${key})` : key || 'config';
+  // The settings the issue is about (an unknown key names its parent): did one come from worldParameters?
+  const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [key];
+  const world = paths.some((p) => [...fromWorld].some((w) => w === p || w.startsWith(`${p}.`)));
+  const where = envName
+    ? `${envName} (${key})`
+    : world
+      ? `${key || 'worldParameters'} (from --world-parameters or the profile)`
+      : key || 'config';
   return `${where}: ${issue.message}`;
+}
+
+/** The dotted paths of an object's leaves: {a: {b: 1}} -> a.b. */
+function leafPaths(obj: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(obj).flatMap(([k, v]) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? leafPaths(v as Record<string, unknown>, `${prefix}${k}.`)
+      : [`${prefix}${k}`],
+  );
+}
+
+/** Deep-merges `layer` into `base` (objects merged, anything else replaced). */
+function mergeInto(base: Record<string, unknown>, layer: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(layer)) {
+    const cur = base[k];
+    if (typeof v === 'object' && v !== null && !Array.isArray(v) && typeof cur === 'object' && cur !== null)
+      mergeInto(cur as Record<string, unknown>, v as Record<string, unknown>);
+    else base[k] = v;
+  }
 }
 
 export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: Record<string, unknown> = {},
+  worldParameters: Record<string, unknown> = {},
 ): HarnessConfig {
   const configFile = env.IRSA_CONFIG ? path.resolve(env.IRSA_CONFIG) : undefined;
   const raw: Record<string, unknown> = configFile ? readConfigFile(configFile) : {};
+  mergeInto(raw, structuredClone(worldParameters));
+  const fromWorld = new Set(leafPaths(worldParameters));
   const fromEnv = new Map<string, string>();
   for (const [name, key] of Object.entries(ENV_SETTINGS)) {
     const value = env[name];
@@ -229,8 +280,8 @@ export function loadConfig(
   if (!result.success) {
     const issue = result.error.issues[0] as z.core.$ZodIssue;
     throw new UsageError(
-      `invalid setting ${describeIssue(issue, fromEnv)}`,
-      'see README "Settings" for the allowed values (environment variables or the IRSA_CONFIG file)',
+      `invalid setting ${describeIssue(issue, fromEnv, fromWorld)}`,
+      'see README "Settings" for the allowed values (environment variables, the IRSA_CONFIG file, or worldParameters with its keys)',
     );
   }
   const cfg = result.data;

@@ -4,13 +4,35 @@
  * summary, the self-test and the benchmark.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { Envelope } from '@cucumber/messages';
+import type { Envelope, GherkinDocument } from '@cucumber/messages';
+
+/**
+ * The line of every scenario and Examples row of a feature, by AST node id: a pickle's last
+ * astNodeId names its row (or its scenario), and `uri:line` selects exactly it (cucumber's
+ * feature-path and rerun syntax).
+ */
+export function scenarioLines(doc: GherkinDocument): Map<string, number> {
+  const lines = new Map<string, number>();
+  const children = [...(doc.feature?.children ?? [])];
+  for (const child of children) {
+    if (child.rule) children.push(...child.rule.children);
+    const s = child.scenario;
+    if (!s) continue;
+    lines.set(s.id, s.location.line);
+    for (const ex of s.examples) for (const row of ex.tableBody) lines.set(row.id, row.location.line);
+  }
+  return lines;
+}
 
 export interface ScenarioOutcome {
   name: string;
   uri: string;
+  /** The line of the scenario (or of its Examples row): `uri:line` selects exactly it. */
+  line?: number;
   status: string;
   message?: string;
+  /** Why a skipped scenario was skipped (the Before hook's "Skipped: …" attachment). */
+  skipReason?: string;
   /** From the start of the scenario to its end, when the messages carry timestamps. */
   seconds?: number;
 }
@@ -28,8 +50,15 @@ const RANK: Record<string, number> = {
   FAILED: 5,
 };
 
+/** The attachment a hook makes when it skips a scenario (support/cucumber/hooks.ts). */
+export const SKIP_PREFIX = 'Skipped: ';
+/** The test-run hook whose report entry carries the capability matrix (support/formatters/html.ts). */
+export const CAPABILITIES_HOOK = 'Capabilities of the target (measured at start)';
+
 export class OutcomeCollector {
-  private readonly pickles = new Map<string, { name: string; uri: string }>();
+  private readonly lines = new Map<string, number>();
+  private readonly pickles = new Map<string, { name: string; uri: string; line?: number }>();
+  private readonly skipReasons = new Map<string, string>();
   private readonly caseToPickle = new Map<string, string>();
   private readonly startedToCase = new Map<string, string>();
   private readonly worst = new Map<string, { status: string; message?: string }>();
@@ -37,7 +66,14 @@ export class OutcomeCollector {
   readonly finished: ScenarioOutcome[] = [];
 
   add(e: Envelope): void {
-    if (e.pickle) this.pickles.set(e.pickle.id, { name: e.pickle.name, uri: e.pickle.uri });
+    if (e.gherkinDocument) for (const [id, line] of scenarioLines(e.gherkinDocument)) this.lines.set(id, line);
+    if (e.pickle) {
+      const line = this.lines.get(e.pickle.astNodeIds?.at(-1) ?? '');
+      this.pickles.set(e.pickle.id, { name: e.pickle.name, uri: e.pickle.uri, ...(line ? { line } : {}) });
+    }
+    const a = e.attachment;
+    if (a?.testCaseStartedId && a.body.startsWith(SKIP_PREFIX) && !this.skipReasons.has(a.testCaseStartedId))
+      this.skipReasons.set(a.testCaseStartedId, a.body.slice(SKIP_PREFIX.length));
     if (e.testCase) this.caseToPickle.set(e.testCase.id, e.testCase.pickleId);
     if (e.testCaseStarted) {
       this.startedToCase.set(e.testCaseStarted.id, e.testCaseStarted.testCaseId);
@@ -60,11 +96,14 @@ export class OutcomeCollector {
       const w = this.worst.get(id) ?? { status: 'UNKNOWN' };
       const start = this.startedAt.get(id);
       const end = e.testCaseFinished.timestamp;
+      const skipReason = this.skipReasons.get(id);
       this.finished.push({
         name: pickle?.name ?? '?',
         uri: pickle?.uri ?? '?',
+        ...(pickle?.line ? { line: pickle.line } : {}),
         status: w.status,
         ...(w.message ? { message: w.message } : {}),
+        ...(w.status === 'SKIPPED' && skipReason ? { skipReason } : {}),
         ...(start && end ? { seconds: toSeconds(end) - toSeconds(start) } : {}),
       });
     }
@@ -80,6 +119,19 @@ export class OutcomeCollector {
     }
     return counts;
   }
+}
+
+/**
+ * The rerun file's text: `uri:line[:line…]` per feature for every scenario that did not pass and
+ * was not skipped (a skipped one would only be skipped again), in the order they ran.
+ */
+export function rerunText(outcomes: ScenarioOutcome[]): string {
+  const byUri = new Map<string, number[]>();
+  for (const o of outcomes) {
+    if (o.status === 'PASSED' || o.status === 'SKIPPED' || !o.line) continue;
+    byUri.set(o.uri, [...(byUri.get(o.uri) ?? []), o.line]);
+  }
+  return [...byUri].map(([uri, lines]) => `${uri}:${[...new Set(lines)].join(':')}\n`).join('');
 }
 
 /** The messages of a cucumber.ndjson report; none when the file is missing (the run stopped before it). */

@@ -24,6 +24,7 @@ import { UsageError } from './errors.ts';
 import { isConflict } from './kube/errors.ts';
 import { waitForReadyPod } from './kube/ops.ts';
 import type { ResourceRef } from './ledger.ts';
+import { WEBHOOK_LOG_FLAGS } from './targets/dialect.ts';
 import { createCa, issueServingCert } from './tls.ts';
 
 export interface WebhookDeploymentSpec {
@@ -122,7 +123,7 @@ export function webhookManifests(spec: WebhookDeploymentSpec, tls: WebhookTls): 
     `--port=${WEBHOOK_CONTAINER_PORT}`,
     `--tls-cert=${CERT_DIR}/tls.crt`,
     `--tls-key=${CERT_DIR}/tls.key`,
-    ...Object.entries(spec.flags).map(([k, v]) => `--${k}=${v}`),
+    ...Object.entries({ ...WEBHOOK_LOG_FLAGS, ...spec.flags }).map(([k, v]) => `--${k}=${v}`),
   ];
   const deployment: V1Deployment = {
     apiVersion: 'apps/v1',

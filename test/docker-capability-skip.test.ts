@@ -2,7 +2,9 @@
  * The skip logic the docker target relies on with LocalStack community, run where it can run: the
  * embedded target with moto in plain mode (IRSA_MOTO_MODE=plain: no IAM enforcement, as LocalStack
  * community). The AccessDenied scenario must be skipped, never passed, with the probe's reason
- * naming what to do; the run exits 0. Needs the embedded target's binaries (skipped otherwise).
+ * naming what to do; the run exits 0. The reason reaches every report a person reads: the
+ * terminal's list of skipped scenarios, the JUnit <skipped> (message and body) and the HTML report
+ * (with the capability matrix under its test-run hook). Needs the embedded target's binaries.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -43,10 +45,22 @@ test('without IAM enforcement the AccessDenied scenario is skipped with the reas
     assert.match(r.stderr, /enforces-iam\s+no\s+the target does not enforce IAM policies/);
     assert.match(r.stderr, /Scenarios: 0 passed, 0 failed, 1 skipped/);
     const messages = readFileSync(join(reports, 'cucumber.ndjson'), 'utf8');
-    assert.ok(
-      messages.includes(`Skipped: the embedded target lacks enforces-iam: ${IAM_NOT_ENFORCED}`),
-      'the skipped scenario carries the reason in the report',
+    const reason = `the embedded target lacks enforces-iam: ${IAM_NOT_ENFORCED}`;
+    assert.ok(messages.includes(`Skipped: ${reason}`), 'the skipped scenario carries the reason in the report');
+    assert.match(
+      r.stderr,
+      /^Skipped \(1\):\n {2}features\/02-application\.feature:\d+ {2}Writing to another bucket is denied\n {6}the embedded target lacks enforces-iam: /m,
+      'the terminal lists the skipped scenario with its reason',
     );
+    const junit = readFileSync(join(reports, 'junit.xml'), 'utf8');
+    assert.ok(junit.includes(`<skipped message="${reason}`), `JUnit gives the reason as message:\n${junit}`);
+    assert.ok(junit.includes(`<![CDATA[${reason}`), 'and as the skipped body');
+    const html = readFileSync(join(reports, 'cucumber.html'), 'utf8');
+    assert.match(
+      html,
+      /enforces-iam +no +the target does not enforce IAM[^"]*","contentEncoding":"IDENTITY","mediaType":"text\/plain","fileName":"capabilities\.txt","testRunHookStartedId"/,
+    );
+    assert.equal(readFileSync(join(reports, '@rerun.txt'), 'utf8'), '', 'a skipped scenario is not one to rerun');
   } finally {
     rmSync(reports, { recursive: true, force: true });
   }

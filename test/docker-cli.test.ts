@@ -5,13 +5,12 @@
  * the smoke test runs the profile instead).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runsRoot } from '../support/paths.ts';
-import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
+import { runBash as run } from './bash.ts';
 
 async function engineAnswers(): Promise<boolean> {
   const { getContainerRuntimeClient } = await import('testcontainers');
@@ -21,22 +20,6 @@ async function engineAnswers(): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 test('-p docker without a container engine exits 2 with a one-line cause and the embedded target as hint', async (t) => {

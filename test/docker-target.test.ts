@@ -24,7 +24,9 @@ import {
 import { bindPortsToLoopback } from '../support/targets/docker/containers.ts';
 import { emulatorSpec, LOCALSTACK_POD_PORT, MOTO_POD_PORT } from '../support/targets/docker/emulator.ts';
 import {
+  configuredImages,
   defaultImages,
+  ECR_PUBLIC_REGISTRY,
   IMAGE_NAMES,
   imageEnvVar,
   imageTag,
@@ -59,7 +61,12 @@ test('default images: pinned, no registry host, shared versions from tools/versi
   const d = defaultImages(setup, versions);
   assert.equal(d.k3s, `rancher/k3s:${versions.KUBERNETES_VERSION}-k3s1`);
   assert.equal(d.moto, `motoserver/moto:${versions.MOTO_VERSION}`);
-  assert.equal(d.webhook, `amazon/amazon-eks-pod-identity-webhook:${versions.POD_IDENTITY_WEBHOOK_VERSION}`);
+  // Published in the Amazon ECR Public gallery since v0.6.8, not on the default registry.
+  assert.equal(
+    d.webhook,
+    `${ECR_PUBLIC_REGISTRY}/eks/amazon-eks-pod-identity-webhook:${versions.POD_IDENTITY_WEBHOOK_VERSION}`,
+  );
+  assert.equal(d.verify, d.app, 'the verify-only pod runs the app image');
   assert.equal(d.localstack, 'localstack/localstack:4.14.0');
   assert.equal(d.app, setup.spec.application.image, "the sample app is the setup's image");
   assert.match(d.app, /^amazon\/aws-cli:\d+\.\d+\.\d+$/, 'the default setup pins the AWS CLI image');
@@ -68,7 +75,8 @@ test('default images: pinned, no registry host, shared versions from tools/versi
     assert.ok(isImageReference(ref), `${name}: ${ref}`);
     assert.ok(imageTag(ref) && imageTag(ref) !== 'latest', `${name} is pinned: ${ref}`);
     const first = ref.split('/')[0] as string;
-    assert.ok(!first.includes('.') && !first.includes(':'), `${name} names no registry host: ${ref}`);
+    if (name === 'webhook') assert.equal(first, ECR_PUBLIC_REGISTRY, 'the webhook names its gallery');
+    else assert.ok(!first.includes('.') && !first.includes(':'), `${name} names no registry host: ${ref}`);
   }
 });
 
@@ -83,15 +91,25 @@ test('image overrides: environment over config file over default, each named by 
   assert.deepEqual(r.app, { ref: 'other.example/aws-cli:2.27.50', source: 'environment' });
   assert.equal(r.moto.source, 'default');
   assert.equal(imageEnvVar('webhook'), 'IRSA_IMAGE_WEBHOOK');
-  // Through the configuration: IRSA_IMAGE_<NAME> lands in docker.images.<name>.
-  const c = config({ IRSA_IMAGE_WEBHOOK: 'mirror.example/eks/pod-identity-webhook:v0.6.17' });
-  assert.equal(c.docker.images.webhook, 'mirror.example/eks/pod-identity-webhook:v0.6.17');
+  // Through the configuration: IRSA_IMAGE_<NAME> lands in images.<name>, over the older docker.images.
+  const c = config({ IRSA_IMAGE_WEBHOOK: 'mirror.example/eks/amazon-eks-pod-identity-webhook:v0.6.17' });
+  assert.equal(c.images.webhook, 'mirror.example/eks/amazon-eks-pod-identity-webhook:v0.6.17');
+  assert.deepEqual(
+    configuredImages({
+      images: { app: 'a.example/x:1' },
+      docker: { images: { app: 'b.example/x:1', k3s: 'k.example/k3s:1' } },
+    }),
+    { app: 'a.example/x:1', k3s: 'k.example/k3s:1' },
+  );
+  // The verify-only pod follows the app image unless it has its own setting.
+  assert.deepEqual(r.verify, { ref: 'other.example/aws-cli:2.27.50', source: 'app' });
+  assert.equal(resolveImages(setup, { verify: 'v.example/cli:1' }, {}, versions).verify.source, 'config');
 });
 
 test('a bad override is a UsageError naming the setting', () => {
   assert.throws(
     () => resolveImages(setup, { kind: 'x:1' }, {}, versions),
-    (e: unknown) => isUsageError(e) && /docker\.images\.kind/.test(e.message) && /k3s, localstack/.test(e.hint),
+    (e: unknown) => isUsageError(e) && /images\.kind/.test(e.message) && /k3s, localstack/.test(e.hint),
   );
   assert.throws(
     () => resolveImages(setup, {}, { IRSA_IMAGE_K3S: 'Not An Image' }, versions),
@@ -279,7 +297,7 @@ test('webhook: serving certificate for the Service names, manifests from webhook
   );
   const dep = objects.find((o) => o.kind === 'Deployment') as V1Deployment;
   const c = dep.spec?.template.spec?.containers[0];
-  assert.equal(c?.image, `amazon/amazon-eks-pod-identity-webhook:${versions.POD_IDENTITY_WEBHOOK_VERSION}`);
+  assert.equal(c?.image, defaultImages(setup, versions).webhook);
   assert.equal(c?.imagePullPolicy, 'IfNotPresent', 'the image is loaded into K3s, never pulled there');
   for (const [k, v] of Object.entries(setup.spec.webhook.flags)) assert.ok(c?.args?.includes(`--${k}=${v}`), k);
   assert.ok(c?.args?.includes('--in-cluster=false'));

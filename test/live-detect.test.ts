@@ -17,6 +17,8 @@ import { kidForKey } from '../support/oidc/jwks.ts';
 import { repoRoot } from '../support/paths.ts';
 import { readClusterSigningKeys } from '../support/provision/infrastructure.ts';
 import { loadSetup } from '../support/setup/setup.ts';
+import { defaultImages } from '../support/targets/docker/images.ts';
+import { readVersions } from '../support/targets/embedded/binaries.ts';
 import { detectCluster, OPENSHIFT_WEBHOOK_NAMESPACE, parseFlags } from '../support/targets/live/detect.ts';
 import { connectLiveTarget } from '../support/targets/live/index.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
@@ -250,10 +252,47 @@ describe('a plain cluster without a pod identity webhook', () => {
   const env = (extra: Record<string, string>) =>
     loadConfig({ IRSA_TARGET: 'live', IRSA_KUBECONFIG: api.kubeconfigPath, IRSA_AWS_ACCOUNT_ID: ACCOUNT, ...extra });
 
-  it('provision without IRSA_WEBHOOK_IMAGE: exit 2 naming it', async () => {
+  it('provision without an image setting: the pinned upstream release from the ECR Public gallery', async () => {
+    const t = await connectLiveTarget(env({}), setup, () => undefined);
+    const w = t.descriptor.webhook;
+    assert.equal(w.mode, 'harness-service');
+    if (w.mode !== 'harness-service') return;
+    const pinned = defaultImages(setup).webhook;
+    assert.equal(w.deploy?.image, pinned);
+    assert.match(pinned, /\/eks\/amazon-eks-pod-identity-webhook:v\d+\.\d+\.\d+$/);
+    assert.equal(t.descriptor.webhookVersion, readVersions().POD_IDENTITY_WEBHOOK_VERSION);
+    const d = t.descriptor.detected?.find((v) => v.name === 'webhook image (deployed)');
+    assert.deepEqual([d?.value, d?.source], [pinned, 'default (support/targets/docker/images.ts)']);
+    assert.equal(t.descriptor.podTemplate, undefined, "pods use the setup's image");
+    await t.stop();
+  });
+
+  it('every image the cluster pulls has a setting: IRSA_IMAGE_WEBHOOK, IRSA_IMAGE_APP', async () => {
+    const t = await connectLiveTarget(
+      env({
+        IRSA_IMAGE_WEBHOOK: 'mirror.example:5000/eks/amazon-eks-pod-identity-webhook:v0.6.18',
+        IRSA_IMAGE_APP: 'mirror.example:5000/amazon/aws-cli:2.27.50',
+      }),
+      setup,
+      () => undefined,
+    );
+    const w = t.descriptor.webhook;
+    assert.equal(
+      w.mode === 'harness-service' ? w.deploy?.image : '',
+      'mirror.example:5000/eks/amazon-eks-pod-identity-webhook:v0.6.18',
+    );
+    assert.equal(t.descriptor.webhookVersion, 'v0.6.18');
+    assert.deepEqual(t.descriptor.podTemplate, { image: 'mirror.example:5000/amazon/aws-cli:2.27.50' });
+    const app = t.descriptor.detected?.find((v) => v.name === 'app image');
+    assert.deepEqual([app?.value, app?.source], ['mirror.example:5000/amazon/aws-cli:2.27.50', 'setting images.app']);
+    await t.stop();
+  });
+
+  it('an image setting that is not an image reference: exit 2 before connecting', async () => {
     await assert.rejects(
-      connectLiveTarget(env({}), setup, () => undefined),
-      (e: unknown) => isUsageError(e) && /IRSA_WEBHOOK_IMAGE/.test(e.message),
+      connectLiveTarget(env({ IRSA_IMAGE_VERIFY: 'Not An Image' }), setup, () => undefined),
+      (e: unknown) =>
+        isUsageError(e) && /^invalid setting images\.verify: "Not An Image" is not an image/.test(e.message),
     );
   });
 

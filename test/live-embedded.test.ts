@@ -8,11 +8,16 @@
  *
  *   1. provision mode runs the infrastructure feature end to end and cleans up;
  *   2. after a provisioning (infrastructure + one ServiceAccount, role and two buckets, recorded in a
- *      ledger this test deletes at the end), verify-only passes, writes nothing to AWS (the account's
+ *      ledger this test deletes at the end), verify-only passes in a namespace locked down with Pod
+ *      Security "restricted" and a quota that requires limits, writes nothing to AWS (the account's
  *      buckets, roles and identity providers are the same before and after) and writes the summary;
- *   3. on a setup from the fault catalogue (06: discovery documents not public), verify-only fails
+ *      with every check skipped it exits 1;
+ *   3. on such a provisioned issuer, which serves its documents and has its identity provider as
+ *      on EKS, provision mode takes it as a managed issuer: the infrastructure and application
+ *      scenarios pass, and the issuer's documents and provider are left as they were;
+ *   4. on a setup from the fault catalogue (06: discovery documents not public), verify-only fails
  *      the public-documents check;
- *   4. on fault 17 (anyone may put objects into the discovery bucket), verify-only finds it by
+ *   5. on fault 17 (anyone may put objects into the discovery bucket), verify-only finds it by
  *      evaluating the bucket policy, without trying a write.
  */
 import assert from 'node:assert/strict';
@@ -23,6 +28,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ListOpenIDConnectProvidersCommand, ListRolesCommand } from '@aws-sdk/client-iam';
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
+import { PatchStrategy } from '@kubernetes/client-node';
 import { flushLedger } from '../support/cleanup.ts';
 import { type Clients, createClients } from '../support/clients.ts';
 import { loadConfig } from '../support/config.ts';
@@ -178,6 +184,33 @@ describe('live target driven against the embedded target', {
     const tenant = tenantNames('verify', runId, 'v1');
     await createTenantAwsResources(ctx, tenant, infra);
     await createNamespace(ctx, tenant.namespace);
+    // A locked-down tenant namespace: Pod Security "restricted" enforced, and a quota that admits
+    // only pods with requests and limits.
+    await admin.objects.patch(
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: {
+          name: tenant.namespace,
+          labels: {
+            'pod-security.kubernetes.io/enforce': 'restricted',
+            'pod-security.kubernetes.io/enforce-version': 'latest',
+          },
+        },
+      },
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      PatchStrategy.MergePatch,
+    );
+    await admin.core.createNamespacedResourceQuota({
+      namespace: tenant.namespace,
+      body: {
+        metadata: { name: 'limits-required' },
+        spec: { hard: { 'limits.cpu': '2', 'limits.memory': '1Gi', 'requests.cpu': '1', 'requests.memory': '512Mi' } },
+      },
+    });
     await createServiceAccount(
       ctx,
       serviceAccountManifest(ctx, tenant.namespace, tenant.serviceAccount, tenant.roleArn as string),
@@ -198,7 +231,7 @@ describe('live target driven against the embedded target', {
       await started.stop();
       assert.deepEqual(report.failed, [], 'the provisioned setup was deleted');
     };
-    return { verifyEnv, teardown };
+    return { verifyEnv, teardown, namespace: tenant.namespace, serviceAccount: tenant.serviceAccount };
   }
 
   it('provision mode: the infrastructure feature passes and leaves nothing behind', async () => {
@@ -215,9 +248,23 @@ describe('live target driven against the embedded target', {
     assert.deepEqual(await accountInventory(), before, 'the run deleted what it created in the account');
   });
 
-  it('verify-only passes on a provisioned setup, and writes nothing to AWS', async () => {
+  it('verify-only passes on a provisioned setup in a locked-down namespace, and writes nothing to AWS', async () => {
     const existing = await provisionExisting(DEFAULT_SETUP);
     try {
+      // The namespace is locked down indeed: a pod as the setup's template has it is refused.
+      await assert.rejects(
+        admin.core.createNamespacedPod({
+          namespace: existing.namespace,
+          body: {
+            metadata: { name: 'plain' },
+            spec: {
+              serviceAccountName: existing.serviceAccount,
+              containers: [{ name: 'c', image: 'amazon/aws-cli:2.27.50', command: ['sleep', '60'] }],
+            },
+          },
+        }),
+        (e: unknown) => /violates PodSecurity|must specify limits/.test(String((e as Error).message)),
+      );
       const before = await accountInventory();
       const env = runEnv(existing.verifyEnv);
       const result = await conformance(['-p', 'live'], env);
@@ -240,6 +287,65 @@ describe('live target driven against the embedded target', {
       assert.match(summary, /\*\*Result: PASS\*\*/);
       assert.match(summary, /## Detected dialect/);
       assert.match(summary, /\| writes-allowed \| no \|/);
+
+      // Every selected check skipped (no pod allowed, only the pod check selected): a verdict of
+      // nothing, exit 1, never a pass.
+      const noPod = runEnv({ ...existing.verifyEnv, IRSA_VERIFY_NO_POD: 'true' });
+      const skipped = await conformance(['-p', 'live', '--name', 'A pod of the ServiceAccount gets the role'], noPod);
+      assert.deepEqual(
+        skipped.scenarios.map((s) => s.status),
+        ['SKIPPED'],
+      );
+      assert.equal(skipped.exitCode, 1, 'no check ran: exit 1');
+      const noChecks = readFileSync(path.join(noPod.IRSA_REPORTS_DIR as string, 'verify-summary.md'), 'utf8');
+      assert.match(noChecks, /\*\*Result: NO CHECKS RAN \(1 skipped\)\*\*/);
+    } finally {
+      await existing.teardown();
+    }
+  });
+
+  it('provision on a managed issuer (documents and identity provider already there, as on EKS): used as they are', async () => {
+    // What EKS (or eksctl's associate-iam-oidc-provider) leaves: the issuer serves its documents,
+    // the account has its identity provider. Provisioning must use both, and delete neither.
+    const existing = await provisionExisting(DEFAULT_SETUP);
+    try {
+      const before = await accountInventory();
+      const env = runEnv({ IRSA_LIVE_MODE: 'provision' });
+      // The application scenarios whose checks do not look at files inside the pod: through the
+      // live code path the embedded node's pods have no file system of their own (podRoot is '').
+      const app = 'features/02-application.feature';
+      const lines = readFileSync(path.join(REPO_ROOT, app), 'utf8')
+        .split('\n')
+        .flatMap((l, i) =>
+          /Scenario: (The webhook injects|From inside the pod, the AWS CLI|Writing to another bucket)/.test(l)
+            ? [i + 1]
+            : [],
+        );
+      assert.equal(lines.length, 3, 'the application scenarios are found');
+      const result = await conformance(
+        ['-p', 'live', 'features/01-infrastructure.feature', `${app}:${lines.join(':')}`],
+        env,
+      );
+      const failed = result.scenarios.filter((s) => s.status !== 'PASSED');
+      assert.deepEqual(
+        failed.map((s) => `${s.name}: ${s.status} ${s.message?.split('\n')[0] ?? ''}`),
+        [],
+        'the infrastructure and application scenarios pass on the managed issuer',
+      );
+      assert.ok(
+        result.scenarios.some((s) => s.name === 'Writing to another bucket is denied'),
+        'the application ran',
+      );
+      assert.equal(result.exitCode, 0);
+      assert.deepEqual(
+        await accountInventory(),
+        before,
+        "the platform's documents and provider are there, nothing else",
+      );
+      const harnessLog = readFileSync(path.join(env.IRSA_REPORTS_DIR as string, 'logs', 'harness.log'), 'utf8');
+      assert.match(harnessLog, /issuer control\s+managed: /);
+      const messages = readFileSync(path.join(env.IRSA_REPORTS_DIR as string, 'cucumber.ndjson'), 'utf8');
+      assert.match(messages, /using the account's identity provider arn:aws:iam::/);
     } finally {
       await existing.teardown();
     }

@@ -11,6 +11,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { loadConfig } from '../support/config.ts';
+import { liveConnectionDescriptor } from '../support/targets/live/index.ts';
+import type { TargetDescriptor } from '../support/targets/target.ts';
 
 export interface FakeRequest {
   method: string;
@@ -20,7 +23,7 @@ export interface FakeRequest {
   body: unknown;
 }
 
-export type FakeAnswer = { status?: number; body: unknown };
+export type FakeAnswer = { status?: number; body: unknown; contentType?: string };
 export type Route = FakeAnswer | ((req: FakeRequest) => FakeAnswer);
 
 export class FakeKubeApi {
@@ -74,7 +77,7 @@ export class FakeKubeApi {
                 message: `${fr.path} not found`,
               },
             };
-        res.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });
+        res.writeHead(answer.status ?? 200, { 'content-type': answer.contentType ?? 'application/json' });
         res.end(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
       });
     });
@@ -165,4 +168,18 @@ export function pem(label: string, der: Buffer): string {
 
 export function rsaPublicKey() {
   return generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+}
+
+/** The live target's own descriptor of a test cluster (what createClients needs); `aws` merges. */
+export function fakeLiveDescriptor(
+  kubeconfigPath: string,
+  overrides: Omit<Partial<TargetDescriptor>, 'aws'> & { aws?: Partial<TargetDescriptor['aws']> } = {},
+): TargetDescriptor {
+  const { aws, ...rest } = overrides;
+  const base = liveConnectionDescriptor(loadConfig({}), {
+    kubeconfigPath,
+    server: 'https://fake',
+    region: 'us-east-1',
+  });
+  return { ...base, ...rest, aws: { ...base.aws, accountId: '111122223333', ...aws } };
 }

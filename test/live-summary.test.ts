@@ -95,7 +95,12 @@ describe('verifySummaryMarkdown', () => {
     assert.match(md, /\| skipped \| a capability is missing/);
   });
 
-  it('no check ran: says so instead of passing', () => {
-    assert.match(render([]), /\*\*Result: NO CHECKS RAN\*\*/);
+  it('no check ran: says so instead of passing, also when every check was skipped', () => {
+    assert.match(render([]), /\*\*Result: NO CHECKS RAN \(0 skipped\)\*\*/);
+    const skipped = {
+      name: 'A pod of the ServiceAccount gets the role and uses it',
+      uri: 'features/verify-only.feature',
+    };
+    assert.match(render([{ ...skipped, status: 'SKIPPED' }]), /\*\*Result: NO CHECKS RAN \(1 skipped\)\*\*/);
   });
 });

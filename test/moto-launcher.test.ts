@@ -242,6 +242,14 @@ test('a role assumed with a web identity may write only where its policy allows'
     sessionToken: c.SessionToken,
   };
   secrets.push(role.secretAccessKey, c.SessionToken);
+  // The line names the time, the call, the role and the credentials it issued (diagnostics select
+  // a scenario's lines by these), never the token.
+  // (logged once the response is sent: give the line a moment to reach the log)
+  const issued = new RegExp(
+    `\\[moto\\] \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z POST / 200 anonymous sts:AssumeRoleWithWebIdentity RoleArn=\\S+ RoleSessionName=\\S+ -> ${c.AccessKeyId}`,
+  );
+  for (let i = 0; i < 40 && !issued.test(moto.log); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(moto.log, issued);
   assert.match(moto.log, /POST \/ 200 anonymous/, 'AssumeRoleWithWebIdentity went out unsigned');
 
   const roleS3 = moto.s3(role);

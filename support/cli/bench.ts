@@ -11,17 +11,21 @@
  *      both side by side with the ratio kubelet / kwok (where a real node can run here)
  * Prints a table and writes bench.json to the reports directory. A suite run that fails is left
  * out of the figures, its reports and the components' logs are kept, and the bench exits 1.
- * Options: --runs N (default 3), --tenants 1,10,30,
- * --skip start,cold,warm,tenants,other-node.
+ * Options (BENCH_COMMAND, --help): --runs N (default 3), --tenants 1,10,30,
+ * --skip start,cold,warm,tenants,other-node, --dry-run.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { ParseArgsOptionsConfig } from 'node:util';
+import { UsageError } from '../errors.ts';
 import { readMessages, scenarioOutcomes } from '../outcomes.ts';
 import { repoRoot } from '../paths.ts';
 import type { KubeNode } from '../targets/embedded/real-node.ts';
 import { discoveryBucketFor } from '../targets/start.ts';
+import { type CommandSpec, parseCommand, positiveInt } from './args.ts';
+import { ensureEmbeddedSetup } from './setup.ts';
 
 interface Stat {
   median: number;
@@ -153,14 +157,52 @@ function runSuite(env: Record<string, string>, args: string[], keepFailedIn: str
   });
 }
 
+const BENCH_PARTS = ['start', 'cold', 'warm', 'tenants', 'other-node'];
+
+export const BENCH_COMMAND = {
+  command: 'npm run bench --',
+  synopsis: '[--runs N] [--tenants 1,10,30] [--skip PART[,PART]] [--dry-run]',
+  description: `
+The performance figures, as medians (with min and max) of repeated runs on the embedded target:
+target start per component and stop (start), the default suite from cold (cold) and on a warm
+environment with per-scenario p50/p95 (warm), the tenant isolation matrix at --parallel 4
+(tenants), and start and cold suite on the other node, kwok or kubelet, beside the configured one
+(other-node). Prints a table and writes bench.json to the reports directory; takes many minutes.
+
+  --runs N          runs of each measurement (default 3)
+  --tenants LIST    tenant counts of the scaling measurement (default 1,10,30)
+  --skip PARTS      leave out some of: ${BENCH_PARTS.join(', ')}
+  --dry-run         print what would be measured; start nothing, write nothing
+
+Exit codes: 0 done, 1 a suite run failed (left out of the figures), 2 bad input.`,
+  options: {
+    runs: { type: 'string', default: '3' },
+    tenants: { type: 'string', default: '1,10,30' },
+    skip: { type: 'string', default: '' },
+    'dry-run': { type: 'boolean' },
+  },
+} satisfies CommandSpec<ParseArgsOptionsConfig>;
+
 export async function runBench(argv: string[]): Promise<number> {
-  const opt = (name: string, def: string) => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? (argv[i + 1] ?? def) : def;
-  };
-  const runs = Number(opt('--runs', '3'));
-  const tenantCounts = opt('--tenants', '1,10,30').split(',').map(Number);
-  const skip = new Set(opt('--skip', '').split(','));
+  const parsed = parseCommand(BENCH_COMMAND, argv);
+  if (!parsed) return 0;
+  const runs = positiveInt(parsed.values.runs, '--runs', 20);
+  const tenantCounts = parsed.values.tenants.split(',').map((n) => positiveInt(n, '--tenants', 50));
+  const skip = new Set(parsed.values.skip.split(',').filter(Boolean));
+  const unknown = [...skip].filter((p) => !BENCH_PARTS.includes(p));
+  if (unknown.length)
+    throw new UsageError(
+      `--skip names no part of the bench: ${unknown.join(', ')}`,
+      `parts: ${BENCH_PARTS.join(', ')}`,
+    );
+  if (parsed.values['dry-run']) {
+    const parts = BENCH_PARTS.filter((p) => !skip.has(p));
+    process.stdout.write(
+      `bench would measure ${parts.join(', ') || 'nothing'} with ${runs} run(s) each${parts.includes('tenants') ? `, tenants ${tenantCounts.join(', ')}` : ''}\n`,
+    );
+    return 0;
+  }
+  await ensureEmbeddedSetup();
   const { startEmbeddedTarget } = await import('../targets/embedded/index.ts');
   const { loadConfig } = await import('../config.ts');
   const { loadSetup } = await import('../setup/setup.ts');

@@ -13,7 +13,7 @@
  * TEST-ONLY: IRSA_TEST_PAUSE_AT=teardown holds the end-of-run teardown until a signal arrives
  * (test/reliability-interrupt.test.ts); never set it otherwise.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfiguration, loadSupport, runCucumber } from '@cucumber/cucumber/api';
 import type { Envelope } from '@cucumber/messages';
@@ -26,11 +26,11 @@ import { UsageError } from '../errors.ts';
 import { describeRef, Ledger } from '../ledger.ts';
 import { configureLog, log } from '../log.ts';
 import { LABEL_RUN_ID, newRunId } from '../names.ts';
-import { OutcomeCollector } from '../outcomes.ts';
+import { OutcomeCollector, type ScenarioOutcome, scenarioLines } from '../outcomes.ts';
 import { writeOwner } from '../owner.ts';
 import { ensurePrivateDir, ensureReportsDir, repoRoot, runsRoot } from '../paths.ts';
 import { observeClusterIssuer } from '../provision/infrastructure.ts';
-import { registerSecret } from '../redact.ts';
+import { redact, registerSecret } from '../redact.ts';
 import { stageReports } from '../reports.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
 import { checkSetup } from '../setup/check.ts';
@@ -44,9 +44,12 @@ import {
   recordPendingDeletion,
   runNamespaces,
 } from '../targets/warm-deletions.ts';
+import { ensureEmbeddedSetup } from './setup.ts';
 
 export interface ConformanceOptions {
   argv: string[];
+  /** `verify` (the live profile in verify-only mode) words its usage for itself. */
+  command?: 'conformance' | 'verify';
   env?: NodeJS.ProcessEnv;
   /** Overrides of settings (the self-test points runs at fault setups). */
   overrides?: Record<string, unknown>;
@@ -64,7 +67,59 @@ export interface ConformanceResult {
   targetDied?: TargetDeath;
 }
 
+const CUCUMBER_OPTIONS = `cucumber options that pass through:
+  --tags EXPR               only scenarios whose tags match, e.g. --tags '@infrastructure and not @slow'
+  --name REGEXP             only scenarios whose name matches
+  --parallel N              worker threads (default 2; 1 runs them one after another)
+  --dry-run                 list the selected scenarios; start nothing, write nothing
+  --world-parameters JSON   settings, as the IRSA_CONFIG file's keys: '{"region":"eu-west-1"}'
+  --retry N, --format …, --order …   as cucumber-js documents them
+  features/02-application.feature[:LINE]   only these features (or scenarios); replaces the profile's
+  reports/@rerun.txt        the scenarios that failed in the last run (the rerun file)`;
+
+const TRAILER = `Settings: IRSA_* environment variables or the IRSA_CONFIG file (README "Settings", docs/live.md,
+docs/docker.md). Reports: reports/cucumber.html, junit.xml, cucumber.ndjson, @rerun.txt, logs/.
+Exit codes: 0 every check passed, 1 a check failed, 2 bad input or environment (nothing created),
+130/143 interrupted (what was created is deleted first).`;
+
+export const CONFORMANCE_USAGE = `usage: npm run conformance -- [-p embedded|docker|live] [cucumber options] [features | reports/@rerun.txt]
+
+Runs the conformance suite on a target: starts it (embedded, docker) or connects to it (live),
+measures its capabilities, runs the selected scenarios, deletes what they created, stops it.
+
+  -p, --profile NAME        the target: embedded (default, local processes), docker (K3s and an
+                            AWS emulator in containers), live (a real cluster and AWS account)
+
+${CUCUMBER_OPTIONS}
+
+${TRAILER}
+`;
+
+export const VERIFY_USAGE = `usage: npm run verify -- [cucumber options]
+
+Checks the IRSA setup a cluster and an AWS account already have, before an upgrade: the live
+target in verify-only mode. It writes nothing to AWS and creates at most one short-lived pod in
+IRSA_VERIFY_NAMESPACE (none with IRSA_VERIFY_NO_POD=true). Needs IRSA_VERIFY_NAMESPACE,
+IRSA_VERIFY_SERVICE_ACCOUNT, IRSA_VERIFY_ROLE_ARN, IRSA_VERIFY_ALLOWED_BUCKET and
+IRSA_VERIFY_DENIED_BUCKET, a kubeconfig and AWS credentials (docs/live.md). The verdict is in
+reports/verify-summary.md.
+
+${CUCUMBER_OPTIONS}
+
+${TRAILER}
+`;
+
 const OWN_FLAGS = new Set(['-p', '--profile']);
+
+/** True when the arguments ask for help (an option, not the value of one such as --name). */
+export function asksForHelp(argv: string[]): boolean {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (VALUE_FLAGS.has(a) || OWN_FLAGS.has(a)) i++;
+    else if (a === '--help' || a === '-h') return true;
+  }
+  return false;
+}
 
 function splitArgs(argv: string[]): { profile?: string; cucumberArgs: string[] } {
   const cucumberArgs: string[] = [];
@@ -131,10 +186,66 @@ export function positionalPaths(args: string[]): string[] {
   return paths;
 }
 
+const GLOB_CHARS = /[*?[\]{}]/;
+
+/**
+ * The feature paths given on the command line, with each rerun file (a base name starting with
+ * `@`, as cucumber has it) replaced by the paths it lists. A feature path that does not exist, a
+ * rerun file that does not exist and one that lists nothing are bad input: they would select no
+ * scenario. Relative paths are the repository's (npm runs scripts there).
+ */
+export function expandGivenPaths(given: string[], cwd = repoRoot): string[] {
+  const out: string[] = [];
+  for (const p of given) {
+    const file = path.resolve(cwd, p);
+    if (path.basename(p).startsWith('@')) {
+      if (!existsSync(file))
+        throw new UsageError(
+          `rerun file ${p} does not exist`,
+          'a run writes the scenarios that failed to reports/@rerun.txt (its reports directory); rerun them with `npm run conformance -- reports/@rerun.txt`',
+        );
+      const listed = readFileSync(file, 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
+      if (listed.length === 0)
+        throw new UsageError(
+          `rerun file ${p} lists no scenario: the run that wrote it had no failed scenario`,
+          'there is nothing to rerun; run the suite (`npm run conformance`) or name the features to run',
+        );
+      out.push(...listed);
+      continue;
+    }
+    const withoutLines = p.replace(/(:\d+)+$/, '');
+    if (!GLOB_CHARS.test(withoutLines) && !existsSync(path.resolve(cwd, withoutLines)))
+      throw new UsageError(
+        `feature path ${p} does not exist`,
+        'name feature files or directories under features/ (a scenario by its line: features/02-application.feature:12)',
+      );
+    out.push(p);
+  }
+  return out;
+}
+
+/** Why a selection ran no scenario, in words: what the user selected with. */
+function describeSelection(
+  runConfiguration: { sources: { paths: string[]; tagExpression: string; names: string[] } },
+  given: string[],
+  config: HarnessConfig,
+): string {
+  const parts: string[] = [];
+  if (given.length) parts.push(`features ${given.join(' ')}`);
+  if (runConfiguration.sources.tagExpression) parts.push(`tags ${runConfiguration.sources.tagExpression}`);
+  if (runConfiguration.sources.names.length) parts.push(`--name ${runConfiguration.sources.names.join(', ')}`);
+  const mode = config.target === 'live' ? ` (the live target's ${config.live.mode} mode selects by tags too)` : '';
+  return `${parts.join(', ') || 'the profile'}${mode}`;
+}
+
 async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
   const { profile, cucumberArgs } = splitArgs(argv);
-  const given = positionalPaths(cucumberArgs);
-  const options = cucumberArgs.filter((a) => !given.includes(a));
+  const positional = positionalPaths(cucumberArgs);
+  const options = cucumberArgs.filter((a) => !positional.includes(a));
+  const given = expandGivenPaths(positional);
   try {
     const resolved = await loadConfiguration(
       { file: 'cucumber.js', profiles: profile ? [profile] : [], provided: options },
@@ -142,7 +253,7 @@ async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
     );
     // A user naming features (or an @rerun file) means only those, not the profile's as well.
     if (given.length > 0) resolved.runConfiguration.sources.paths = given;
-    return resolved;
+    return { ...resolved, given: positional };
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0] ?? '';
     if (/profile/i.test(msg))
@@ -152,17 +263,29 @@ async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
       );
     throw new UsageError(
       `cannot read the cucumber options: ${msg}`,
-      'see `npx cucumber-js --help` for the options the suite accepts',
+      'see `npm run conformance -- --help` for the options the suite accepts',
     );
   }
 }
 
-/** Names every step of the selected scenarios that no step definition matches. */
-async function findUndefinedSteps(
+export interface SelectedScenario {
+  uri: string;
+  line: number;
+  name: string;
+}
+
+/**
+ * A dry run of the selection: the scenarios it selects (uri:line and name) and every step of them
+ * that no step definition matches. Nothing is started and no report is written.
+ */
+async function dryRunSelection(
   runConfiguration: Parameters<typeof runCucumber>[0],
   env: NodeJS.ProcessEnv,
-): Promise<string[]> {
+): Promise<{ scenarios: SelectedScenario[]; undefinedSteps: string[] }> {
   const pickleSteps = new Map<string, { text: string; uri: string }>();
+  const lines = new Map<string, number>();
+  const pickles = new Map<string, SelectedScenario>();
+  const scenarios: SelectedScenario[] = [];
   const undefinedSteps: string[] = [];
   await runCucumber(
     {
@@ -179,8 +302,15 @@ async function findUndefinedSteps(
           'fix the feature file (a description line may not start with @, #, or a keyword)',
         );
       }
-      if (e.pickle) for (const s of e.pickle.steps) pickleSteps.set(s.id, { text: s.text, uri: e.pickle.uri });
+      if (e.gherkinDocument) for (const [id, line] of scenarioLines(e.gherkinDocument)) lines.set(id, line);
+      if (e.pickle) {
+        for (const s of e.pickle.steps) pickleSteps.set(s.id, { text: s.text, uri: e.pickle.uri });
+        const node = e.pickle.astNodeIds[e.pickle.astNodeIds.length - 1] ?? '';
+        pickles.set(e.pickle.id, { uri: e.pickle.uri, line: lines.get(node) ?? 0, name: e.pickle.name });
+      }
       if (e.testCase) {
+        const selected = pickles.get(e.testCase.pickleId);
+        if (selected) scenarios.push(selected);
         for (const ts of e.testCase.testSteps) {
           if (ts.pickleStepId && (ts.stepDefinitionIds ?? []).length === 0) {
             const s = pickleSteps.get(ts.pickleStepId);
@@ -190,7 +320,18 @@ async function findUndefinedSteps(
       }
     },
   );
-  return [...new Set(undefinedSteps)];
+  return { scenarios, undefinedSteps: [...new Set(undefinedSteps)] };
+}
+
+/** The skipped scenarios, each with where it is and why it was skipped: the terminal's list. */
+export function formatSkipped(skipped: ScenarioOutcome[]): string {
+  return [
+    `Skipped (${skipped.length}):`,
+    ...skipped.map(
+      (s) =>
+        `  ${s.uri}${s.line ? `:${s.line}` : ''}  ${s.name}\n      ${redact(s.skipReason ?? 'no reason was given')}`,
+    ),
+  ].join('\n');
 }
 
 /** An invalid --tags expression is bad input that names itself (cucumber fails with a stack trace). */
@@ -213,21 +354,28 @@ export function checkTagOptions(argv: string[]): void {
 export async function runConformance(opts: ConformanceOptions): Promise<ConformanceResult> {
   const env = opts.env ?? process.env;
   const empty = { counts: { passed: 0, failed: 0, skipped: 0, other: 0 }, scenarios: [] };
+  if (asksForHelp(opts.argv)) {
+    process.stdout.write(opts.command === 'verify' ? VERIFY_USAGE : CONFORMANCE_USAGE);
+    return { exitCode: 0, ...empty };
+  }
   // 1. configuration
   checkTagOptions(opts.argv);
   const resolved = await resolveCucumber(opts.argv, env);
-  const profileTarget = (resolved.useConfiguration.worldParameters as { target?: string } | undefined)?.target;
-  const config: HarnessConfig = loadConfig(env, {
-    ...(env.IRSA_TARGET ? {} : profileTarget ? { target: profileTarget } : {}),
-    ...(opts.overrides ?? {}),
-  });
+  const dryRun = resolved.runConfiguration.runtime.dryRun === true;
+  // worldParameters (the profile's target, --world-parameters) are settings with the config file's
+  // keys, between that file and the environment; a key the harness does not know is exit 2.
+  const worldParameters = (resolved.useConfiguration.worldParameters ?? {}) as Record<string, unknown>;
+  const config: HarnessConfig = loadConfig(env, opts.overrides ?? {}, worldParameters);
   const setup = loadSetup(config.setupDir);
   // Every template rendered and checked (syntax, placeholders, IAM policy grammar) before anything starts.
   checkSetup(setup);
-  // Where the run keeps its state (per user, 0700) and its reports must be usable: checked first.
-  ensurePrivateDir(runsRoot);
-  ensureReportsDir(config.reportsDir);
-  configureLog({ file: path.join(config.reportsDir, 'logs', 'harness.log'), verbose: config.verbose });
+  // A dry run writes nothing: no reports directory, no log file, no state directory. A run's state
+  // (per user, 0700) and its reports directory must be usable: checked first.
+  if (!dryRun) {
+    ensurePrivateDir(runsRoot);
+    ensureReportsDir(config.reportsDir);
+    configureLog({ file: path.join(config.reportsDir, 'logs', 'harness.log'), verbose: config.verbose });
+  }
   const formats = resolved.runConfiguration.formats;
   // Reports go where the settings say (reports/ unless IRSA_REPORTS_DIR).
   const files: Record<string, string> = {};
@@ -243,6 +391,11 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       stdout: formats.stdout === 'progress-bar' && !process.stdout.isTTY ? 'progress' : formats.stdout,
     },
     support,
+    // The settings the plugins need before the run state exists (the dry run of the selection).
+    plugins: {
+      specifiers: resolved.runConfiguration.plugins?.specifiers ?? [],
+      options: { ...resolved.runConfiguration.plugins?.options, irsa: { tenants: config.tenants } },
+    },
   };
   if (config.target === 'live') {
     // The live mode decides the scenarios: verify-only runs @infrastructure and @verify-only, provision the rest.
@@ -255,19 +408,36 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
 
   // 2. undefined steps are bad input: refuse before anything is created
   // A target that cannot start here says so before anything else happens.
-  if (config.target === 'docker')
+  if (config.target === 'docker' && !dryRun)
     await (await import('../targets/docker/index.ts')).preflightDockerTarget(config, setup);
   if (config.target === 'embedded' && !config.attach && config.embedded.kubeNode === 'kubelet')
     (await import('../targets/embedded/real-node.ts')).preflightRealNode();
-  const undefinedSteps = await findUndefinedSteps(runConfiguration, env);
+  const { scenarios: selected, undefinedSteps } = await dryRunSelection(runConfiguration, env);
   if (undefinedSteps.length > 0) {
     throw new UsageError(
       `${undefinedSteps.length} step(s) match no step definition, e.g. ${undefinedSteps[0]}`,
       'fix the step text (docs/steps.md lists every step) or add a definition under steps/',
     );
   }
+  if (selected.length === 0) {
+    throw new UsageError(
+      `the selection runs no scenario: ${describeSelection(runConfiguration, resolved.given, config)} match nothing`,
+      '`npm run conformance -- --dry-run` lists what a selection runs; tags in use are in features/*.feature',
+    );
+  }
+  if (dryRun) {
+    // What would run, and nothing else: no target, no probes, no reports.
+    for (const s of selected) process.stdout.write(`${s.uri}:${s.line}  ${s.name}\n`);
+    process.stderr.write(
+      `${selected.length} scenario(s) would run on the ${config.target} target${config.target === 'live' ? ` (${config.live.mode} mode)` : ''}; --dry-run started nothing\n`,
+    );
+    return { exitCode: 0, ...empty };
+  }
 
   // 3. target, run directory, capabilities
+  // The embedded target's components are built (or found in the cache) only now: after the
+  // input is known to be good, and never for the live and docker targets.
+  if (config.target === 'embedded') await ensureEmbeddedSetup(env);
   const runId = newRunId();
   const runDir = path.join(ensurePrivateDir(runsRoot), runId);
   mkdirSync(runDir, { mode: 0o700 });
@@ -523,13 +693,24 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     const counts = collector.counts();
     const scenarios = collector.finished;
     process.stderr.write(`\n${formatCapabilityMatrix(config.target, target.descriptor.capabilities)}\n`);
-    for (const s of scenarios.filter((x) => x.status === 'SKIPPED')) log.debug(`skipped: ${s.name}`);
+    const skipped = scenarios.filter((x) => x.status === 'SKIPPED');
+    if (skipped.length) process.stderr.write(`${formatSkipped(skipped)}\n`);
     process.stderr.write(
       `Scenarios: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${counts.other ? `, ${counts.other} other` : ''}\n`,
     );
-    process.stderr.write(
-      `Reports: ${path.relative(process.cwd(), config.reportsDir) || '.'}/cucumber.html junit.xml cucumber.ndjson rerun.txt\n`,
-    );
+    const reportsDir = path.relative(process.cwd(), config.reportsDir) || '.';
+    process.stderr.write(`Reports in ${reportsDir}/: cucumber.html, junit.xml, cucumber.ndjson, @rerun.txt, logs/\n`);
+    if (counts.failed + counts.other > 0)
+      process.stderr.write(`Rerun the failed scenarios: npm run conformance -- ${reportsDir}/@rerun.txt\n`);
+    // verify-only is a verdict on an existing setup: a run where every check was skipped proved nothing.
+    const noCheckRan =
+      config.live.mode === 'verify-only' &&
+      config.target === 'live' &&
+      counts.passed + counts.failed + counts.other === 0;
+    if (noCheckRan)
+      process.stderr.write(
+        `irsa: no check ran: all ${counts.skipped} selected checks were skipped (their reasons are above and in the summary)\n`,
+      );
     if (config.target === 'live' && config.live.mode === 'verify-only') {
       const { writeVerifySummary } = await import('../targets/live/summary.ts');
       const file = writeVerifySummary({
@@ -548,7 +729,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       process.stderr.write(`irsa: ${describeDeath(death).split('\n')[0]}\n`);
       return { exitCode: 1, runId, counts, scenarios, targetDied: death };
     }
-    return { exitCode: success && counts.failed === 0 && counts.other === 0 ? 0 : 1, runId, counts, scenarios };
+    const exitCode = success && counts.failed === 0 && counts.other === 0 && !noCheckRan ? 0 : 1;
+    return { exitCode, runId, counts, scenarios };
   } catch (e) {
     // The target died before the scenarios (issuer, probes): said when it happened; the run failed.
     if (e instanceof TargetDiedError) {

@@ -8,6 +8,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ParseArgsOptionsConfig } from 'node:util';
 import { loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { ensurePrivateDir, envsRoot } from '../paths.ts';
@@ -16,6 +17,8 @@ import { loadSetup } from '../setup/setup.ts';
 import { embeddedOptionsFor } from '../targets/start.ts';
 import { checkPendingDeletions, describeStuck, readPendingDeletions } from '../targets/warm-deletions.ts';
 import { readWarmState, type WarmState } from '../targets/warm-state.ts';
+import { type CommandSpec, parseCommand, usageText } from './args.ts';
+import { ensureEmbeddedSetup } from './setup.ts';
 
 export const WARM_STATE = path.join(envsRoot, 'warm.json');
 
@@ -38,8 +41,30 @@ export function environmentAlive(stateFile: string): boolean {
   }
 }
 
+export const ENV_COMMAND = {
+  command: 'npm run env --',
+  synopsis: 'up|down|status',
+  description: `
+A warm embedded environment for fast iteration: one per machine user, outliving the command.
+
+  up       start the embedded target for the setup (IRSA_SETUP) and leave it running; prints the
+           IRSA_ATTACH setting that makes runs use it, and how to stop it
+  down     stop it: its processes, ports and temporary directories are gone afterwards
+  status   say whether one is running, and confirm that namespaces earlier runs handed over are gone
+
+Exit codes: 0 ok, 1 status found a dead process or a namespace that stays, 2 bad input.`,
+  options: {},
+  positionals: ['verb'],
+} satisfies CommandSpec<ParseArgsOptionsConfig>;
+
 export async function runEnv(argv: string[]): Promise<number> {
-  const [sub] = argv;
+  const parsed = parseCommand(ENV_COMMAND, argv);
+  const sub = parsed?.positionals[0];
+  if (!parsed || sub === undefined) {
+    // Bare `npm run env`: the verbs, as --help gives them.
+    if (parsed) process.stdout.write(usageText(ENV_COMMAND));
+    return 0;
+  }
   const { startEmbeddedTarget, stopEnvironmentFromState } = await import('../targets/embedded/index.ts');
   switch (sub) {
     case 'up': {
@@ -57,6 +82,7 @@ export async function runEnv(argv: string[]): Promise<number> {
       const config = loadConfig(process.env, { target: 'embedded' });
       const setup = loadSetup(config.setupDir);
       checkSetup(setup);
+      await ensureEmbeddedSetup();
       ensurePrivateDir(envsRoot);
       const started = Date.now();
       const t = await startEmbeddedTarget({
@@ -137,9 +163,6 @@ export async function runEnv(argv: string[]): Promise<number> {
       }
     }
     default:
-      throw new UsageError(
-        `unknown env command ${JSON.stringify(sub ?? '')}`,
-        'use `npm run env -- up`, `down` or `status`',
-      );
+      throw new UsageError(`unknown env command ${JSON.stringify(sub)}`, 'use `npm run env -- up`, `down` or `status`');
   }
 }

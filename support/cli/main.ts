@@ -1,20 +1,40 @@
 /**
- * The harness's entry point (tools/irsa runs it on Node >= 22 with tsx):
- *   conformance [-p embedded|docker|live] [cucumber options]   run the suite
- *   verify [cucumber options]                                   the live target in verify-only mode (docs/live.md)
- *   test                                                        lint, types, unit tests, suite, self-test
- *   selftest                                                    the fault catalogue
- *   env up|down|status                                          a warm embedded environment
- *   sweep [--run-id ID] [--older-than 2h] [--dry-run]           delete what earlier runs left
- *   bench                                                       the benchmark
- *   steps-doc                                                   regenerate docs/steps.md
+ * The harness's entry point (tools/irsa runs it on Node >= 22 with tsx). Every command answers
+ * --help with its usage (exit 0, nothing done); see USAGE below.
  * Exit codes: 0 ok, 1 failed checks, 2 bad input or environment, 130/143 interrupted.
  */
 import { formatUsageError, isUsageError } from '../errors.ts';
 
+// Marks the harness's processes (and, inherited, its workers and children): cucumber.js stops a
+// cucumber-js started on its own with a hint instead.
+process.env.IRSA_HARNESS = '1';
+
+export const USAGE = `usage: npm run <command> -- [options]      (or: bash tools/irsa <command> [options])
+
+commands:
+  conformance [-p embedded|docker|live] [cucumber options] [features]   run the suite on a target
+  verify [cucumber options]                 the live target in verify-only mode (docs/live.md)
+  test [--only STAGES] [--dry-run]          lint, types, unit tests, suite, self-test
+  selftest [--list] [--only FAULTS] …       the suite against the fault catalogue (docs/selftest.md)
+  env up|down|status                        a warm embedded environment for fast iteration
+  sweep [--run-id ID] [--older-than AGE] [--dry-run]   delete what earlier runs left behind
+  bench [--runs N] [--dry-run] …            the benchmark (reports/bench.json)
+  steps-doc [--check]                       regenerate docs/steps.md
+
+\`npm run <command> -- --help\` explains a command. Settings are IRSA_* environment variables or the
+IRSA_CONFIG file (README "Settings"). Exit codes: 0 ok, 1 a check failed, 2 bad input or
+environment (nothing created), 130/143 interrupted.
+`;
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
     case 'conformance': {
       const { runConformance } = await import('./conformance.ts');
       const result = await runConformance({ argv: rest });
@@ -27,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
       // Pre-upgrade check of an existing setup: the live profile in verify-only mode.
       const { runConformance } = await import('./conformance.ts');
       const env = { ...process.env, IRSA_TARGET: 'live', IRSA_LIVE_MODE: 'verify-only' };
-      return (await runConformance({ argv: ['-p', 'live', ...rest], env })).exitCode;
+      return (await runConformance({ argv: ['-p', 'live', ...rest], env, command: 'verify' })).exitCode;
     }
     case 'test':
       return (await import('./test.ts')).runTests(rest);
@@ -43,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./steps-doc.ts')).runStepsDoc(rest);
     default:
       process.stderr.write(
-        `irsa: unknown command ${JSON.stringify(command ?? '')}\nhint: commands: conformance, verify, test, selftest, env, sweep, bench, steps-doc\n`,
+        `irsa: unknown command ${JSON.stringify(command)}\nhint: commands: conformance, verify, test, selftest, env, sweep, bench, steps-doc (\`bash tools/irsa --help\`)\n`,
       );
       return 2;
   }

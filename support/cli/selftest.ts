@@ -18,6 +18,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ParseArgsOptionsConfig } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { type HarnessConfig, loadConfig } from '../config.ts';
@@ -28,6 +29,8 @@ import { ensurePrivateDir, envsRoot, repoRoot } from '../paths.ts';
 import { redact } from '../redact.ts';
 import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
+import { type CommandSpec, parseCommand } from './args.ts';
+import { ensureEmbeddedSetup } from './setup.ts';
 
 // ---------------------------------------------------------------------------------------------
 // The catalogue
@@ -616,41 +619,54 @@ interface Options {
   catalogue: string;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { only: [], jobs: 2, list: false, reuse: true, verbose: false, catalogue: DEFAULT_CATALOGUE };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    const value = () => {
-      const v = argv[++i];
-      if (!v) throw new UsageError(`${a} needs a value`, 'see `irsa selftest --help`');
-      return v;
-    };
-    if (a === '--only') o.only.push(...value().split(',').filter(Boolean));
-    else if (a.startsWith('--only=')) o.only.push(...a.slice(7).split(',').filter(Boolean));
-    else if (a === '--list') o.list = true;
-    else if (a === '--jobs' || a === '-j') {
-      const v = value();
-      o.jobs = Number(v);
-      if (!Number.isInteger(o.jobs) || o.jobs < 1 || o.jobs > 8)
-        throw new UsageError(
-          `--jobs ${v}: not a number of parallel runs from 1 to 8`,
-          'each job runs its own embedded environment; 1 or 2 on a small machine',
-        );
-    } else if (a === '--no-reuse') o.reuse = false;
-    else if (a === '--verbose') o.verbose = true;
-    else if (a === '--faults') o.catalogue = path.resolve(value());
-    else if (a === '--help' || a === '-h')
-      throw new UsageError(
-        'usage: irsa selftest [--list] [--only <fault>[,<fault>]] [--jobs <n>] [--no-reuse] [--verbose] [--faults <dir>]',
-        'docs/selftest.md describes the self-test',
-      );
-    else
-      throw new UsageError(
-        `unknown option ${JSON.stringify(a)}`,
-        'options: --list, --only <fault>, --jobs <n>, --no-reuse, --verbose, --faults <dir>',
-      );
-  }
-  return o;
+export const SELFTEST_COMMAND = {
+  command: 'npm run selftest --',
+  synopsis: '[--list] [--only FAULT[,FAULT]] [--jobs N] [--no-reuse] [--verbose] [--faults DIR] [--dry-run]',
+  description: `
+Runs the suite against the catalogue of deliberately broken setups (fixtures/faults/) and the
+correct setup: each break must be caught by the right scenario with a message naming the cause,
+and the correct setup must pass (docs/selftest.md).
+
+  --list          the catalogue: each fault, the scenarios that must fail and the messages
+  --only FAULTS   only these faults (ids or unique prefixes, comma-separated; repeatable)
+  --jobs N        parallel runs, each with its own embedded environment (1 to 8, default 2)
+  --no-reuse      a fresh environment per run instead of one per webhook configuration
+  --verbose       each run's output on the terminal
+  --faults DIR    another catalogue directory
+  --dry-run       list the faults the self-test would run; start nothing
+
+Exit codes: 0 every fault caught and the correct setup green, 1 otherwise, 2 bad input.`,
+  options: {
+    list: { type: 'boolean' },
+    only: { type: 'string', multiple: true },
+    jobs: { type: 'string', short: 'j', default: '2' },
+    'no-reuse': { type: 'boolean' },
+    verbose: { type: 'boolean' },
+    faults: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+  },
+} satisfies CommandSpec<ParseArgsOptionsConfig>;
+
+/** The options; undefined when --help was answered. */
+function parseSelfTestArgs(argv: string[]): Options | undefined {
+  const parsed = parseCommand(SELFTEST_COMMAND, argv);
+  if (!parsed) return undefined;
+  const v = parsed.values;
+  const jobs = Number(v.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 8)
+    throw new UsageError(
+      `--jobs ${v.jobs}: not a number of parallel runs from 1 to 8`,
+      'each job runs its own embedded environment; 1 or 2 on a small machine',
+    );
+  return {
+    only: (v.only ?? []).flatMap((o) => o.split(',')).filter(Boolean),
+    jobs,
+    // A dry run lists what would run, as --list does for the whole catalogue.
+    list: v.list === true || v['dry-run'] === true,
+    reuse: v['no-reuse'] !== true,
+    verbose: v.verbose === true,
+    catalogue: v.faults === undefined ? DEFAULT_CATALOGUE : path.resolve(v.faults),
+  };
 }
 
 function listCatalogue(faults: Fault[]): string {
@@ -677,15 +693,17 @@ function listCatalogue(faults: Fault[]): string {
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 export async function runSelfTest(argv: string[]): Promise<number> {
-  const opts = parseArgs(argv);
+  const opts = parseSelfTestArgs(argv);
+  if (!opts) return 0;
   const all = loadFaultCatalogue(opts.catalogue);
   if (opts.list) {
-    process.stdout.write(`${listCatalogue(all)}\n`);
+    process.stdout.write(`${listCatalogue(opts.only.length ? selectFaults(all, opts.only) : all)}\n`);
     return 0;
   }
   const faults = selectFaults(all, opts.only);
   const config = loadConfig(process.env, { target: 'embedded', setup: CORRECT_SETUP });
   const correctFlags = loadSetup(CORRECT_SETUP).spec.webhook.flags;
+  await ensureEmbeddedSetup();
   const began = Date.now();
 
   // The correct setup runs the whole suite (unless --only narrows the self-test to some faults);

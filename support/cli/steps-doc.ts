@@ -5,8 +5,10 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ParseArgsOptionsConfig } from 'node:util';
 import { loadConfiguration, loadSupport } from '@cucumber/cucumber/api';
 import { repoRoot } from '../paths.ts';
+import { type CommandSpec, parseCommand } from './args.ts';
 
 interface StepDefinitionLike {
   pattern: string | RegExp;
@@ -68,11 +70,23 @@ export async function renderCatalogue(): Promise<string> {
   return `${lines.join('\n')}`;
 }
 
+export const STEPS_DOC_COMMAND = {
+  command: 'bash tools/irsa steps-doc',
+  synopsis: '[--check]',
+  description: `
+Regenerates docs/steps.md, the step catalogue, from the step definitions in steps/.
+
+  --check   exit 1 when the committed catalogue was stale (it is regenerated: commit it)`,
+  options: { check: { type: 'boolean' } },
+} satisfies CommandSpec<ParseArgsOptionsConfig>;
+
 export async function runStepsDoc(argv: string[]): Promise<number> {
+  const parsed = parseCommand(STEPS_DOC_COMMAND, argv);
+  if (!parsed) return 0;
   const file = path.join(repoRoot, 'docs', 'steps.md');
   const text = await renderCatalogue();
   const current = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  if (argv.includes('--check')) {
+  if (parsed.values.check) {
     if (current !== text) {
       writeFileSync(file, text);
       process.stderr.write('docs/steps.md was stale and has been regenerated: commit it\n');

@@ -30,6 +30,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { ParseArgsOptionsConfig } from 'node:util';
 import {
   ListOpenIDConnectProvidersCommand,
   ListOpenIDConnectProviderTagsCommand,
@@ -51,9 +52,10 @@ import { UsageError } from '../errors.ts';
 import { describeRef, type ResourceRef } from '../ledger.ts';
 import { findLocalLeftovers, removeLocalLeftovers } from '../local-leftovers.ts';
 import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../names.ts';
-import { ensurePrivateDir, envsRoot, runsRoot } from '../paths.ts';
+import { checkPrivateDir, envsRoot, runsRoot, stateRoot } from '../paths.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
 import { readWarmState } from '../targets/warm-state.ts';
+import { type CommandSpec, parseCommand } from './args.ts';
 
 export interface SweepFilter {
   /** Only this run's resources. */
@@ -600,57 +602,50 @@ interface SweepArgs {
   overrides: Record<string, unknown>;
 }
 
-function parseArgs(argv: string[]): SweepArgs {
-  const args: SweepArgs = { dryRun: false, overrides: {} };
-  const value = (i: number, flag: string): string => {
-    const v = argv[i];
-    if (v === undefined || v.startsWith('--'))
+export const SWEEP_COMMAND = {
+  command: 'npm run sweep --',
+  synopsis: '[--run-id ID] [--older-than AGE] [--dry-run] [--attach STATE_FILE] [--target embedded|live]',
+  description: `
+Finds what earlier runs left behind (resources carrying the harness's run-id tag or label, never
+anything else) and deletes it, in reverse dependency order.
+
+  --run-id ID         only this run's resources (also a run still in progress on this machine)
+  --older-than AGE    only resources at least this old: 90s, 30m, 2h, 7d
+  --dry-run           list what would be deleted; delete nothing
+  --attach FILE       the embedded target: a warm environment's state file (default: the one
+                      \`npm run env -- up\` made)
+  --target NAME       embedded (a warm environment) or live (IRSA_TARGET=live and its settings)
+
+Exit codes: 0 done or nothing found, 1 some deletions failed, 2 bad input.`,
+  options: {
+    'run-id': { type: 'string' },
+    'older-than': { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    attach: { type: 'string' },
+    target: { type: 'string', short: 'p' },
+  },
+} satisfies CommandSpec<ParseArgsOptionsConfig>;
+
+/** The parsed arguments; undefined when --help was answered. */
+function parseSweepArgs(argv: string[], out: (text: string) => void): SweepArgs | undefined {
+  const parsed = parseCommand(SWEEP_COMMAND, argv, out);
+  if (!parsed) return undefined;
+  const v = parsed.values;
+  const args: SweepArgs = { dryRun: v['dry-run'] === true, overrides: {} };
+  if (v['run-id'] !== undefined) {
+    if (!/^[a-z0-9-]{1,40}$/.test(v['run-id']))
       throw new UsageError(
-        `${flag} needs a value`,
-        'usage: sweep [--run-id ID] [--older-than 2h] [--dry-run] [--attach FILE]',
+        `--run-id ${JSON.stringify(v['run-id'])} is not a run id`,
+        'run ids look like ic1a2b3c (printed at the start of a run)',
       );
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i] as string;
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    const inline = raw.startsWith('--') && eq > 0 ? raw.slice(eq + 1) : undefined;
-    const take = () => inline ?? value(++i, flag);
-    switch (flag) {
-      case '--run-id': {
-        const id = take();
-        if (!/^[a-z0-9-]{1,40}$/.test(id))
-          throw new UsageError(
-            `--run-id ${JSON.stringify(id)} is not a run id`,
-            'run ids look like ic1a2b3c (printed at the start of a run)',
-          );
-        args.runId = id;
-        break;
-      }
-      case '--older-than': {
-        const text = take();
-        args.olderThanMs = parseAge(text);
-        args.olderThanText = text;
-        break;
-      }
-      case '--dry-run':
-        args.dryRun = true;
-        break;
-      case '--attach':
-        args.overrides.attach = path.resolve(take());
-        break;
-      case '--target':
-      case '-p':
-        args.overrides.target = take();
-        break;
-      default:
-        throw new UsageError(
-          `unknown option ${JSON.stringify(raw)}`,
-          'usage: sweep [--run-id ID] [--older-than 2h] [--dry-run] [--attach FILE] [--target embedded|live]',
-        );
-    }
+    args.runId = v['run-id'];
   }
+  if (v['older-than'] !== undefined) {
+    args.olderThanMs = parseAge(v['older-than']);
+    args.olderThanText = v['older-than'];
+  }
+  if (v.attach !== undefined) args.overrides.attach = path.resolve(v.attach);
+  if (v.target !== undefined) args.overrides.target = v.target;
   return args;
 }
 
@@ -661,7 +656,8 @@ export interface SweepOptions {
 
 export async function runSweep(argv: string[], opts: SweepOptions = {}): Promise<number> {
   const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const args = parseArgs(argv);
+  const args = parseSweepArgs(argv, (text) => out(text.trimEnd()));
+  if (!args) return 0;
   const config = loadConfig(opts.env ?? process.env, args.overrides);
   // Interrupted, it stops at once with 130/143 (exit handlers remove its temporary kubeconfig);
   // what it had not deleted yet is found by the next sweep.
@@ -698,8 +694,8 @@ async function sweepLocal(
   dryRun: boolean,
   out: (line: string) => void,
 ): Promise<{ exitCode: number; liveRunIds: Set<string> }> {
-  ensurePrivateDir(runsRoot);
-  ensurePrivateDir(envsRoot);
+  // Read, never created here (a dry run writes nothing): trusted only as this user's 0700 directories.
+  for (const dir of [stateRoot, runsRoot, envsRoot]) if (existsSync(dir)) checkPrivateDir(dir);
   const { environmentAlive } = await import('./env.ts');
   const found = findLocalLeftovers({ runsRoot, envsRoot }, environmentAlive);
   for (const p of found.problems) out(`warning: ${p}`);

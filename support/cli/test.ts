@@ -5,12 +5,17 @@
  *   (node --test test/*.test.ts), the conformance suite on the embedded target with a real node
  *   (IRSA_KUBE_NODE=kubelet; on kwok, saying why, where a real node cannot run), the self-test.
  * The closing line counts what ran: "total: N passed, N failed, N skipped".
- * `npm test -- --only unit,suite` runs a subset (names: lint, types, steps-doc, unit, suite, selftest).
+ * `npm test -- --only unit,suite` runs a subset (names: lint, types, steps-doc, unit, suite, selftest);
+ * `--dry-run` lists the stages; `--help` says so.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import type { ParseArgsOptionsConfig } from 'node:util';
+import { UsageError } from '../errors.ts';
 import { repoRoot } from '../paths.ts';
+import { type CommandSpec, parseCommand } from './args.ts';
+import { ensureEmbeddedSetup } from './setup.ts';
 
 interface Stage {
   name: string;
@@ -194,10 +199,38 @@ function runStage(stage: Stage): Promise<Outcome> {
   });
 }
 
+export const TEST_COMMAND = {
+  command: 'npm test --',
+  synopsis: '[--only STAGE[,STAGE]] [--dry-run]',
+  description: `
+Everything the project checks, in order, each stage streamed and summarised at the end:
+lint, types, steps-doc, unit, suite, selftest (about 6-8 minutes on 2 cores).
+
+  --only STAGES   run only these stages (comma-separated names from the list above)
+  --dry-run       list the stages and their commands; run nothing
+
+Exit codes: 0 every stage passed, 1 a stage failed, 2 bad input.`,
+  options: { only: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+} satisfies CommandSpec<ParseArgsOptionsConfig>;
+
 export async function runTests(argv: string[]): Promise<number> {
-  const onlyIdx = argv.indexOf('--only');
-  const only = onlyIdx >= 0 ? new Set((argv[onlyIdx + 1] ?? '').split(',')) : undefined;
-  const selected = (await stages()).filter((s) => !only || only.has(s.name));
+  const parsed = parseCommand(TEST_COMMAND, argv);
+  if (!parsed) return 0;
+  const all = await stages();
+  const only = parsed.values.only === undefined ? undefined : new Set(parsed.values.only.split(',').filter(Boolean));
+  const unknown = [...(only ?? [])].filter((n) => !all.some((s) => s.name === n));
+  if (only && (only.size === 0 || unknown.length > 0))
+    throw new UsageError(
+      `--only ${JSON.stringify(parsed.values.only)} names no stage${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`,
+      `stages: ${all.map((s) => s.name).join(', ')}`,
+    );
+  const selected = all.filter((s) => !only || only.has(s.name));
+  if (parsed.values['dry-run']) {
+    for (const s of selected) process.stdout.write(`${s.name}: ${s.describe}\n    ${s.argv.join(' ')}\n`);
+    return 0;
+  }
+  // The tests, the suite and the self-test start embedded targets: their set-up first, once.
+  if (selected.some((s) => ['unit', 'suite', 'selftest'].includes(s.name))) await ensureEmbeddedSetup();
   const outcomes: Outcome[] = [];
   for (const stage of selected) outcomes.push(await runStage(stage));
   const width = Math.max(...outcomes.map((o) => o.stage.name.length));

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { type IWorldOptions, setWorldConstructor, World } from '@cucumber/cucumber';
 import type { V1Pod } from '@kubernetes/client-node';
+import { partitionOf } from '../aws/regions.ts';
 import { type Clients, createClients } from '../clients.ts';
 import type { ExecResult } from '../kube/ops.ts';
 import { Ledger } from '../ledger.ts';
@@ -60,14 +61,25 @@ export class IrsaWorld extends World {
   /** Extra buckets created by the scenario (e.g. "another bucket"), by name in the feature. */
   buckets = new Map<string, string>();
   notes: string[] = [];
+  /** When the scenario started: its diagnostics select log lines from then on. */
+  readonly startedAt = new Date();
+  /** Set once a failed step's diagnostics are attached to it, so the After hook does not repeat them. */
+  diagnosed = false;
 
   constructor(options: IWorldOptions) {
     super(options);
     const attach = this.attach.bind(this);
     // The structural redaction: strings and JSON pass through redact(); binary data is refused.
-    (this as { attach: unknown }).attach = ((data: unknown, mediaTypeOrOptions?: unknown) => {
+    // Every attachment has a file name that says what it is: the HTML report titles it so.
+    (this as { attach: unknown }).attach = ((data: unknown, options?: unknown) => {
       if (typeof data !== 'string') throw new Error('attachments must be text (binary data cannot be redacted)');
-      return attach(redact(data), mediaTypeOrOptions as never);
+      const o = (typeof options === 'object' && options !== null ? options : {}) as {
+        mediaType?: string;
+        fileName?: string;
+      };
+      if (!o.fileName)
+        throw new Error('an attachment needs a file name that says what it is: attach(body, { mediaType, fileName })');
+      return attach(redact(data), { mediaType: o.mediaType ?? 'text/plain', fileName: redact(o.fileName) });
     }) as typeof this.attach;
     const logFn = this.log.bind(this);
     (this as { log: unknown }).log = ((text: string) => logFn(redact(text))) as typeof this.log;
@@ -85,6 +97,11 @@ export class IrsaWorld extends World {
     return this.shared.clients;
   }
 
+  /** The partition of the target's region (aws, aws-cn, aws-us-gov): every ARN a step builds uses it. */
+  get partition(): string {
+    return partitionOf(this.state.target.aws.region);
+  }
+
   provisionContext(scope: string = this.scopeId): ProvisionContext {
     const s = this.shared;
     return {
@@ -100,7 +117,10 @@ export class IrsaWorld extends World {
   }
 
   attachJson(title: string, value: unknown): void {
-    this.attach(JSON.stringify({ [title]: redactObject(value) }, null, 2), 'application/json');
+    this.attach(JSON.stringify({ [title]: redactObject(value) }, null, 2), {
+      mediaType: 'application/json',
+      fileName: `${title}.json`,
+    });
   }
 
   tenant(label: string): Tenant {

@@ -107,15 +107,18 @@ interface CoordinatorContext {
   ): void;
   environment: { env: Record<string, string | undefined>; cwd: string; stderr: NodeJS.WritableStream };
   logger: { warn(message: string): void; info(message: string): void };
+  /** cucumber's pluginOptions; the coordinator puts the run's resolved settings under `irsa`. */
+  options?: { irsa?: { tenants?: number } };
 }
 
 export default {
   type: 'plugin' as const,
   coordinator(ctx: CoordinatorContext) {
     if (ctx.operation !== 'runCucumber') return undefined;
-    // The run's own settings when the coordinator wrote them (overrides included); else the environment.
+    // The run's own settings: written by the coordinator for the run (overrides and worldParameters
+    // included), or handed over by it before then (its dry run); else the environment's.
     const state = currentRunState(ctx.environment.env);
-    const tenants = state?.config.tenants ?? loadConfig(ctx.environment.env).tenants;
+    const tenants = state?.config.tenants ?? ctx.options?.irsa?.tenants ?? loadConfig(ctx.environment.env).tenants;
     const matrixPickles = new Set<string>();
     const caseToPickle = new Map<string, string>();
     const startedToCase = new Map<string, string>();

@@ -180,7 +180,7 @@ export function lintTrustPolicy(doc: unknown, opts: { issuerHostPath: string }):
           'trust-principal-not-oidc-provider',
           'error',
           s,
-          `Principal ${JSON.stringify(s.statement.Principal ?? null)} is not {"Federated": "arn:aws:iam::<account>:oidc-provider/${host}"}`,
+          `Principal ${JSON.stringify(s.statement.Principal ?? null)} is not {"Federated": "arn:<partition>:iam::<account>:oidc-provider/${host}"}`,
         ),
       );
     } else if (!providers.some((p) => p.slice(p.indexOf(':oidc-provider/') + ':oidc-provider/'.length) === host)) {

@@ -25,7 +25,7 @@ import {
   type Simulation,
   type StatementExplain,
 } from '@cloud-copilot/iam-simulate';
-import { accountIdFromArn } from '../aws/arn.ts';
+import { accountIdFromArn, parseArn, roleArn } from '../aws/arn.ts';
 import { issuerHostPath as hostPathOf } from '../oidc/discovery.ts';
 import { statementLabel, statementsOf } from './document.ts';
 
@@ -131,7 +131,7 @@ function validationMessage(result: Awaited<ReturnType<typeof runSimulation>>): s
 
 export interface TrustSimulationInput {
   trustPolicy: unknown;
-  /** `arn:aws:iam::<acct>:oidc-provider/<issuer host/path>`: the principal STS evaluates. */
+  /** `arn:<partition>:iam::<acct>:oidc-provider/<issuer host/path>`: the principal STS evaluates. */
   identityProviderArn: string;
   /** `amr` (multi-valued) only where the token carries one; Kubernetes tokens do not. */
   claims: { sub: string; aud: string; amr?: string[] };
@@ -158,7 +158,9 @@ export async function simulateTrust(input: TrustSimulationInput): Promise<TrustS
       principal: input.identityProviderArn,
       action,
       resource: {
-        resource: input.roleArn ?? `arn:aws:iam::${accountId}:role/irsa-simulated-role`,
+        resource:
+          input.roleArn ??
+          roleArn(accountId, 'irsa-simulated-role', '/', parseArn(input.identityProviderArn).partition),
         accountId: input.roleArn ? accountIdFromArn(input.roleArn) : accountId,
       },
       contextVariables: {

@@ -7,6 +7,7 @@
 import { AttachRolePolicyCommand, CreatePolicyCommand, CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
 import type { V1Deployment, V1PodSpec, V1ServiceAccount } from '@kubernetes/client-node';
 import { isAwsError } from '../aws/errors.ts';
+import { partitionOf } from '../aws/regions.ts';
 import { retryKubeCreate } from '../kube/errors.ts';
 import { awsTags, kubeLabels, resourceName } from '../names.ts';
 import { issuerHostPath } from '../oidc/discovery.ts';
@@ -56,11 +57,15 @@ export function trustPolicyFor(
     namespace: subject?.namespace ?? tenant.namespace,
     serviceAccount: subject?.serviceAccount ?? tenant.serviceAccount,
     audience: ctx.target.dialect.audience,
+    partition: partitionOf(ctx.target.aws.region),
   });
 }
 
 export function permissionPolicyFor(ctx: ProvisionContext, tenant: Tenant): Record<string, unknown> {
-  return renderJson(ctx.setup, ctx.setup.spec.application.permissionPolicy, { appBucket: tenant.appBucket });
+  return renderJson(ctx.setup, ctx.setup.spec.application.permissionPolicy, {
+    appBucket: tenant.appBucket,
+    partition: partitionOf(ctx.target.aws.region),
+  });
 }
 
 /** App bucket, policy, role (trust from the setup's template), policy attached. */
@@ -141,7 +146,7 @@ export async function createServiceAccount(ctx: ProvisionContext, sa: V1ServiceA
   });
 }
 
-/** The image of the harness's pods: the target's own where it runs only those (TargetDescriptor.podTemplate). */
+/** The image of the harness's pods: the target's own where it has one (TargetDescriptor.podTemplate). */
 export function podImage(ctx: Pick<ProvisionContext, 'target' | 'setup'>): string {
   return ctx.target.podTemplate?.image ?? ctx.setup.spec.application.image;
 }

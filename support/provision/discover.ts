@@ -18,6 +18,7 @@ import { ListOpenIDConnectProvidersCommand } from '@aws-sdk/client-iam';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { identityProviderArn } from '../aws/arn.ts';
 import { describeAwsError } from '../aws/errors.ts';
+import { dnsSuffixOf, partitionOf } from '../aws/regions.ts';
 import { discoveryUrl as discoveryDocumentUrl, issuerHostPath } from '../oidc/discovery.ts';
 import type { Jwks } from '../oidc/jwks.ts';
 import type { AwsAccess } from '../targets/target.ts';
@@ -37,7 +38,8 @@ const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
  * The S3 bucket an issuer URL serves from, when the issuer is the root of a bucket the admin
  * clients can reach: `<endpoint>/<bucket>` with an endpoint override (path style), else
  * `https://<bucket>.s3.<region>.amazonaws.com`, `https://<bucket>.s3.amazonaws.com` or
- * `https://s3.<region>.amazonaws.com/<bucket>` in the target's region. Undefined otherwise
+ * `https://s3.<region>.amazonaws.com/<bucket>` in the target's region (amazonaws.com.cn in China).
+ * Undefined otherwise
  * (CloudFront, another region, a key prefix, the API server itself).
  */
 export function bucketForIssuer(aws: Pick<AwsAccess, 'endpoint' | 'region'>, issuer: string): string | undefined {
@@ -57,13 +59,16 @@ export function bucketForIssuer(aws: Pick<AwsAccess, 'endpoint' | 'region'>, iss
   if (url.protocol !== 'https:' || url.search || url.hash) return undefined;
   const host = url.hostname;
   const pathPart = url.pathname.replace(/^\/+|\/+$/g, '');
-  const region = aws.region.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const virtualHosted = new RegExp(`^(.+)\\.s3(?:[.-]${region})?\\.amazonaws\\.com$`).exec(host);
+  const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const region = escapeRe(aws.region);
+  // The partition's domain: amazonaws.com, or amazonaws.com.cn in China.
+  const suffix = escapeRe(dnsSuffixOf(aws.region));
+  const virtualHosted = new RegExp(`^(.+)\\.s3(?:[.-]${region})?\\.${suffix}$`).exec(host);
   if (virtualHosted && pathPart === '') {
     const bucket = virtualHosted[1] as string;
     return BUCKET_NAME.test(bucket) ? bucket : undefined;
   }
-  if (new RegExp(`^s3[.-]${region}\\.amazonaws\\.com$`).test(host) && BUCKET_NAME.test(pathPart)) return pathPart;
+  if (new RegExp(`^s3[.-]${region}\\.${suffix}$`).test(host) && BUCKET_NAME.test(pathPart)) return pathPart;
   return undefined;
 }
 
@@ -161,7 +166,8 @@ export async function discoverInfrastructure(ctx: ProvisionContext): Promise<Inf
     discoveryBucket: bucket ?? '',
     discoveryUrl: issuer.replace(/\/+$/, ''),
     // The ARN IAM would give the issuer's provider: a missing one then reads as NoSuchEntity, naming it.
-    identityProviderArn: idp?.arn ?? identityProviderArn(ctx.target.aws.accountId, issuer),
+    identityProviderArn:
+      idp?.arn ?? identityProviderArn(ctx.target.aws.accountId, issuer, partitionOf(ctx.target.aws.region)),
     identityProviderUrl: idp?.url ?? '',
     clientIds: idp?.clientIds ?? [],
     ...(webhookConfigurationName ? { webhookConfigurationName } : {}),

@@ -56,9 +56,40 @@ function discoveryPlan(ctx: ProvisionContext, clusterIssuer: string): { bucket: 
   return { bucket, issuer };
 }
 
+/**
+ * A managed issuer (EKS, AKS, GKE, OpenShift in STS mode): nothing is published and the issuer is
+ * not touched. The documents the platform serves are read as STS reads them, and the account's
+ * identity provider for the issuer is used; only when there is none is one created (tagged,
+ * recorded, deleted at the end of the run), as `eksctl utils associate-iam-oidc-provider` would.
+ */
+async function provisionManaged(ctx: ProvisionContext): Promise<InfrastructureRecord> {
+  const found = await discoverInfrastructure(ctx);
+  const created: string[] = [];
+  let idp = found.identityProviderUrl
+    ? { arn: found.identityProviderArn, url: found.identityProviderUrl, clientIds: found.clientIds }
+    : undefined;
+  if (idp) ctx.log(`managed issuer ${found.issuer}: using the account's identity provider ${idp.arn}`);
+  else {
+    idp = await createIdentityProvider(ctx, found.issuer);
+    created.push(`IAM OIDC identity provider ${idp.arn} (the account had none for the issuer)`);
+  }
+  const webhookConfigurationName = await registerWebhook(ctx);
+  if (webhookConfigurationName && ctx.target.webhook.mode !== 'existing')
+    created.push(`MutatingWebhookConfiguration ${webhookConfigurationName}`);
+  return {
+    ...found,
+    identityProviderArn: idp.arn,
+    identityProviderUrl: idp.url,
+    clientIds: idp.clientIds,
+    ...(webhookConfigurationName ? { webhookConfigurationName } : {}),
+    created,
+  };
+}
+
 async function provision(ctx: ProvisionContext): Promise<InfrastructureRecord> {
   // Verify-only: find what exists instead of building it.
   if (ctx.target.readOnly) return discoverInfrastructure(ctx);
+  if (ctx.target.issuer.mode === 'managed') return provisionManaged(ctx);
   const c = ctx.clients;
   const created: string[] = [];
   const [observedIssuer, clusterKeys] = await Promise.all([

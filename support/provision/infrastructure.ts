@@ -17,8 +17,10 @@ import {
   PutPublicAccessBlockCommand,
 } from '@aws-sdk/client-s3';
 import { PatchStrategy, setHeaderOptions, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { s3ObjectArn } from '../aws/arn.ts';
 import { isAwsError } from '../aws/errors.ts';
 import { retryIamPropagation } from '../aws/propagation.ts';
+import { dnsSuffixOf, partitionOf } from '../aws/regions.ts';
 import type { Clients } from '../clients.ts';
 import { OperationTimeout, UsageError } from '../errors.ts';
 import { isNotFound, retryKubeCreate } from '../kube/errors.ts';
@@ -98,11 +100,13 @@ export function discoveryDocumentFor(ctx: ProvisionContext, issuer: string): Rec
 /** Public URL of a bucket: the emulator's path-style URL, or S3's virtual-hosted one. */
 export function bucketUrl(ctx: { target: ProvisionContext['target'] }, bucket: string): string {
   const a = ctx.target.aws;
-  return a.endpoint ? `${a.endpoint.replace(/\/$/, '')}/${bucket}` : `https://${bucket}.s3.${a.region}.amazonaws.com`;
+  return a.endpoint
+    ? `${a.endpoint.replace(/\/$/, '')}/${bucket}`
+    : `https://${bucket}.s3.${a.region}.${dnsSuffixOf(a.region)}`;
 }
 
 /** A bucket policy (JSON) that lets anyone GetObject these keys of `bucket` (default: every object). */
-export function publicReadPolicy(bucket: string, keys: string[] = ['*']): string {
+export function publicReadPolicy(bucket: string, keys: string[] = ['*'], partition = 'aws'): string {
   return JSON.stringify({
     Version: '2012-10-17',
     Statement: [
@@ -110,7 +114,7 @@ export function publicReadPolicy(bucket: string, keys: string[] = ['*']): string
         Effect: 'Allow',
         Principal: '*',
         Action: 's3:GetObject',
-        Resource: keys.map((k) => `arn:aws:s3:::${bucket}/${k}`),
+        Resource: keys.map((k) => s3ObjectArn(bucket, k, partition)),
       },
     ],
   });
@@ -218,7 +222,7 @@ export async function publishDiscovery(
   }
   if (spec.bucketAcl !== 'private') await c.s3.send(new PutBucketAclCommand({ Bucket: bucket, ACL: spec.bucketAcl }));
   if (!isNone(policyFile)) {
-    const policy = renderJson(ctx.setup, policyFile, { bucket });
+    const policy = renderJson(ctx.setup, policyFile, { bucket, partition: partitionOf(ctx.target.aws.region) });
     await c.s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(policy) }));
   }
   return { bucket, url: bucketUrl(ctx, bucket), document, jwks };

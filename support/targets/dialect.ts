@@ -13,6 +13,12 @@ export const UPSTREAM_DEFAULT_DIALECT: WebhookDialect = {
   defaultExpirationSeconds: 86400,
 };
 
+/**
+ * Flags the harness adds wherever it runs the webhook itself (embedded, docker, live without a
+ * webhook): at verbosity 3 it logs each pod it mutates, which a failed scenario's diagnostics show.
+ */
+export const WEBHOOK_LOG_FLAGS: Readonly<Record<string, string>> = { v: '3' };
+
 /** What a webhook started with these flags looks for and injects (its built-in defaults otherwise). */
 export function dialectFromFlags(flags: Record<string, string>): WebhookDialect {
   const d = UPSTREAM_DEFAULT_DIALECT;

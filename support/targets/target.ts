@@ -66,7 +66,13 @@ export type IssuerControl =
   /** The harness may set it (OpenShift: authentication.config.openshift.io/cluster). */
   | { mode: 'patchable' }
   /** Read only (plain Kubernetes, verify-only): the harness reports the flag to set. */
-  | { mode: 'read-only'; issuer: string };
+  | { mode: 'read-only'; issuer: string }
+  /**
+   * The platform's own (EKS, AKS, GKE, ROSA and OpenShift in STS mode): the issuer serves its own
+   * discovery documents and the user cannot change it. Provisioning uses it as it is, with the
+   * account's identity provider for it (created, and deleted at the end, only when there is none).
+   */
+  | { mode: 'managed'; issuer: string };
 
 export const CAPABILITIES = [
   'runs-pods',
@@ -103,6 +109,8 @@ export interface TargetDescriptor {
   webhook: WebhookRegistration;
   /** The pod identity webhook's release (e.g. v0.6.17) where known: decides which admission versions it answers. */
   webhookVersion?: string;
+  /** The OpenShift version when the cluster is OpenShift (the live target detects it): its SCCs assign pod users. */
+  openshift?: string;
   dialect: WebhookDialect;
   /**
    * Where files that a pod sees at an absolute path live for processes exec'd into it, with
@@ -112,10 +120,11 @@ export interface TargetDescriptor {
    */
   podRoot: string;
   /**
-   * What the target's node needs in every pod the harness creates, applied at provisioning (never
-   * something a scenario checks). The embedded target's real node runs only the images it has
-   * (`image` replaces the setup's application.image) and reaches the AWS emulator on 127.0.0.1
-   * only (`hostNetwork`). Undefined on other targets.
+   * What every pod the harness creates needs from the target, applied at provisioning (never
+   * something a scenario checks): `image` replaces the setup's application.image (the embedded
+   * target's real node runs only the images it has; on the live target, the IRSA_IMAGE_APP
+   * setting), and `hostNetwork` where the node reaches the AWS emulator on 127.0.0.1 only (the real
+   * node). Undefined where the setup's image is used as it is.
    */
   podTemplate?: { image?: string; hostNetwork?: boolean };
   /** Component name -> log file, for diagnostics on failure. */

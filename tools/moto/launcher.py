@@ -14,8 +14,11 @@ keep-alive connections (cheroot; werkzeug's development server where cheroot is 
 - Binds a loopback address only. --port 0 picks a free port (the file then tells which).
 - FILE appears (mode 0600, written atomically) once the server accepts connections: JSON
   {accessKeyId, secretAccessKey, accountId, region, endpoint}. It is removed again on exit.
-- One line per request on stderr: method, path without query, status, caller's access key id or
-  "anonymous". Headers, bodies, tokens and secrets are never logged.
+- One line per request on stderr, when its response is complete: the UTC time, method, path
+  without query, status, caller's access key id or "anonymous", and the AWS call: service:Action
+  with the names it acts on (RoleName, RoleArn, PolicyArn, ...; for S3 the path names the bucket),
+  and the access key id of credentials it issued (-> ASIA...). A failed scenario's diagnostics
+  select its lines by time and by these names. Headers, bodies, tokens and secrets are never logged.
 - STS AssumeRoleWithWebIdentity answers as AWS does (web_identity.py): the token is validated
   against the issuer's published keys and the role's trust policy is evaluated (trust_policy.py).
   --trust-ca names a PEM file trusted, besides the system's CAs, when it fetches an issuer's keys.
@@ -27,6 +30,7 @@ Exit codes: 0 after a signal, 2 for bad arguments or an environment problem (cau
 from __future__ import annotations
 
 import argparse
+import io
 import ipaddress
 import json
 import os
@@ -42,6 +46,12 @@ from urllib.parse import parse_qs
 ADMIN_USER = "irsa-conformance-admin"
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 CREDENTIAL_IN_HEADER = re.compile(r"Credential=([^/,\s]+)/")
+SERVICE_IN_HEADER = re.compile(r"Credential=[^/,\s]+/\d+/[^/,\s]+/([^/,\s]+)/")
+# Request parameters that name what a call acts on: logged (never a document, token or secret).
+LOGGED_PARAMETERS = ("RoleName", "RoleArn", "RoleSessionName", "PolicyArn", "PolicyName", "UserName", "OpenIDConnectProviderArn", "Url")
+ISSUED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]{16,128})</AccessKeyId>")
+ISSUING_ACTIONS = ("AssumeRoleWithWebIdentity", "AssumeRole", "GetSessionToken", "CreateAccessKey")
+MAX_LOGGED_FORM_BYTES = 1 << 20
 # moto's management API (/moto-api: reset state, switch IAM enforcement off) and its EC2 metadata
 # emulation answer anyone; both would undo the access control this launcher exists for.
 UNAUTHENTICATED_MOTO_PATHS = ("/moto-api", "/latest/meta-data/", "/latest/api/")
@@ -56,6 +66,12 @@ class UsageError(Exception):
 def log(message: str) -> None:
     sys.stderr.write(f"[moto] {message}\n")
     sys.stderr.flush()
+
+
+def log_request(message: str) -> None:
+    """A request's line, with the UTC time it ended (lifecycle lines such as "ready on" have none)."""
+    now = time.time()
+    log(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z {message}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -105,6 +121,54 @@ def caller_of(environ: dict[str, Any]) -> str:
     return credential[0].split("/")[0] if credential else "anonymous"
 
 
+def call_of(environ: dict[str, Any]) -> tuple[str, str]:
+    """The AWS call a request makes, as `service:Action Name=value ...` for the log, and its Action.
+
+    Query-protocol calls (IAM, STS) name their Action in the query string or the form body; the body
+    is read here and handed on unchanged. S3 calls are REST: their path names the bucket."""
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    params = {k: v[0] for k, v in query.items() if v}
+    content_type = environ.get("CONTENT_TYPE", "")
+    if environ.get("REQUEST_METHOD") == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if 0 < length <= MAX_LOGGED_FORM_BYTES:
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
+            params.update({k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items() if v})
+    match = SERVICE_IN_HEADER.search(environ.get("HTTP_AUTHORIZATION", ""))
+    action = params.get("Action", "")
+    service = match.group(1) if match else ("sts" if action.startswith("AssumeRoleWith") else "")
+    if not action:
+        return (f"{service or 's3'}:{environ.get('REQUEST_METHOD', '?')}", "")
+    names = " ".join(f"{k}={params[k]}" for k in LOGGED_PARAMETERS if k in params)
+    return (f"{service or '?'}:{action}{' ' + names if names else ''}", action)
+
+
+class IssuingResponse:
+    """A response that issues credentials, passed through: its line, with the access key id it
+    issued, is logged once the body has been sent."""
+
+    def __init__(self, body: Any, line: Any):
+        self.body, self.line, self.seen = body, line, b""
+
+    def __iter__(self) -> Any:
+        for chunk in self.body:
+            if len(self.seen) < 65536:
+                self.seen += chunk
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            issued = ISSUED_KEY.search(self.seen)
+            log_request(self.line() + (f" -> {issued.group(1).decode()}" if issued else ""))
+
+
 class GatedApp:
     """Wraps moto's WSGI app: refuses moto's unauthenticated side doors and logs one line per request."""
 
@@ -113,9 +177,17 @@ class GatedApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         method, path, caller = environ.get("REQUEST_METHOD", "?"), environ.get("PATH_INFO", ""), caller_of(environ)
+        call, action = call_of(environ)
+        issuing = action in ISSUING_ACTIONS
+        status_code = ["?"]
+
+        def line() -> str:
+            return f"{method} {path} {status_code[0]} {caller} {call}"
 
         def logging_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            log(f"{method} {path} {status.split(' ', 1)[0]} {caller}")
+            status_code[0] = status.split(" ", 1)[0]
+            if not issuing:
+                log_request(line())
             return start_response(status, headers, exc_info)
 
         if path.startswith(UNAUTHENTICATED_MOTO_PATHS):
@@ -123,9 +195,10 @@ class GatedApp:
             logging_start_response("403 Forbidden", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
             return [body]
         try:
-            return self.app(environ, logging_start_response)
+            body = self.app(environ, logging_start_response)
+            return IssuingResponse(body, line) if issuing else body
         except Exception as error:
-            log(f"{method} {path} 500 {caller} ({type(error).__name__} in moto)")
+            log_request(f"{method} {path} 500 {caller} {call} ({type(error).__name__} in moto)")
             raise
 
 

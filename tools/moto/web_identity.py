@@ -131,6 +131,11 @@ def install(trust_ca: str | None = None) -> None:
         except StsError as error:
             _log(f"AssumeRoleWithWebIdentity {role_arn}: {error.error_code}: {error.reason}")
             raise
+        # The call is unsigned, so it names no region: the session belongs to the role's partition
+        # (aws-cn, aws-us-gov), where its credentials are then checked, as in that partition's STS.
+        partition = _partition_of(role_arn)
+        if partition and partition != self.partition and partition in PARTITION_REGIONS:
+            self.partition, self.region = partition, PARTITION_REGIONS[partition]
         result = original(self)
         result.result.update(
             {
@@ -158,7 +163,8 @@ def validate(request: Any, role_arn: str) -> Accepted:
     token = request._get_param("WebIdentityToken") or ""
     header, claims = _parse(token)
     account = _account_of(role_arn) or request.current_account
-    iam = iam_backends[account][request.partition]
+    # The role's partition (aws-cn, aws-us-gov): the unsigned call carries no region of its own.
+    iam = iam_backends[account][_partition_of(role_arn) or request.partition]
     iss = str(claims.get("iss", ""))
     provider = next(
         (p for p in iam.open_id_providers.values() if iss.startswith("https://") and p.url == iss[len("https://"):]),
@@ -256,6 +262,15 @@ def _b64url(part: str) -> bytes:
 def _account_of(role_arn: str) -> str | None:
     parts = role_arn.split(":")
     return parts[4] if len(parts) >= 6 and parts[0] == "arn" and re.fullmatch(r"\d{12}", parts[4]) else None
+
+
+# A region of each partition but aws, for sessions of roles there (see assume_role_with_web_identity).
+PARTITION_REGIONS = {"aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
+
+
+def _partition_of(role_arn: str) -> str | None:
+    parts = role_arn.split(":")
+    return parts[1] if len(parts) >= 6 and parts[0] == "arn" and parts[1] else None
 
 
 def _verify_signature(token: str, header: dict[str, Any], iss: str) -> None:

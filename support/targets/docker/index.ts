@@ -76,7 +76,14 @@ import {
 } from './cluster.ts';
 import { LoopbackK3sContainer } from './containers.ts';
 import { type EmulatorKind, emulatorContainer, emulatorSpec, MOTO_CREDENTIALS_PATH, podPortFor } from './emulator.ts';
-import { IMAGE_NAMES, imageEnvVar, imageTag, type ResolvedImages, resolveImages } from './images.ts';
+import {
+  configuredImages,
+  DOCKER_IMAGE_NAMES,
+  describeImageSource,
+  imageTag,
+  type ResolvedImages,
+  resolveImages,
+} from './images.ts';
 import { requireContainerRuntime, runtimeIsLocal } from './runtime.ts';
 import { readFileFromTar } from './tar.ts';
 
@@ -135,7 +142,7 @@ export function planDockerTarget(input: {
 }): DockerPlan {
   const { config, setup, env, runtimeHost, issuerPort, envId } = input;
   const versions = input.versions ?? readVersions();
-  const images = resolveImages(setup, config.docker.images, env, versions);
+  const images = resolveImages(setup, configuredImages(config), env, versions);
   const loopback = runtimeIsLocal(runtimeHost);
   // 127.0.0.1, not "localhost": inside the emulator "localhost" may resolve to ::1 first.
   const issuerHost = loopback ? '127.0.0.1' : runtimeHost;
@@ -179,18 +186,11 @@ export function planDockerTarget(input: {
 
 /** The images, where each came from, for the report (DetectedValue). */
 function imageSources(images: ResolvedImages): DetectedValue[] {
-  return IMAGE_NAMES.map((name) => {
-    const i = images[name];
-    const source =
-      i.source === 'environment'
-        ? `setting ${imageEnvVar(name)}`
-        : i.source === 'config'
-          ? `setting docker.images.${name}`
-          : i.source === 'setup'
-            ? "the setup's application.image"
-            : 'default (support/targets/docker/images.ts)';
-    return { name: `image ${name}`, value: i.ref, source };
-  });
+  return DOCKER_IMAGE_NAMES.map((name) => ({
+    name: `image ${name}`,
+    value: images[name].ref,
+    source: describeImageSource(name, images[name]),
+  }));
 }
 
 /**
@@ -203,7 +203,7 @@ export async function preflightDockerTarget(
   setup: LoadedSetup,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ client: ContainerRuntimeClient; images: ResolvedImages; registries?: string }> {
-  const images = resolveImages(setup, config.docker.images, env);
+  const images = resolveImages(setup, configuredImages(config), env);
   let registries: string | undefined;
   if (config.docker.k3sRegistries) {
     if (!existsSync(config.docker.k3sRegistries)) {

@@ -97,7 +97,7 @@ import {
 } from '../../process.ts';
 import { registerSecret } from '../../redact.ts';
 import { createCa, issueClientCert, issueServingCert } from '../../tls.ts';
-import { dialectFromFlags } from '../dialect.ts';
+import { dialectFromFlags, WEBHOOK_LOG_FLAGS } from '../dialect.ts';
 import type { StartedTarget, TargetDescriptor } from '../target.ts';
 import { clearPendingDeletions } from '../warm-deletions.ts';
 import { REPO_ROOT, readVersions, resolveBinaries } from './binaries.ts';
@@ -821,7 +821,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         `--tls-key=${loopbackTls.key}`,
         `--port=${port('webhook')}`,
         `--metrics-port=${port('webhookMetrics')}`,
-        ...Object.entries(webhookFlags).map(([k, v]) => `--${k}=${v}`),
+        ...Object.entries({ ...WEBHOOK_LOG_FLAGS, ...webhookFlags }).map(([k, v]) => `--${k}=${v}`),
       ]),
     ]);
     const core = kc.makeApiClient(CoreV1Api);

@@ -7,7 +7,9 @@
  * account is not the confirmed one (guard.ts), detects the dialect (detect.ts) and describes the
  * target: on OpenShift in provision mode the issuer is patchable; elsewhere it is read-only. The
  * webhook is the cluster's own when it has one; in provision mode on a cluster without one the
- * harness deploys it at provisioning (support/webhook-deploy.ts, image from IRSA_WEBHOOK_IMAGE).
+ * harness deploys it at provisioning (support/webhook-deploy.ts) from the pinned upstream release
+ * or IRSA_IMAGE_WEBHOOK. Every image the cluster pulls has a setting (support/targets/docker/images.ts):
+ * IRSA_IMAGE_WEBHOOK, IRSA_IMAGE_APP (the app and probe pods) and IRSA_IMAGE_VERIFY (verify-only's pod).
  * In verify-only mode the descriptor is readOnly: the clients refuse writes (read-only.ts).
  *
  * IRSA_AWS_ENDPOINT (+ IRSA_AWS_CA_BUNDLE) points the same code path at an emulator, which is how
@@ -19,14 +21,18 @@ import path from 'node:path';
 import { STSClient } from '@aws-sdk/client-sts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseArn } from '../../aws/arn.ts';
+import { dnsSuffixOf, isAwsHostedEndpoint, partitionOf } from '../../aws/regions.ts';
 import { type Clients, createClients, loadKubeConfig } from '../../clients.ts';
 import { configSchema, type HarnessConfig } from '../../config.ts';
 import { isUsageError, UsageError } from '../../errors.ts';
 import { isNotFound, kubeStatus } from '../../kube/errors.ts';
 import { log } from '../../log.ts';
+import { discoveryUrl } from '../../oidc/discovery.ts';
 import { bucketForIssuer } from '../../provision/discover.ts';
 import { observeClusterIssuer } from '../../provision/infrastructure.ts';
+import { describeProxy, proxyFor } from '../../proxy.ts';
 import type { LoadedSetup } from '../../setup/setup.ts';
+import { configuredImages, describeImageSource, resolveImages } from '../docker/images.ts';
 import type { DetectedValue, IssuerControl, StartedTarget, TargetDescriptor, WebhookRegistration } from '../target.ts';
 import { type ClusterFacts, detectCluster, formatDetected } from './detect.ts';
 import { callerIdentity, checkAccountGuard } from './guard.ts';
@@ -57,7 +63,7 @@ export function checkModeSettings(live: LiveSettings): void {
   if (arn.service !== 'iam' || !arn.resource.startsWith('role/')) {
     throw new UsageError(
       `IRSA_VERIFY_ROLE_ARN ${live.roleArn} is not an IAM role ARN`,
-      'expected arn:aws:iam::<account>:role/<name>',
+      'expected arn:<partition>:iam::<account>:role/<name>, e.g. arn:aws:iam::123456789012:role/payments-s3-reader',
     );
   }
 }
@@ -110,6 +116,89 @@ export async function resolveRegion(config: HarnessConfig): Promise<{ region: st
   return { region: config.region, source: 'default' };
 }
 
+/**
+ * Every ARN the harness builds takes the region's partition (aws, aws-cn, aws-us-gov): credentials
+ * of another partition mean the region is not the credentials' (a GovCloud profile with us-east-1).
+ */
+export function checkPartition(caller: { arn: string }, region: string, regionSource: string): void {
+  let callerPartition: string;
+  try {
+    callerPartition = parseArn(caller.arn).partition;
+  } catch {
+    return; // an emulator may answer with something else: nothing to compare
+  }
+  const wanted = partitionOf(region);
+  if (callerPartition !== wanted)
+    throw new UsageError(
+      `region ${region} (${regionSource}) is in partition ${wanted}, but the AWS credentials are of partition ${callerPartition} (${caller.arn})`,
+      `set IRSA_REGION (or AWS_REGION) to a region of ${callerPartition}, e.g. ${callerPartition === 'aws-us-gov' ? 'us-gov-west-1' : callerPartition === 'aws-cn' ? 'cn-north-1' : 'us-east-1'}`,
+    );
+}
+
+/** The proxies the clients use (support/proxy.ts), for the detected values; none when direct. */
+function proxiesInUse(kc: KubeConfig, awsUrl: string): DetectedValue[] {
+  const out: DetectedValue[] = [];
+  const cluster = kc.getCurrentCluster()?.proxyUrl;
+  if (cluster)
+    out.push({
+      name: 'proxy to the cluster',
+      value: describeProxy(cluster),
+      source: 'kubeconfig proxy-url, else HTTPS_PROXY (NO_PROXY)',
+    });
+  const aws = proxyFor(awsUrl);
+  if (aws) out.push({ name: 'proxy to AWS', value: describeProxy(aws), source: 'HTTPS_PROXY / HTTP_PROXY (NO_PROXY)' });
+  return out;
+}
+
+const ISSUER_CONTROL_TEXT: Record<IssuerControl['mode'], string> = {
+  patchable: 'patchable (authentication.config.openshift.io/cluster)',
+  'read-only': 'read-only (the API server flag --service-account-issuer)',
+  managed: "managed: the cluster's issuer and its published documents are used as they are",
+  fixed: 'fixed by the target',
+};
+
+/** True when the issuer serves a discovery document (anonymously, as STS reads it). */
+export async function servesDiscoveryDocuments(c: Pick<Clients, 'anonymousGetJson'>, issuer: string): Promise<boolean> {
+  try {
+    const r = await c.anonymousGetJson(discoveryUrl(issuer));
+    const doc = r.body as { jwks_uri?: unknown } | undefined;
+    return r.status === 200 && typeof doc === 'object' && doc !== null && typeof doc.jwks_uri === 'string';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What provisioning does with the cluster's issuer, and why. Verify-only never changes it. A
+ * managed issuer (one that already serves its discovery documents: EKS, AKS, GKE, OpenShift in
+ * STS mode, an S3 issuer set up earlier) is used as it is, unless IRSA_LIVE_ISSUER=publish; the
+ * others are published (into the issuer's own S3 bucket, or on OpenShift into a new one the
+ * issuer is patched to), unless IRSA_LIVE_ISSUER=managed.
+ */
+export async function chooseIssuerControl(o: {
+  setting: 'auto' | 'managed' | 'publish';
+  mode: 'provision' | 'verify-only';
+  openshift: boolean;
+  issuer: string;
+  /** The issuer is the root URL of an S3 bucket the harness can create and publish to. */
+  publishable: boolean;
+  servesDocuments: () => Promise<boolean>;
+}): Promise<{ control: IssuerControl; why: string }> {
+  const readOnly = { control: { mode: 'read-only', issuer: o.issuer } as IssuerControl };
+  if (o.mode === 'verify-only') return { ...readOnly, why: 'verify-only changes nothing' };
+  const managed = { control: { mode: 'managed', issuer: o.issuer } as IssuerControl };
+  if (o.setting === 'managed') return { ...managed, why: 'setting IRSA_LIVE_ISSUER=managed' };
+  if (o.setting === 'auto' && (await o.servesDocuments()))
+    return { ...managed, why: 'the issuer serves its own discovery documents (a managed issuer)' };
+  if (o.openshift) return { control: { mode: 'patchable' }, why: 'the harness publishes and patches the issuer' };
+  return {
+    ...readOnly,
+    why: o.publishable
+      ? "the harness publishes into the issuer's S3 bucket"
+      : 'the issuer serves no documents and is no S3 bucket the harness can publish to',
+  };
+}
+
 function fail(where: string, e: unknown, hint: string): never {
   if (isUsageError(e)) throw e;
   const status = kubeStatus(e);
@@ -117,10 +206,27 @@ function fail(where: string, e: unknown, hint: string): never {
   throw new UsageError(`${where}: ${status ? `HTTP ${status}: ` : ''}${msg}`, hint, { cause: e });
 }
 
+/** The images this target's cluster pulls, resolved from the settings; bad settings are exit 2. */
+export function liveImages(config: HarnessConfig, setup: LoadedSetup, env: NodeJS.ProcessEnv = process.env) {
+  const images = resolveImages(setup, configuredImages(config), env);
+  // IRSA_WEBHOOK_IMAGE, the older name of the setting for this target, wins where it is set.
+  const webhook = config.live.webhookImage
+    ? { ref: config.live.webhookImage, source: 'setting IRSA_WEBHOOK_IMAGE' }
+    : { ref: images.webhook.ref, source: describeImageSource('webhook', images.webhook) };
+  return {
+    webhook,
+    app: { ref: images.app.ref, source: describeImageSource('app', images.app) },
+    verify: { ref: images.verify.ref, source: describeImageSource('verify', images.verify) },
+    /** Set when the app image is not the setup's: every pod the harness creates then uses it. */
+    appOverride: images.app.source === 'setup' ? undefined : images.app.ref,
+  };
+}
+
 function webhookRegistration(
   config: HarnessConfig,
   setup: LoadedSetup,
   facts: ClusterFacts,
+  webhookImage: string,
 ): { reg: WebhookRegistration; version?: string } {
   const live = config.live;
   if (facts.webhook) {
@@ -133,14 +239,8 @@ function webhookRegistration(
     // Nothing to deploy in verify-only: the webhook checks report that none is registered.
     return { reg: { mode: 'existing', configurationName: '' } };
   }
-  if (!live.webhookImage) {
-    throw new UsageError(
-      'the cluster has no pod identity webhook (no MutatingWebhookConfiguration for it) and IRSA_WEBHOOK_IMAGE is not set',
-      'set IRSA_WEBHOOK_IMAGE to an amazon-eks-pod-identity-webhook image the cluster can pull, or IRSA_WEBHOOK_CONFIGURATION to the configuration the cluster has',
-    );
-  }
   const d = facts.dialect;
-  const tag = /:(v\d+\.\d+\.\d+)/.exec(live.webhookImage);
+  const tag = /:(v\d+\.\d+\.\d+)/.exec(webhookImage);
   return {
     reg: {
       mode: 'harness-service',
@@ -149,7 +249,7 @@ function webhookRegistration(
       path: '/mutate',
       caBundle: '',
       deploy: {
-        image: live.webhookImage,
+        image: webhookImage,
         flags: {
           ...setup.spec.webhook.flags,
           'annotation-prefix': d.annotationPrefix,
@@ -178,6 +278,8 @@ export function liveConnectionDescriptor(
       'point it at the PEM file of the CA that signed the AWS endpoint certificate',
     );
   }
+  // An endpoint of AWS's own (FIPS, dual-stack, VPC) behaves as AWS; anything else is an emulator.
+  const emulator = live.awsEndpoint !== undefined && !isAwsHostedEndpoint(live.awsEndpoint, c.region);
   return {
     name: 'live',
     envId: `live-${new URL(c.server).hostname}`,
@@ -187,10 +289,10 @@ export function liveConnectionDescriptor(
       region: c.region,
       ...(live.awsEndpoint ? { endpoint: live.awsEndpoint } : {}),
       // Emulators serve buckets path-style; real S3 virtual-hosted.
-      forcePathStyle: live.awsEndpoint !== undefined,
+      forcePathStyle: emulator,
       ...(live.awsCaBundle ? { caBundlePath: path.resolve(live.awsCaBundle) } : {}),
       accountId: '',
-      eventuallyConsistent: live.awsEndpoint === undefined,
+      eventuallyConsistent: !emulator,
     },
     podAwsEnv: {},
     issuer: { mode: 'read-only', issuer: '' },
@@ -208,6 +310,7 @@ export async function connectLiveTarget(
 ): Promise<StartedTarget> {
   const live = config.live;
   checkModeSettings(live);
+  const images = liveImages(config, setup);
   const verifyOnly = live.mode === 'verify-only';
   const { file: kubeconfigPath, cleanup } = resolveKubeconfig(live.kubeconfig);
   let clients: Clients | undefined;
@@ -230,6 +333,7 @@ export async function connectLiveTarget(
       `AWS identity: ${caller.arn} (account ${caller.account}), region ${region} (${regionSource})${live.awsEndpoint ? `, endpoint ${live.awsEndpoint}` : ''}`,
     );
     checkAccountGuard({ mode: live.mode, confirmedAccountId: live.accountId, caller });
+    checkPartition(caller, region, regionSource);
     aws.accountId = caller.account;
 
     const facts = await detectCluster(clients, live).catch((e: unknown) =>
@@ -259,12 +363,20 @@ export async function connectLiveTarget(
       });
     }
 
-    const issuerControl: IssuerControl =
-      facts.openshift && !verifyOnly ? { mode: 'patchable' } : { mode: 'read-only', issuer };
-    const { reg, version } = webhookRegistration(config, setup, facts);
+    const { control: issuerControl, why: issuerWhy } = await chooseIssuerControl({
+      setting: live.issuer,
+      mode: live.mode,
+      openshift: facts.openshift !== undefined,
+      issuer,
+      publishable: bucketForIssuer(aws, issuer) !== undefined,
+      servesDocuments: () => servesDiscoveryDocuments(clients as Clients, issuer),
+    });
+    const { reg, version } = webhookRegistration(config, setup, facts, images.webhook.ref);
     descriptor.issuer = issuerControl;
     descriptor.webhook = reg;
+    if (images.appOverride) descriptor.podTemplate = { image: images.appOverride };
     if (version) descriptor.webhookVersion = version;
+    if (facts.openshift) descriptor.openshift = facts.openshift.version;
     descriptor.dialect = facts.dialect;
     if (live.awsEndpoint) {
       // Pods must reach the same endpoint (and trust its CA) as the harness.
@@ -280,11 +392,8 @@ export async function connectLiveTarget(
       { name: 'service-account issuer', value: issuer, source: 'iss of a TokenRequest token (default/default)' },
       {
         name: 'issuer control',
-        value:
-          issuerControl.mode === 'patchable'
-            ? 'patchable (authentication.config.openshift.io/cluster)'
-            : 'read-only (the API server flag --service-account-issuer)',
-        source: `${facts.openshift ? 'OpenShift' : 'not OpenShift'}, ${live.mode} mode`,
+        value: ISSUER_CONTROL_TEXT[issuerControl.mode],
+        source: `${facts.openshift ? 'OpenShift' : 'not OpenShift'}, ${live.mode} mode: ${issuerWhy}`,
       },
       {
         name: 'webhook registration',
@@ -294,6 +403,13 @@ export async function connectLiveTarget(
             : `deployed by the harness into ${reg.mode === 'harness-service' ? reg.namespace : '?'} at provisioning`,
         source: facts.webhook ? 'the cluster has one' : 'the cluster has none',
       },
+      ...(reg.mode === 'harness-service'
+        ? [{ name: 'webhook image (deployed)', value: images.webhook.ref, source: images.webhook.source }]
+        : []),
+      verifyOnly
+        ? { name: 'verify pod image', value: images.verify.ref, source: images.verify.source }
+        : { name: 'app image', value: images.app.ref, source: images.app.source },
+      ...proxiesInUse(kc, live.awsEndpoint ?? `https://sts.${region}.${dnsSuffixOf(region)}`),
       { name: 'AWS account', value: caller.account, source: `GetCallerIdentity (${caller.arn})` },
       { name: 'AWS region', value: region, source: regionSource },
     ];
@@ -301,7 +417,7 @@ export async function connectLiveTarget(
     log.info(`detected:\n${formatDetected(detected)}`);
     if (issuerControl.mode === 'read-only' && !verifyOnly && !bucketForIssuer(aws, issuer)) {
       log.warn(
-        `the cluster's issuer ${issuer} is not an S3 bucket URL in ${region}: provisioning publishes elsewhere and the issuer checks will fail (the run prints the --service-account-issuer flag to set)`,
+        `the cluster's issuer ${issuer} serves no discovery documents and is not an S3 bucket URL in ${region}: provisioning publishes elsewhere and the issuer checks will fail (the run prints the --service-account-issuer flag to set)`,
       );
     }
     onProgress(`live target described: ${JSON.stringify({ issuer: issuerControl, webhook: reg.mode })}`);

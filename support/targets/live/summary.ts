@@ -64,8 +64,8 @@ export function verifySummaryMarkdown(input: {
   const passed = checks.filter((c) => c.status === 'PASSED');
   const skipped = checks.filter((c) => c.status === 'SKIPPED');
   const verdict =
-    checks.length === 0
-      ? 'NO CHECKS RAN'
+    passed.length + failed.length === 0
+      ? `NO CHECKS RAN (${skipped.length} skipped)`
       : failed.length === 0
         ? 'PASS'
         : `FAIL (${failed.length} of ${checks.length} checks failed)`;

@@ -132,9 +132,22 @@ export async function listBucketAs(
   }
 }
 
+/** The user the verify pod runs as where the platform assigns none: nobody. */
+export const VERIFY_POD_USER = 65534;
+/** Its HOME, an emptyDir: writable whatever the user. */
+export const VERIFY_POD_HOME = '/home/irsa-verify';
+
 /**
  * The one pod verify-only may create: the ServiceAccount's pod, idle until exec'd into, gone by
  * itself after 10 minutes (activeDeadlineSeconds) should the harness die before deleting it.
+ *
+ * It is admitted where tenant namespaces are locked down: it meets the Pod Security "restricted"
+ * profile (non-root, seccomp RuntimeDefault, no privilege escalation, every capability dropped,
+ * only an emptyDir and the webhook's projected volume), has small requests and limits (a quota
+ * that requires them admits it), and a writable HOME on an emptyDir whatever the user (the AWS CLI
+ * caches credentials there; nobody has no home in most images). `runAsUser` is nobody (65534, with fsGroup so
+ * the projected token is readable); on OpenShift it is left out, because the restricted SCC
+ * assigns a user of the namespace's range and refuses any other.
  */
 export function verifyPodManifest(opts: {
   name: string;
@@ -142,7 +155,10 @@ export function verifyPodManifest(opts: {
   image: string;
   runId: string;
   env: Record<string, string>;
+  /** undefined: the platform assigns the user (OpenShift's SCC). */
+  runAsUser?: number;
 }): V1Pod {
+  const user = opts.runAsUser;
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -156,15 +172,35 @@ export function verifyPodManifest(opts: {
       restartPolicy: 'Never',
       activeDeadlineSeconds: 600,
       terminationGracePeriodSeconds: 5,
+      automountServiceAccountToken: false,
+      securityContext: {
+        runAsNonRoot: true,
+        seccompProfile: { type: 'RuntimeDefault' },
+        ...(user === undefined ? {} : { runAsUser: user, runAsGroup: user, fsGroup: user }),
+      },
       containers: [
         {
           name: 'verify',
           image: opts.image,
           command: ['sleep'],
           args: ['600'],
-          env: Object.entries(opts.env).map(([name, value]) => ({ name, value })),
+          env: [
+            { name: 'HOME', value: VERIFY_POD_HOME },
+            ...Object.entries(opts.env).map(([name, value]) => ({ name, value })),
+          ],
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ['ALL'] },
+            runAsNonRoot: true,
+          },
+          resources: {
+            requests: { cpu: '10m', memory: '64Mi' },
+            limits: { cpu: '500m', memory: '256Mi' },
+          },
+          volumeMounts: [{ name: 'home', mountPath: VERIFY_POD_HOME }],
         },
       ],
+      volumes: [{ name: 'home', emptyDir: { sizeLimit: '64Mi' } }],
     },
   };
 }
