@@ -135,6 +135,7 @@ describe('setup check', () => {
       target: {
         dialect: { audience: 'sts.amazonaws.com', annotationPrefix: 'eks.amazonaws.com' },
         podAwsEnv: {},
+        aws: { region: 'us-east-1' },
       },
     } as unknown as ProvisionContext;
     const tenant = { appBucket: 'b', namespace: 'n', serviceAccount: 's' } as unknown as Tenant;

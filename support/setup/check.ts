@@ -36,6 +36,7 @@ export const SAMPLE_VALUES = {
   roleArn: 'arn:aws:iam::123456789012:role/irsa-check',
   annotationPrefix: 'eks.amazonaws.com',
   image: 'amazon/aws-cli:2.27.50',
+  partition: 'aws',
 } as const;
 
 type Placeholder = keyof typeof SAMPLE_VALUES;
@@ -60,7 +61,7 @@ export const TEMPLATES: TemplateSpec[] = [
   {
     setting: 'discovery.bucketPolicy',
     file: (s) => s.discovery.bucketPolicy,
-    placeholders: ['bucket'],
+    placeholders: ['bucket', 'partition'],
     format: 'json',
     policy: 'resource',
     optional: true,
@@ -76,14 +77,14 @@ export const TEMPLATES: TemplateSpec[] = [
   {
     setting: 'application.permissionPolicy',
     file: (s) => s.application.permissionPolicy,
-    placeholders: ['appBucket'],
+    placeholders: ['appBucket', 'partition'],
     format: 'json',
     policy: 'identity',
   },
   {
     setting: 'application.trustPolicy',
     file: (s) => s.application.trustPolicy,
-    placeholders: ['identityProviderArn', 'issuerHostPath', 'namespace', 'serviceAccount', 'audience'],
+    placeholders: ['identityProviderArn', 'issuerHostPath', 'namespace', 'serviceAccount', 'audience', 'partition'],
     format: 'json',
     policy: 'trust',
   },
