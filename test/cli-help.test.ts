@@ -77,7 +77,9 @@ describe('--help, bare invocations and --dry-run do nothing but answer', () => {
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
     assert.ok(lines.length >= 7, r.stdout);
-    for (const l of lines) assert.match(l, /^features\/01-infrastructure\.feature:\d+ {2}\S/);
+    // The infrastructure scenarios, of feature 01 and of feature 09 (the identity chain, issue 17).
+    for (const l of lines)
+      assert.match(l, /^features\/(01-infrastructure|09-identity-chain-integrity)\.feature:\d+ {2}\S/);
     assert.match(r.stderr, /scenario\(s\) would run on the embedded target; --dry-run started nothing/);
     assert.doesNotMatch(r.stderr, /target ready|irsa-conformance run/);
     assert.deepEqual(r.left, [], 'no reports, no run directory');
@@ -100,7 +102,7 @@ describe('--help, bare invocations and --dry-run do nothing but answer', () => {
     assert.doesNotMatch(t.stdout, /^suite: /m);
     const b = await irsa(['bench', '--dry-run', '--skip', 'start,tenants']);
     assert.equal(b.code, 0, b.stderr);
-    assert.match(b.stdout, /bench would measure cold, warm with 3 run\(s\) each/);
+    assert.match(b.stdout, /bench would measure cold, warm(, other-node)? with 3 run\(s\) each/);
     const s = await irsa(['selftest', '--dry-run', '--only', '01']);
     assert.equal(s.code, 0, s.stderr);
     assert.match(s.stdout, /^01-/);
