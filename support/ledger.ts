@@ -89,9 +89,22 @@ export class Ledger {
 
   /** Live entries (created, not deleted, not kept), oldest first; optionally of one scope. */
   outstanding(scope?: string, includeKept = false): LedgerEntry[] {
-    if (!existsSync(this.file)) return [];
+    const { created, kept } = this.#read();
+    return [...created.values()].filter(
+      (e) => (scope === undefined || e.scope === scope) && (includeKept || !kept.has(e.id)),
+    );
+  }
+
+  /** Entries kept on purpose (IRSA_KEEP_ON_FAILURE) and not deleted since, oldest first. */
+  kept(): LedgerEntry[] {
+    const { created, kept } = this.#read();
+    return [...created.values()].filter((e) => kept.has(e.id));
+  }
+
+  #read(): { created: Map<string, LedgerEntry>; kept: Set<string> } {
     const created = new Map<string, LedgerEntry>();
     const kept = new Set<string>();
+    if (!existsSync(this.file)) return { created, kept };
     for (const raw of readFileSync(this.file, 'utf8').split('\n')) {
       if (!raw) continue;
       const line = JSON.parse(raw) as Line;
@@ -99,8 +112,6 @@ export class Ledger {
       else if (line.op === 'deleted') created.delete(line.id);
       else kept.add(line.id);
     }
-    return [...created.values()].filter(
-      (e) => (scope === undefined || e.scope === scope) && (includeKept || !kept.has(e.id)),
-    );
+    return { created, kept };
   }
 }

@@ -11,7 +11,7 @@
  * not start (a warm environment recorded in a state file) and synchronously from an exit handler.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { StartError } from './errors.ts';
 import { redact } from './redact.ts';
@@ -26,6 +26,12 @@ export interface ProcessSpec {
   cwd?: string;
   /** stdout and stderr are appended here. */
   logFile: string;
+  /**
+   * Killed by the kernel (SIGKILL) when this process dies, however it dies, SIGKILL included: no
+   * exit handler is needed (Linux's parent-death signal, set by util-linux's setpriv before the
+   * command is executed). For the components of a run's own environment, not a warm one.
+   */
+  dieWithParent?: boolean;
 }
 
 export interface ExitInfo {
@@ -39,6 +45,8 @@ export interface ReadinessOptions {
   timeoutMs: number;
   /** Hint of the StartError thrown on failure. */
   hint?: string;
+  /** Aborted when the start as a whole has failed (another component died): its reason is thrown. */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_HINT = 'read the log named above; a busy port or a stale environment are the usual causes';
@@ -60,6 +68,50 @@ export function readLogTail(file: string, maxLines = 30): string {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** What /proc/<pid>/stat says of a process: state, parent, start time (clock ticks since boot). */
+export function readProcStat(pid: number): { state: string; ppid: number; start: string } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may contain spaces and parentheses: fields start after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0] as string, ppid: Number(rest[1]), start: rest[19] as string };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process as it can be recognised later: pid and start time (pids are reused). */
+export interface ProcessIdentity {
+  pid: number;
+  /** Start time from /proc (empty where there is none). */
+  start: string;
+}
+
+export function processIdentity(pid = process.pid): ProcessIdentity {
+  return { pid, start: readProcStat(pid)?.start ?? '' };
+}
+
+/** True while the process `id` names runs (not a zombie, not another process with its pid). */
+export function identityAlive(id: ProcessIdentity): boolean {
+  if (!existsSync('/proc/self/stat')) {
+    try {
+      process.kill(id.pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  }
+  const now = readProcStat(id.pid);
+  return now !== undefined && now.state !== 'Z' && (id.start === '' || now.start === id.start);
+}
+
+/** util-linux's setpriv (sets the parent-death signal), or undefined where it is missing. */
+let setprivPath: string | null | undefined;
+export function setpriv(): string | undefined {
+  setprivPath ??= ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'].find((f) => existsSync(f)) ?? null;
+  return setprivPath ?? undefined;
 }
 
 /** True while any process of the group `pgid` exists. */
@@ -152,8 +204,13 @@ export class SupervisedProcess {
   /** Starts the process; a command that cannot be executed at all is a StartError. */
   static async start(spec: ProcessSpec): Promise<SupervisedProcess> {
     const fd = openSync(spec.logFile, 'a', 0o600);
+    const wrapper = spec.dieWithParent ? setpriv() : undefined;
+    // setpriv execs the command: the process keeps its pid and /proc shows the command's argv.
+    const [command, args] = wrapper
+      ? [wrapper, ['--pdeathsig', 'KILL', '--', spec.command, ...spec.args]]
+      : [spec.command, spec.args];
     try {
-      const child = spawn(spec.command, spec.args, {
+      const child = spawn(command, args, {
         cwd: spec.cwd,
         env: spec.env,
         detached: true,
@@ -198,7 +255,9 @@ export class SupervisedProcess {
     const deadline = Date.now() + options.timeoutMs;
     let delay = 25;
     let lastError = '';
+    const aborted = new Promise<void>((resolve) => options.signal?.addEventListener('abort', () => resolve()));
     for (;;) {
+      if (options.signal?.aborted) throw options.signal.reason;
       if (!this.running) {
         const e = this.#exit;
         throw this.startError(
@@ -225,6 +284,7 @@ export class SupervisedProcess {
           timer = setTimeout(resolve, Math.min(delay, Math.max(0, deadline - Date.now())));
         }),
         this.exited,
+        aborted,
       ]);
       clearTimeout(timer);
       delay = Math.min(delay * 2, 500);
@@ -281,4 +341,76 @@ export async function portListening(port: number, host = '127.0.0.1'): Promise<b
     socket.once('error', () => done(false));
     socket.setTimeout(1000, () => done(false));
   });
+}
+
+/** A TCP socket in LISTEN state: who holds it, where it listens. */
+export interface Listener {
+  pid: number;
+  /** e.g. 127.0.0.1, ::1, 0.0.0.0, :: */
+  address: string;
+  port: number;
+}
+
+function parseProcNetAddress(hex: string): string {
+  if (hex.length === 8) {
+    const b = Buffer.from(hex, 'hex').reverse();
+    return [...b].join('.');
+  }
+  // IPv6: four 32-bit words, each in host (little-endian) byte order.
+  const words = (hex.match(/.{8}/g) ?? []).map((w) => Buffer.from(w, 'hex').reverse());
+  const bytes = Buffer.concat(words);
+  if (bytes.subarray(0, 10).every((x) => x === 0) && bytes[10] === 0xff && bytes[11] === 0xff)
+    return [...bytes.subarray(12)].join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+}
+
+/** TCP listening sockets held by the given processes (from /proc; empty where there is none). */
+export function tcpListeners(pids: number[]): Listener[] {
+  const owner = new Map<string, number>();
+  for (const pid of pids) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m && !owner.has(m[1] as string)) owner.set(m[1] as string, pid);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  const out: Listener[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      const pid = owner.get(f[9] as string);
+      if (f[3] !== '0A' || pid === undefined) continue;
+      const [addr, port] = (f[1] as string).split(':');
+      out.push({ pid, address: parseProcNetAddress(addr as string), port: Number.parseInt(port as string, 16) });
+    }
+  }
+  return out;
+}
+
+/** Every process id on this machine (from /proc). */
+export function allPids(): number[] {
+  try {
+    return readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .map(Number);
+  } catch {
+    return [];
+  }
 }

@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { HarnessConfig } from './config.ts';
+import type { ProcessIdentity } from './process.ts';
 import type { TargetDescriptor } from './targets/target.ts';
 
 export interface InfrastructureState {
@@ -25,6 +26,8 @@ export interface RunState {
   startedAt: string;
   config: HarnessConfig;
   target: TargetDescriptor;
+  /** The target's processes on this machine, for workers to tell a dead component (support/target-death.ts). */
+  components?: ProcessIdentity[];
   infrastructure?: InfrastructureState;
 }
 

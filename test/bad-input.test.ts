@@ -9,20 +9,25 @@
  * (kubeconfig, IRSA_AWS_ENDPOINT + IRSA_AWS_CA_BUNDLE), or against a closed loopback port for the
  * unreachable cases. The AWS default credential chain is isolated from the machine's (no shared
  * files, no instance metadata).
+ * Issue 16 adds what used to be found only mid-run or with a stack trace: setup templates (missing
+ * file, JSON, YAML, placeholders, IAM policy grammar), a webhook flag the webhook lacks, an invalid
+ * --tags expression, an unusable reports directory or TMPDIR.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findLeftovers } from '../support/cli/sweep.ts';
 import { createClients } from '../support/clients.ts';
+import { repoRoot } from '../support/paths.ts';
 import { freeLoopbackPort } from '../support/process.ts';
 import { binariesMissing } from './binaries.ts';
 import {
   disposeRuns,
   type IrsaRun,
   leftoversOf,
+  limited,
   startIrsa,
   startWarmEnvironment,
   type WarmEnvironment,
@@ -50,6 +55,18 @@ describe('bad input: exit 2, one line of cause and one of hint, nothing created'
   };
   let warm: WarmEnvironment;
   let closedPort: number;
+  const DEFAULT_SETUP = path.join(repoRoot, 'fixtures/setups/default');
+  let setups = 0;
+  /** A setup that extends the default one: more setup.yaml lines, and files of its own. */
+  const setupWith = (yaml: string, files: Record<string, string> = {}) => {
+    const d = path.join(dir, `setup-${setups++}`);
+    mkdirSync(d);
+    writeFileSync(path.join(d, 'setup.yaml'), `extends: ${DEFAULT_SETUP}\n${yaml}`);
+    for (const [f, text] of Object.entries(files)) writeFileSync(path.join(d, f), text);
+    return d;
+  };
+  const fromDefault = (f: string, from: string, to: string) =>
+    readFileSync(path.join(DEFAULT_SETUP, f), 'utf8').replace(from, to);
   const runs: IrsaRun[] = [];
   /** No AWS credentials or configuration from the machine. */
   const isolatedAws = () => ({
@@ -189,6 +206,61 @@ describe('bad input: exit 2, one line of cause and one of hint, nothing created'
       env: () => ({ ...liveOnWarm(), IRSA_AWS_ACCOUNT_ID: '999999999999' }),
       cause: /IRSA_AWS_ACCOUNT_ID confirms account 999999999999/,
     },
+    // Found at the door, before anything starts (issue 16, item 5).
+    {
+      name: 'a setup template naming a file none of its layers has',
+      env: () => ({ IRSA_SETUP: setupWith('application:\n  permissionPolicy: no-such-policy.json\n') }),
+      cause: /application\.permissionPolicy: .*no-such-policy\.json, which none of its layers has/,
+    },
+    {
+      name: 'a setup policy that is not JSON',
+      env: () => ({ IRSA_SETUP: setupWith('', { 'permission-policy.json': '{ "Version": ' }) }),
+      cause: /application\.permissionPolicy: .*permission-policy\.json is not valid JSON/,
+    },
+    {
+      name: 'a setup template with an unknown placeholder',
+      env: () => ({
+        IRSA_SETUP: setupWith('', {
+          'permission-policy.json': fromDefault('permission-policy.json', 'appBucket}', 'appBuckett}'),
+        }),
+      }),
+      cause: /permission-policy\.json uses \$\{appBuckett\}, which is not defined here/,
+    },
+    {
+      name: 'a setup deployment template that is not YAML',
+      env: () => ({ IRSA_SETUP: setupWith('', { 'deployment.yaml': 'kind: [Deployment\n' }) }),
+      cause: /application\.deployment: .*deployment\.yaml is not valid YAML/,
+    },
+    {
+      name: 'a setup permission policy that is not an IAM policy',
+      env: () => ({
+        IRSA_SETUP: setupWith('', {
+          'permission-policy.json': fromDefault('permission-policy.json', '"Allow"', '"Alow"'),
+        }),
+      }),
+      cause: /permission-policy\.json is not a valid IAM identity policy: Statement\[0\]\.Effect/,
+    },
+    {
+      name: 'a webhook flag the webhook does not have',
+      env: () => ({ IRSA_SETUP: setupWith('webhook:\n  flags:\n    no-such-flag: "x"\n') }),
+      cause: /the setup's webhook flag --no-such-flag is not a flag of amazon-eks-pod-identity-webhook/,
+    },
+    {
+      name: 'an invalid --tags expression',
+      argv: ['--tags', '@a and'],
+      env: () => ({}),
+      cause: /--tags "@a and" is not a tag expression/,
+    },
+    {
+      name: 'a reports directory that is a file',
+      env: () => ({ IRSA_REPORTS_DIR: file('reports-is-a-file', '') }),
+      cause: /the reports directory .*reports-is-a-file is not usable/,
+    },
+    {
+      name: 'a TMPDIR that is a file',
+      env: () => ({ TMPDIR: file('tmpdir-is-a-file', '') }),
+      cause: /TMPDIR=.*tmpdir-is-a-file is not a directory this user may write to/,
+    },
   ];
 
   let undefinedStepFeature: string;
@@ -206,34 +278,16 @@ describe('bad input: exit 2, one line of cause and one of hint, nothing created'
   type Outcome = { run: IrsaRun; stderr: string; code: number | null; seconds: number };
   const results = new Map<string, Promise<Outcome>>();
   // At most two cases at once: each loads cucumber, which is CPU-bound on two cores.
-  let running = 0;
-  const queue: (() => void)[] = [];
-  const acquire = () =>
-    new Promise<void>((resolve) => {
-      if (running < 2) {
-        running++;
-        resolve();
-      } else queue.push(resolve);
-    });
-  const release = () => {
-    const next = queue.shift();
-    if (next) next();
-    else running--;
-  };
+  const turn = limited(2);
   const schedule = (c: Case) => {
     results.set(
       c.name,
-      (async () => {
-        await acquire();
-        try {
-          const run = startIrsa(['conformance', ...argvOf(c)], c.env());
-          runs.push(run);
-          const r = await run.exited;
-          return { run, stderr: r.stderr, code: r.code, seconds: r.seconds };
-        } finally {
-          release();
-        }
-      })(),
+      turn(async () => {
+        const run = startIrsa(['conformance', ...argvOf(c)], c.env());
+        runs.push(run);
+        const r = await run.exited;
+        return { run, stderr: r.stderr, code: r.code, seconds: r.seconds };
+      }),
     );
   };
 

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -32,6 +32,7 @@ import {
 } from '../support/targets/embedded/index.ts';
 import { execInPod } from '../support/targets/embedded/pod-runtime.ts';
 import { binariesMissing } from './binaries.ts';
+import { openToStrangers, probeWithoutCredentials } from './closed-to-others.ts';
 
 const NS = 'irsa-embedded-test';
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/x';
@@ -335,6 +336,27 @@ describe('embedded target', {
     }
   });
 
+  it('is closed to other users: every port on loopback, nothing served without credentials but the webhook', async (t) => {
+    const verdicts = await probeWithoutCredentials(
+      target.state.processes,
+      readFileSync(target.descriptor.aws.caBundlePath as string, 'utf8'),
+    );
+    t.diagnostic(verdicts.map((v) => `${v.component} ${v.address}:${v.port}: ${v.got}`).join('\n'));
+    assert.deepEqual(
+      verdicts.filter((v) => v.address !== '127.0.0.1' && v.address !== '::1'),
+      [],
+      'every port listens on loopback only',
+    );
+    assert.deepEqual(openToStrangers(verdicts), [], 'a client without credentials is refused everywhere');
+    const components = new Set(verdicts.map((v) => v.component));
+    for (const c of ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'moto'])
+      assert.ok(components.has(c), `${c}'s ports were probed`);
+    assert.equal(verdicts.filter((v) => v.component === 'etcd').length, 2, 'etcd: client and peer port');
+    for (const v of verdicts.filter((x) => x.component === 'etcd' || x.component === 'kwok'))
+      assert.match(v.got, /^TLS refused/, `${v.component} ${v.port} requires a client certificate`);
+    assert.match(verdicts.find((v) => v.component === 'kwok')?.got ?? '', /plain HTTP 403/, 'kwok refuses plain HTTP');
+  });
+
   // Last: it ends the environment (after() then checks that nothing is left).
   it('stops everything when a component dies', async () => {
     const kwok = target.state.processes.find((p) => p.name === 'kwok');
@@ -402,6 +424,48 @@ describe('embedded target start failures', { timeout: 120_000 }, () => {
         /npm run conformance/.test(e.hint) &&
         /IRSA_KWOK_BIN/.test(e.hint),
     );
+  });
+
+  it('refuses a component that listens beyond loopback (a webhook binary named by IRSA_WEBHOOK_BIN)', {
+    skip: missing ? `component binaries missing: ${missing}` : false,
+  }, async () => {
+    // Answers the webhook's health check, on every interface, as an unpatched v0.6.17 listens.
+    const dir = mkdtempSync(join(tmpdir(), 'irsa-open-webhook-'));
+    const fake = join(dir, 'webhook');
+    writeFileSync(
+      fake,
+      [
+        '#!/usr/bin/env python3',
+        'import http.server, ssl, sys',
+        "a = dict(x.lstrip('-').split('=', 1) for x in sys.argv[1:] if '=' in x)",
+        "s = http.server.HTTPServer(('0.0.0.0', int(a['port'])), type('H', (http.server.BaseHTTPRequestHandler,), {'do_GET': lambda h: (h.send_response(200), h.end_headers())}))",
+        'c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)',
+        "c.load_cert_chain(a['tls-cert'], a['tls-key'])",
+        's.socket = c.wrap_socket(s.socket, server_side=True)',
+        's.serve_forever()',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const saved = process.env.IRSA_WEBHOOK_BIN;
+    process.env.IRSA_WEBHOOK_BIN = fake;
+    try {
+      await assert.rejects(
+        startEmbeddedTarget({
+          logsDir: join(dir, 'logs'),
+          discoveryBucket: 'irsa-open-webhook',
+          envId: `openwebhook-${process.pid}`,
+        }),
+        (e: unknown) =>
+          e instanceof StartError &&
+          e.component === 'pod-identity-webhook' &&
+          /listens on 0\.0\.0\.0:\d+, not on 127\.0\.0\.1 only/.test(e.message),
+      );
+    } finally {
+      if (saved === undefined) delete process.env.IRSA_WEBHOOK_BIN;
+      else process.env.IRSA_WEBHOOK_BIN = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports a component that exits during start with its log tail, and leaves nothing behind', {

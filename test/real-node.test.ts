@@ -30,6 +30,7 @@ import {
 } from '../support/targets/embedded/index.ts';
 import { preflightRealNode, processesUnder, REAL_NODE_NAME } from '../support/targets/embedded/real-node.ts';
 import { binariesMissing } from './binaries.ts';
+import { openToStrangers, probeWithoutCredentials } from './closed-to-others.ts';
 import { disposeRuns, type IrsaRun, leftoversOf, startIrsa } from './reliability-support.ts';
 
 function realNodeMissing(): string | undefined {
@@ -220,6 +221,22 @@ describe('real node (IRSA_KUBE_NODE=kubelet)', {
           `the container’s cgroups are under the node’s: ${cgroups.join(' | ')}`,
         );
         for (const p of processesUnder(memoryDir)) pids.add(p);
+        // Closed to other users: containerd's and the kubelet's ports as the control plane's.
+        const verdicts = await probeWithoutCredentials(
+          target.state.processes,
+          readFileSync(target.descriptor.aws.caBundlePath as string, 'utf8'),
+        );
+        assert.deepEqual(
+          verdicts.filter((v) => v.address !== '127.0.0.1' && v.address !== '::1'),
+          [],
+          'every port listens on loopback only',
+        );
+        assert.deepEqual(openToStrangers(verdicts), [], 'a client without credentials is refused everywhere');
+        assert.match(
+          verdicts.find((v) => v.component === 'kubelet' && v.port === target.state.ports.kubelet)?.got ?? '',
+          /^TLS 401/,
+          `the kubelet refuses anonymous requests: ${JSON.stringify(verdicts)}`,
+        );
         assert.ok(
           pids.size >= 4,
           `kubelet, containerd, a shim and the container run in the node’s cgroup (${pids.size})`,

@@ -17,38 +17,43 @@
  *   teardown        attached, IRSA_TEST_PAUSE_AT=teardown (test-only) holds the end-of-run
  *                   teardown until the signal arrives, with the run's resources still recorded
  *   forced exit     a second SIGINT: exits at once, names what it left; sweep removes it
+ * None of them leaves a report file (no 0-byte junit.xml or rerun file), and none claims that
+ * IRSA_KEEP_ON_FAILURE kept anything.
  * Attached runs share one warm environment (started here), which must survive every run.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runSweep } from '../support/cli/sweep.ts';
-import type { LedgerEntry } from '../support/ledger.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
 import { binariesMissing } from './binaries.ts';
 import {
+  APP_SCENARIO,
   deadPids,
   disposeRuns,
+  INFRA_SCENARIO,
   type IrsaRun,
   leftoversOf,
+  reportFiles,
+  scenarioNamespace,
   startIrsa,
   startWarmEnvironment,
   taggedResourcesOf,
   type WarmEnvironment,
 } from './reliability-support.ts';
 
-const scenarioNamespace = (e: LedgerEntry) =>
-  e.ref.kind === 'k8s-namespace' && e.scope !== 'probe' && e.scope !== 'run';
-const INFRA_SCENARIO = [
-  'features/01-infrastructure.feature',
-  '--name',
-  'The discovery document has the fields STS reads',
-];
-const APP_SCENARIO = ['features/02-application.feature', '--name', 'The webhook injects the role'];
-
-async function assertCleanAfterInterrupt(run: IrsaRun, warm?: WarmEnvironment, signal = 'SIGINT'): Promise<void> {
+/**
+ * `reports`: none, or (interrupted in the teardown, after the suite finished) the complete reports
+ * of what ran.
+ */
+async function assertCleanAfterInterrupt(
+  run: IrsaRun,
+  warm?: WarmEnvironment,
+  signal = 'SIGINT',
+  reports: 'none' | 'complete' = 'none',
+): Promise<void> {
   const result = await run.exited;
   const code = signal === 'SIGTERM' ? 143 : 130;
   assert.equal(
@@ -57,6 +62,12 @@ async function assertCleanAfterInterrupt(run: IrsaRun, warm?: WarmEnvironment, s
     `exit code ${code} after ${signal} (got ${result.code}, signal ${result.signal})\n${result.stderr.slice(-2000)}`,
   );
   assert.match(result.stderr, new RegExp(`${signal}: no new steps start; cleaning up`));
+  // No half-written reports (issue 16): complete ones of what ran, or none; an interrupted run none.
+  if (reports === 'none') assert.deepEqual(reportFiles(run.reportsDir), [], 'no report file of the interrupted run');
+  else
+    for (const f of ['cucumber.ndjson', 'junit.xml'])
+      assert.ok(statSync(path.join(run.reportsDir, f)).size > 0, `${f} is complete`);
+  assert.doesNotMatch(result.stderr, /kept for inspection/, 'nothing was kept (IRSA_KEEP_ON_FAILURE is off)');
   const left = await leftoversOf(run);
   assert.deepEqual(left, { processes: [], ports: [], tempDirs: [] }, 'nothing of the run is left');
   if (warm) {
@@ -150,7 +161,8 @@ describe('interrupted runs', {
       `the run's infrastructure is still to be deleted: ${recorded.map((e) => e.ref.kind)}`,
     );
     run.signal('SIGINT');
-    await assertCleanAfterInterrupt(run, warm);
+    // The suite had finished: its reports are complete.
+    await assertCleanAfterInterrupt(run, warm, 'SIGINT', 'complete');
   });
 
   it('a second SIGINT exits at once and names what it left; sweep removes it', async () => {

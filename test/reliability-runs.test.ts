@@ -5,10 +5,13 @@
  * environment holds none of the run's tagged or labelled resources; the environment keeps running.
  * With IRSA_KEEP_ON_FAILURE the failed scenario's resources stay (and only those), the run says how
  * to remove them, and sweep does. Exit codes: 0 passed, 1 a check failed.
+ * Two runs at once on one warm environment: the second is refused at once, exit 2 "environment
+ * busy"; a lock left by a killed run is taken over (issue 16, item 7).
  * Runs are narrowed with --name (cucumber merges explicit feature paths with the configured ones).
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,6 +23,7 @@ import {
   disposeRuns,
   type IrsaRun,
   leftoversOf,
+  reportFiles,
   startIrsa,
   startWarmEnvironment,
   taggedResourcesOf,
@@ -75,6 +79,15 @@ describe('finished runs', {
     assert.ok(run.ledgerEntries().length === 0, 'the run directory (and its ledger) is gone');
     assert.match(run.stderr(), /1 passed, 0 failed/);
     assert.deepEqual(await taggedResourcesOf(warm.descriptor, runId), []);
+    // The reports, complete: published when the suite finished (support/reports.ts).
+    for (const f of ['cucumber.html', 'cucumber.ndjson', 'junit.xml'])
+      assert.ok(statSync(path.join(run.reportsDir, f)).size > 0, `${f} is written`);
+    assert.match(readFileSync(path.join(run.reportsDir, 'junit.xml'), 'utf8'), /<testsuite[^>]*tests="1"/);
+    assert.deepEqual(
+      reportFiles(run.reportsDir).filter((f) => f.endsWith('.partial')),
+      [],
+      'nothing half-written',
+    );
   });
 
   it('a run with a failing check deletes everything it created and exits 1', async () => {
@@ -104,6 +117,42 @@ describe('finished runs', {
     assert.match(run.stderr(), /0 passed, 1 failed/);
     assert.match(run.stdout(), /sideEffects/, 'it failed where the setup is broken');
     assert.deepEqual(await taggedResourcesOf(warm.descriptor, runId), []);
+  });
+
+  it('two runs at once on one warm environment: one runs, the other is refused at once, exit 2 "environment busy"', async (t) => {
+    const scenario = ['--name', 'The discovery document has the fields STS reads'];
+    const both = [attached(scenario), attached(scenario)];
+    const results = await Promise.all(both.map((r) => r.exited));
+    assert.deepEqual(
+      results.map((r) => r.code).sort(),
+      [0, 2],
+      results.map((r) => r.stderr.slice(-1500)).join('\n----\n'),
+    );
+    const refused = results.find((r) => r.code === 2) as (typeof results)[number];
+    const ran = results.find((r) => r.code === 0) as (typeof results)[number];
+    t.diagnostic(`refused after ${refused.seconds.toFixed(1)} s; the other run took ${ran.seconds.toFixed(1)} s`);
+    const causes = refused.stderr.split('\n').filter((l) => l.startsWith('irsa: '));
+    assert.equal(causes.length, 1, refused.stderr);
+    assert.match(
+      causes[0] as string,
+      /^irsa: environment busy: another run \(process \d+, since .*\) uses the warm environment/,
+    );
+    assert.ok(refused.seconds < ran.seconds, 'refused before the other run was over');
+    for (const r of both) assert.deepEqual(await leftoversOf(r), { processes: [], ports: [], tempDirs: [] });
+    for (const r of results) assert.deepEqual(await taggedResourcesOf(warm.descriptor, r.runId as string), []);
+    assert.equal(existsSync(`${warm.statePath}.lock`), false, 'the lock is released');
+  });
+
+  it('a lock left by a run that was killed is taken over', async () => {
+    const gone = spawnSync('true');
+    writeFileSync(
+      `${warm.statePath}.lock`,
+      JSON.stringify({ pid: gone.pid, start: '1', since: new Date().toISOString() }),
+      { mode: 0o600 },
+    );
+    const run = attached(['--name', 'The discovery document has the fields STS reads']);
+    await assertClean(run, 0);
+    assert.equal(existsSync(`${warm.statePath}.lock`), false, 'the lock is released');
   });
 
   it('IRSA_KEEP_ON_FAILURE keeps the failed scenario’s resources, says how to remove them, and sweep does', async () => {

@@ -18,7 +18,6 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   symlinkSync,
   watch,
@@ -30,10 +29,27 @@ import { waitForNamespacesGone } from '../support/cleanup.ts';
 import { findLeftovers } from '../support/cli/sweep.ts';
 import { createClients } from '../support/clients.ts';
 import type { LedgerEntry } from '../support/ledger.ts';
+import { processesUsing } from '../support/local-leftovers.ts';
 import { LABEL_RUN_ID } from '../support/names.ts';
-import { repoRoot } from '../support/paths.ts';
-import { portListening } from '../support/process.ts';
+import { repoRoot, stateRootFor } from '../support/paths.ts';
+import { allPids, portListening, readProcStat, tcpListeners } from '../support/process.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
+
+/** Where a run started with TMPDIR=`tmp` keeps its run directories (support/paths.ts). */
+export function runsRootIn(tmp: string): string {
+  return path.join(stateRootFor({ TMPDIR: tmp }), 'runs');
+}
+
+/** A scenario's own namespace in a run's ledger (not the probes', not the run's infrastructure). */
+export const scenarioNamespace = (e: LedgerEntry) =>
+  e.ref.kind === 'k8s-namespace' && e.scope !== 'probe' && e.scope !== 'run';
+/** One scenario of the infrastructure feature, and one that runs a pod. */
+export const INFRA_SCENARIO = [
+  'features/01-infrastructure.feature',
+  '--name',
+  'The discovery document has the fields STS reads',
+];
+export const APP_SCENARIO = ['features/02-application.feature', '--name', 'The webhook injects the role'];
 
 export interface ProcInfo {
   pid: number;
@@ -43,23 +59,15 @@ export interface ProcInfo {
 }
 
 function readProc(pid: number): ProcInfo | undefined {
+  const stat = readProcStat(pid);
+  // A zombie has exited; only its parent's wait() is missing.
+  if (!stat || stat.state === 'Z') return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // comm may contain spaces and parentheses: fields start after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // A zombie has exited; only its parent's wait() is missing.
-    if (rest[0] === 'Z') return undefined;
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-    return { pid, ppid: Number(rest[1]), start: rest[19] as string, cmd };
+    return { pid, ppid: stat.ppid, start: stat.start, cmd };
   } catch {
     return undefined;
   }
-}
-
-function allPids(): number[] {
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number);
 }
 
 /** Every process below `root` right now. */
@@ -83,58 +91,7 @@ export function descendants(root: number): ProcInfo[] {
 
 /** TCP ports in LISTEN state owned by the given processes. */
 export function listeningPortsOf(pids: number[]): Set<number> {
-  const inodes = new Set<string>();
-  for (const pid of pids) {
-    let fds: string[] = [];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m) inodes.add(m[1] as string);
-      } catch {
-        // closed meanwhile
-      }
-    }
-  }
-  const ports = new Set<number>();
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f[3] === '0A' && inodes.has(f[9] as string))
-        ports.add(Number.parseInt((f[1] as string).split(':')[1] as string, 16));
-    }
-  }
-  return ports;
-}
-
-/** Processes (other than this one) whose command line, cwd or environment mention `marker`. */
-export function processesMentioning(marker: string): ProcInfo[] {
-  const out: ProcInfo[] = [];
-  for (const pid of allPids()) {
-    if (pid === process.pid) continue;
-    const p = readProc(pid);
-    if (!p) continue;
-    let cwd = '';
-    let environ = '';
-    try {
-      cwd = readlinkSync(`/proc/${pid}/cwd`);
-      environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
-    } catch {
-      // gone, or not ours to read
-    }
-    if (p.cmd.includes(marker) || cwd.startsWith(marker) || environ.includes(marker)) out.push(p);
-  }
-  return out;
+  return new Set(tcpListeners(pids).map((l) => l.port));
 }
 
 export interface RunResult {
@@ -162,6 +119,8 @@ export interface IrsaRun {
   ledgerEntries(): LedgerEntry[];
   /** Sends a signal after recording the process tree. */
   signal(sig: NodeJS.Signals): void;
+  /** Records the process tree now (before something of it is killed from outside). */
+  record(): void;
   exited: Promise<RunResult>;
   /** Every process seen below the child, by pid, and the ports they listened on. */
   seen: Map<number, ProcInfo>;
@@ -174,13 +133,20 @@ const IRSA = path.join(repoRoot, 'tools/irsa');
  * Starts `bash tools/irsa <argv>` with a fresh TMPDIR and reports dir. `env` adds to (and may
  * override) a minimal environment: the parent's PATH/HOME and the bootstrap's variables.
  */
-export function startIrsa(argv: string[], env: Record<string, string> = {}, tmpParent = tmpdir()): IrsaRun {
-  const tmp = mkdtempSync(path.join(tmpParent, 'irsa-rel-'));
+export function startIrsa(
+  argv: string[],
+  env: Record<string, string> = {},
+  tmpParent = tmpdir(),
+  /** The TMPDIR of an earlier run (e.g. sweep after a killed run), instead of a new one. */
+  sameTmpAs?: IrsaRun,
+): IrsaRun {
+  const tmp = sameTmpAs?.tmp ?? mkdtempSync(path.join(tmpParent, 'irsa-rel-'));
   // tsx caches compiled modules in <TMPDIR>/tsx-<uid>: share this process's cache (a cold one
   // costs each run about a second of CPU).
   const tsxCache = `tsx-${process.getuid?.() ?? 0}`;
-  if (existsSync(path.join(tmpdir(), tsxCache))) symlinkSync(path.join(tmpdir(), tsxCache), path.join(tmp, tsxCache));
-  const reportsDir = path.join(tmp, 'reports');
+  if (!sameTmpAs && existsSync(path.join(tmpdir(), tsxCache)))
+    symlinkSync(path.join(tmpdir(), tsxCache), path.join(tmp, tsxCache));
+  const reportsDir = sameTmpAs?.reportsDir ?? path.join(tmp, 'reports');
   const base: Record<string, string> = {};
   for (const k of ['PATH', 'HOME', 'LANG', 'IRSA_NODE', 'IRSA_CACHE', 'IRSA_BIN_DIR', 'IRSA_VENV']) {
     const v = process.env[k];
@@ -213,7 +179,7 @@ export function startIrsa(argv: string[], env: Record<string, string> = {}, tmpP
     for (const w of [...waiters]) w();
   };
   let watcher: FSWatcher | undefined;
-  const runDir = () => (runId ? path.join(tmp, 'irsa-conformance', 'runs', runId) : undefined);
+  const runDir = () => (runId ? path.join(runsRootIn(tmp), runId) : undefined);
   const ledgerEntries = (): LedgerEntry[] => {
     const dir = runDir();
     if (!dir) return [];
@@ -296,6 +262,9 @@ export function startIrsa(argv: string[], env: Record<string, string> = {}, tmpP
       snapshot(true);
       child.kill(sig);
     },
+    record() {
+      snapshot(true);
+    },
     exited,
     seen,
     ports,
@@ -314,7 +283,7 @@ function livingProcesses(run: IrsaRun): string[] {
     const now = readProc(p.pid);
     if (now && now.start === p.start) processes.set(p.pid, `${p.pid} ${p.cmd.slice(0, 160)}`);
   }
-  for (const p of processesMentioning(run.tmp)) processes.set(p.pid, `${p.pid} ${p.cmd.slice(0, 160)}`);
+  for (const p of processesUsing(run.tmp)) processes.set(p.pid, `${p.pid} ${p.cmd.slice(0, 160)}`);
   return [...processes.values()];
 }
 
@@ -330,10 +299,27 @@ export async function leftoversOf(run: IrsaRun, graceMs = 3000): Promise<Leftove
     await new Promise((resolve) => setTimeout(resolve, 50));
     processes = livingProcesses(run);
   }
-  const ports: number[] = [];
-  for (const port of run.ports) if (await portListening(port)) ports.push(port);
+  // A port the run freed may be taken at once by any other process on a busy machine (every
+  // harness probes free ports by listening on them for a moment): a port counts when one of the
+  // run's processes (or one using its directory) holds it, or when something unknown still
+  // listens there after a few looks.
+  let ports: number[] = [...run.ports];
+  for (let look = 0; look < 5 && ports.length > 0; look++) {
+    if (look > 0) await new Promise((resolve) => setTimeout(resolve, 200));
+    const still: number[] = [];
+    for (const port of ports) {
+      if (!(await portListening(port))) continue;
+      const held = tcpListeners(allPids()).filter((l) => l.port === port);
+      const ours = held.some((l) => {
+        const p = run.seen.get(l.pid);
+        return (p && readProc(l.pid)?.start === p.start) || processesUsing(run.tmp).some((x) => x.pid === l.pid);
+      });
+      if (ours || held.length === 0) still.push(port);
+    }
+    ports = still;
+  }
   const tempDirs: string[] = [];
-  const runs = path.join(run.tmp, 'irsa-conformance', 'runs');
+  const runs = runsRootIn(run.tmp);
   if (existsSync(runs)) for (const d of readdirSync(runs)) tempDirs.push(path.join(runs, d));
   // The embedded target's work directory is <TMPDIR>/irsa-<envId>-XXXXXX.
   for (const d of readdirSync(run.tmp)) if (/^irsa-env/.test(d)) tempDirs.push(path.join(run.tmp, d));
@@ -341,12 +327,16 @@ export async function leftoversOf(run: IrsaRun, graceMs = 3000): Promise<Leftove
 }
 
 /** Resources on an attached environment that still carry the run's tag or label. */
-export async function taggedResourcesOf(descriptor: TargetDescriptor, runId: string): Promise<string[]> {
+export async function taggedResourcesOf(
+  descriptor: TargetDescriptor,
+  runId: string,
+  { waitForNamespaces = true } = {},
+): Promise<string[]> {
   const c = createClients(descriptor);
   try {
     // A run on a warm environment leaves its namespaces terminating (support/targets/warm-deletions.ts):
     // give the namespace controller its 5 s; a namespace still there afterwards is a leftover.
-    await waitForNamespacesGone(c, `${LABEL_RUN_ID}=${runId}`, 30);
+    if (waitForNamespaces) await waitForNamespacesGone(c, `${LABEL_RUN_ID}=${runId}`, 30);
     const r = await findLeftovers(c, descriptor, { runId });
     if (r.problems.length) throw new Error(`could not list everything: ${r.problems.join('; ')}`);
     // Namespaces count until they are gone, terminating or not.
@@ -361,13 +351,13 @@ export function removeRun(run: IrsaRun): void {
 }
 
 /** A suite's `after`: kills the runs still going, removes them, stops the warm environment, removes `dir`. */
-export async function disposeRuns(runs: IrsaRun[], warm: WarmEnvironment | undefined, dir: string): Promise<void> {
+export async function disposeRuns(runs: IrsaRun[], warm: WarmEnvironment | undefined, dir?: string): Promise<void> {
   for (const r of runs) {
     if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
     removeRun(r);
   }
   await warm?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 }
 
 /** A feature file in a temporary directory (cucumber accepts absolute paths). */
@@ -409,4 +399,41 @@ export async function startWarmEnvironment(dir: string): Promise<WarmEnvironment
 /** Pids (of `pids`) that are no longer running. */
 export function deadPids(pids: number[]): number[] {
   return pids.filter((pid) => !existsSync(`/proc/${pid}`));
+}
+
+/**
+ * Runs tasks at most `n` at a time (runs of the harness are CPU-bound on two cores): the returned
+ * function takes a task and resolves with its result when it has had its turn.
+ */
+export function limited(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const queue: (() => void)[] = [];
+  const acquire = () =>
+    new Promise<void>((resolve) => {
+      if (running < n) {
+        running++;
+        resolve();
+      } else queue.push(resolve);
+    });
+  const release = () => {
+    const next = queue.shift();
+    if (next) next();
+    else running--;
+  };
+  return async (task) => {
+    await acquire();
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  };
+}
+
+/** The report files a run wrote into its reports directory (cucumber's formatters). */
+export function reportFiles(reportsDir: string): string[] {
+  if (!existsSync(reportsDir)) return [];
+  return readdirSync(reportsDir).filter((f) =>
+    /^(cucumber\.(html|ndjson)|junit\.xml|@?rerun\.txt)$|\.partial$/.test(f),
+  );
 }

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Builds the embedded target's Go components from the Go module proxy into a cache keyed by version:
-#   $IRSA_CACHE/bin/<component>-<version>/<binary>
+#   $IRSA_CACHE/bin/<component>-<version>[-<overlay>]/<binary>
+# kwok and the webhook are built from a copy of their module with build-time changes (KWOK_OVERLAY
+# and POD_IDENTITY_WEBHOOK_OVERLAY in versions.env name the recipe): exact substitutions, plus
+# files of tools/go-overlays/; nothing of upstream's source is kept in this repository, and a
+# substitution that no longer matches fails the build.
 # Idempotent: a component whose binaries exist is skipped in milliseconds.
 # kubernetes and etcd cannot be `go install`ed (replace directives), so each is built as a
 # dependency of a small wrapper module (irsa-facts §7). kwok and the webhook install directly.
@@ -51,13 +55,22 @@ run_logged() {
 
 have() { local d=$1; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; done; }
 
+# The module's directory in the module cache (downloaded if need be).
+module_dir() { go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p'; }
+
 # Builds packages of a module that has no replace directives from its own (read-only) directory in
 # the module cache. `go install mod@version` is avoided on purpose: it also asks the proxy for the
 # module's version list (deprecation check), which the proxy refuses for some modules.
 build_in_module_dir() {
   local modv=$1 out=$2; shift 2
-  local dir; dir=$(go mod download -json "$modv" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  local dir; dir=$(module_dir "$modv")
   [ -n "$dir" ] || { log "cannot download $modv from the Go module proxy"; return 1; }
+  build_in_dir "$dir" "$out" "$@"
+}
+
+# Builds packages of the module in <dir> into <out>/ (replaced only once the build succeeded).
+build_in_dir() {
+  local dir=$1 out=$2; shift 2
   rm -rf "$out.tmp"; mkdir -p "$out.tmp"
   run_logged "$(basename "$out")" bash -c 'cd "$1" && shift && go build -v -trimpath -o "$@"' _ "$dir" "$out.tmp/" "$@"
   rm -rf "$out"; mv "$out.tmp" "$out"
@@ -143,21 +156,61 @@ build_etcd() {
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
-build_kwok() {
-  local v=$KWOK_VERSION out=$bin/kwok-$KWOK_VERSION
-  have "$out" kwok && return 0
-  need_go
-  log "building kwok $v (the node and pod runtime; kwokctl was evaluated and is not used, see support/targets/embedded/index.ts)"
-  build_in_module_dir "sigs.k8s.io/kwok@$v" "$out" ./cmd/kwok
+# Makes <dir> a copy of <module dir> (the module cache's, read-only) with build-time changes: each
+# substitution "<file>" "<from>" "<to>" must match exactly once (the pinned version is what the
+# recipe was written for), each "+<file>" "<ours>" adds a file of ours. The copy lives in the
+# cache; nothing of upstream's source is kept in this repository. (`go build -overlay` cannot
+# replace files of the module cache, hence the copy.)
+patched_copy() {
+  local mod=$1 dir=$2; shift 2
+  rm -rf "$dir"; mkdir -p "$(dirname "$dir")"
+  cp -R "$mod" "$dir"; chmod -R u+w "$dir"
+  python3 - "$dir" "$@" <<'PY' || die "the build-time change of $mod no longer applies (a substitution did not match exactly once)" "the pinned version changed: adapt the recipe in tools/build-go-components.sh"
+import shutil, sys
+root, args = sys.argv[1], sys.argv[2:]
+while args:
+    if args[0].startswith('+'):
+        shutil.copyfile(args[1], f"{root}/{args[0][1:]}")
+        args = args[2:]
+        continue
+    rel, old, new, args = args[0], args[1], args[2], args[3:]
+    path = f"{root}/{rel}"
+    text = open(path).read()
+    if text.count(old) != 1:
+        sys.exit(f"{rel}: {old!r} occurs {text.count(old)} times, not once")
+    open(path, 'w').write(text.replace(old, new))
+PY
 }
 
+# kwok's kubelet endpoint (exec, logs) serves only clients with a certificate of the environment's
+# CA (tools/go-overlays/kwok): its TLS server requires one, plain HTTP on the port is refused.
+build_kwok() {
+  local v=$KWOK_VERSION out=$bin/kwok-$KWOK_VERSION-$KWOK_OVERLAY
+  have "$out" kwok && return 0
+  need_go
+  log "building kwok $v with the $KWOK_OVERLAY overlay (the node and pod runtime; kwokctl was evaluated and is not used, see support/targets/embedded/index.ts)"
+  local src=$work/kwok-$v-$KWOK_OVERLAY
+  patched_copy "$(module_dir "sigs.k8s.io/kwok@$v")" "$src" \
+    pkg/kwok/server/server.go $'\t\t\terr = svc.ServeTLS(tlsListener, certFile, privateKeyFile)' \
+      $'\t\t\tsvc.TLSConfig = irsaClientAuth()\n\t\t\terr = svc.ServeTLS(tlsListener, certFile, privateKeyFile)' \
+    pkg/kwok/server/server.go $'\t\terr = svc.Serve(unmatchedListener)' \
+      $'\t\tsvc.Handler = irsaPlainRefused()\n\t\terr = svc.Serve(unmatchedListener)' \
+    +pkg/kwok/server/irsa_client_auth.go "$here/go-overlays/kwok/irsa_client_auth.go"
+  build_in_dir "$src" "$out" ./cmd/kwok
+}
+
+# v0.6.17 listens on ":<port>" (every interface) with no flag to change it: its two listen
+# addresses become 127.0.0.1:<port>, nothing else changes.
 build_webhook() {
-  local v=$POD_IDENTITY_WEBHOOK_VERSION out=$bin/pod-identity-webhook-$POD_IDENTITY_WEBHOOK_VERSION
+  local v=$POD_IDENTITY_WEBHOOK_VERSION out=$bin/pod-identity-webhook-$POD_IDENTITY_WEBHOOK_VERSION-$POD_IDENTITY_WEBHOOK_OVERLAY
   have "$out" amazon-eks-pod-identity-webhook && return 0
   need_go
-  log "building amazon-eks-pod-identity-webhook $v"
-  build_in_module_dir "github.com/aws/amazon-eks-pod-identity-webhook@$v" "$out" .
-  mv "$out/amazon-eks-pod-identity-webhook@$v" "$out/amazon-eks-pod-identity-webhook" 2>/dev/null || true
+  log "building amazon-eks-pod-identity-webhook $v with the $POD_IDENTITY_WEBHOOK_OVERLAY overlay"
+  local src=$work/pod-identity-webhook-$v-$POD_IDENTITY_WEBHOOK_OVERLAY
+  patched_copy "$(module_dir "github.com/aws/amazon-eks-pod-identity-webhook@$v")" "$src" \
+    main.go 'addr := fmt.Sprintf(":%d", *port)' 'addr := fmt.Sprintf("127.0.0.1:%d", *port)' \
+    main.go 'metricsAddr := fmt.Sprintf(":%d", *metricsPort)' 'metricsAddr := fmt.Sprintf("127.0.0.1:%d", *metricsPort)'
+  build_in_dir "$src" "$out" -o "$out.tmp/amazon-eks-pod-identity-webhook" .
 }
 
 # Seconds a cold build of each component takes on 2 cores with empty Go caches, built in the order

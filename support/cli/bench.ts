@@ -70,11 +70,45 @@ interface SuiteRun {
 }
 
 /**
+ * SIGINT/SIGTERM (issue 16): the suite run in progress gets the signal and cleans up as any run
+ * does, the bench's own targets stop (their signal handlers, then their exit handlers), its
+ * temporary directories are removed, no figures are written, exit 130/143.
+ */
+const interruption: { signal?: NodeJS.Signals; child?: ReturnType<typeof spawn>; dirs: Set<string> } = {
+  dirs: new Set(),
+};
+function onBenchSignal(signal: NodeJS.Signals): void {
+  if (interruption.signal) return;
+  interruption.signal = signal;
+  process.stderr.write(
+    `\nbench: ${signal}: the suite run in progress cleans up, then the bench stops; no figures are written\n`,
+  );
+  const child = interruption.child;
+  child?.kill(signal);
+  const childGone = new Promise<void>((resolve) => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('close', () => resolve());
+  });
+  const bound = new Promise<void>((resolve) => setTimeout(resolve, 120_000).unref());
+  void Promise.race([childGone, bound]).then(() => {
+    for (const d of interruption.dirs) rmSync(d, { recursive: true, force: true });
+    process.exit(signal === 'SIGTERM' ? 143 : 130);
+  });
+}
+
+/** A temporary directory of the bench: removed if the bench is interrupted. */
+function benchTempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  interruption.dirs.add(dir);
+  return dir;
+}
+
+/**
  * Runs the suite as a child process; reads its own figures (IRSA_BENCH_OUT) and its ndjson. The
  * reports of a run that failed are moved to `keepFailedIn` (the bench's reports directory).
  */
 function runSuite(env: Record<string, string>, args: string[], keepFailedIn: string): Promise<SuiteRun> {
-  const reports = mkdtempSync(path.join(os.tmpdir(), 'irsa-bench-'));
+  const reports = benchTempDir('irsa-bench-');
   const benchOut = path.join(reports, 'bench-run.json');
   const started = Date.now();
   return new Promise((resolve) => {
@@ -83,11 +117,15 @@ function runSuite(env: Record<string, string>, args: string[], keepFailedIn: str
       env: { ...process.env, ...env, IRSA_REPORTS_DIR: reports, IRSA_BENCH_OUT: benchOut },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
+    interruption.child = child;
     let err = '';
     child.stderr.on('data', (c: Buffer) => {
       err += c.toString();
     });
     child.on('close', (code) => {
+      interruption.child = undefined;
+      // Interrupted: onBenchSignal removes the directory and ends the bench.
+      if (interruption.signal) return;
       const seconds = (Date.now() - started) / 1000;
       const scenarios = scenarioOutcomes(readMessages(path.join(reports, 'cucumber.ndjson')));
       const scenarioSeconds = scenarios.flatMap((o) => (o.seconds === undefined ? [] : [o.seconds]));
@@ -101,6 +139,7 @@ function runSuite(env: Record<string, string>, args: string[], keepFailedIn: str
         const kept = path.join(keepFailedIn, `bench-failed-${path.basename(reports)}`);
         mkdirSync(keepFailedIn, { recursive: true });
         renameSync(reports, kept);
+        interruption.dirs.delete(reports);
         process.stderr.write(
           [
             `bench: a suite run exited ${code} (its time is left out of the figures); reports kept in ${kept}`,
@@ -109,7 +148,10 @@ function runSuite(env: Record<string, string>, args: string[], keepFailedIn: str
             '',
           ].join('\n'),
         );
-      } else rmSync(reports, { recursive: true, force: true });
+      } else {
+        rmSync(reports, { recursive: true, force: true });
+        interruption.dirs.delete(reports);
+      }
       resolve({ seconds, exitCode: code ?? 1, failures, scenarioSeconds, ...(bench ? { bench } : {}) });
     });
   });
@@ -166,7 +208,9 @@ export async function runBench(argv: string[]): Promise<number> {
   const { loadSetup } = await import('../setup/setup.ts');
   const config = loadConfig(process.env, { target: 'embedded' });
   const setup = loadSetup(config.setupDir);
-  const logsDir = mkdtempSync(path.join(os.tmpdir(), 'irsa-bench-logs-'));
+  process.on('SIGINT', onBenchSignal);
+  process.on('SIGTERM', onBenchSignal);
+  const logsDir = benchTempDir('irsa-bench-logs-');
   const result: Record<string, unknown> = {
     machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
     runs,

@@ -7,6 +7,9 @@
  *   5. the run's remaining ledger flushed in reverse order, the target stopped, the matrix printed
  * SIGINT/SIGTERM at any point: no new steps start, the ledger is flushed, the target stopped,
  * exit 130/143. A second SIGINT exits at once and prints what was left behind.
+ * A component of the target that dies (support/target-death.ts): said at once with its exit and
+ * log tail, the step in flight fails with it, no further scenario starts, nothing is cleaned up
+ * through the dead target, exit 1.
  * TEST-ONLY: IRSA_TEST_PAUSE_AT=teardown holds the end-of-run teardown until a signal arrives
  * (test/reliability-interrupt.test.ts); never set it otherwise.
  */
@@ -14,6 +17,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import path from 'node:path';
 import { loadConfiguration, loadSupport, runCucumber } from '@cucumber/cucumber/api';
 import type { Envelope } from '@cucumber/messages';
+import parseTagExpression from '@cucumber/tag-expressions';
 import { formatCapabilityMatrix, measureCapabilities } from '../capabilities.ts';
 import { flushLedger, waitForNamespacesGone } from '../cleanup.ts';
 import { createClients } from '../clients.ts';
@@ -23,11 +27,15 @@ import { describeRef, Ledger } from '../ledger.ts';
 import { configureLog, log } from '../log.ts';
 import { LABEL_RUN_ID, newRunId } from '../names.ts';
 import { OutcomeCollector, type ScenarioOutcome, scenarioLines } from '../outcomes.ts';
-import { repoRoot, runsRoot } from '../paths.ts';
+import { writeOwner } from '../owner.ts';
+import { ensurePrivateDir, ensureReportsDir, repoRoot, runsRoot } from '../paths.ts';
 import { observeClusterIssuer } from '../provision/infrastructure.ts';
 import { redact, registerSecret } from '../redact.ts';
+import { stageReports } from '../reports.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
+import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
+import { describeDeath, recordDeath, type TargetDeath, TargetDiedError } from '../target-death.ts';
 import { startTarget, type TargetHandle } from '../targets/start.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
 import {
@@ -55,6 +63,8 @@ export interface ConformanceResult {
   counts: { passed: number; failed: number; skipped: number; other: number };
   /** Scenario name -> status and the first failure message. */
   scenarios: { name: string; uri: string; status: string; message?: string }[];
+  /** A component of the target died during the run (what a step in flight left running may linger). */
+  targetDied?: TargetDeath;
 }
 
 const CUCUMBER_OPTIONS = `cucumber options that pass through:
@@ -324,6 +334,23 @@ export function formatSkipped(skipped: ScenarioOutcome[]): string {
   ].join('\n');
 }
 
+/** An invalid --tags expression is bad input that names itself (cucumber fails with a stack trace). */
+export function checkTagOptions(argv: string[]): void {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const expression = a === '--tags' || a === '-t' ? argv[i + 1] : a.startsWith('--tags=') ? a.slice(7) : undefined;
+    if (expression === undefined) continue;
+    try {
+      parseTagExpression(expression);
+    } catch (e) {
+      throw new UsageError(
+        `--tags ${JSON.stringify(expression)} is not a tag expression: ${(e as Error).message.replace(/^Tag expression ".*" could not be parsed because of /, '')}`,
+        "combine tags with and, or, not and parentheses, e.g. --tags '@infrastructure and not @slow'",
+      );
+    }
+  }
+}
+
 export async function runConformance(opts: ConformanceOptions): Promise<ConformanceResult> {
   const env = opts.env ?? process.env;
   const empty = { counts: { passed: 0, failed: 0, skipped: 0, other: 0 }, scenarios: [] };
@@ -332,6 +359,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     return { exitCode: 0, ...empty };
   }
   // 1. configuration
+  checkTagOptions(opts.argv);
   const resolved = await resolveCucumber(opts.argv, env);
   const dryRun = resolved.runConfiguration.runtime.dryRun === true;
   // worldParameters (the profile's target, --world-parameters) are settings with the config file's
@@ -339,9 +367,13 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const worldParameters = (resolved.useConfiguration.worldParameters ?? {}) as Record<string, unknown>;
   const config: HarnessConfig = loadConfig(env, opts.overrides ?? {}, worldParameters);
   const setup = loadSetup(config.setupDir);
-  // A dry run writes nothing: no reports directory, no log file.
+  // Every template rendered and checked (syntax, placeholders, IAM policy grammar) before anything starts.
+  checkSetup(setup);
+  // A dry run writes nothing: no reports directory, no log file, no state directory. A run's state
+  // (per user, 0700) and its reports directory must be usable: checked first.
   if (!dryRun) {
-    mkdirSync(config.reportsDir, { recursive: true });
+    ensurePrivateDir(runsRoot);
+    ensureReportsDir(config.reportsDir);
     configureLog({ file: path.join(config.reportsDir, 'logs', 'harness.log'), verbose: config.verbose });
   }
   const formats = resolved.runConfiguration.formats;
@@ -407,8 +439,12 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   // input is known to be good, and never for the live and docker targets.
   if (config.target === 'embedded') await ensureEmbeddedSetup(env);
   const runId = newRunId();
-  const runDir = path.join(runsRoot, runId);
-  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const runDir = path.join(ensurePrivateDir(runsRoot), runId);
+  mkdirSync(runDir, { mode: 0o700 });
+  // Whose run it is: if this process is killed outright, sweep finds the run is no longer in progress.
+  writeOwner(runDir, { kind: 'run', id: runId });
+  // Reports are written in the run directory and published when the suite has finished (support/reports.ts).
+  const reports = stageReports(runConfiguration.formats.files, runDir);
   const ledger = new Ledger(path.join(runDir, 'ledger.jsonl'));
   let target: TargetHandle | undefined;
   /** The target's start while it is in progress: a signal then waits for it instead of racing it. */
@@ -425,6 +461,23 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const signalArrived = new Promise<void>((resolve) => {
     signalled = resolve;
   });
+  // A component of the target that dies (support/target-death.ts): noticed at once, recorded for the
+  // workers (the step in flight fails with it, nothing further starts), and the run exits 1.
+  let death: TargetDeath | undefined;
+  let deathArrived: (d: TargetDeath) => void = () => undefined;
+  const targetDied = new Promise<never>((_, reject) => {
+    deathArrived = (d) => reject(new TargetDiedError(d));
+  });
+  targetDied.catch(() => undefined);
+  const onDeath = (d: TargetDeath) => {
+    if (death || interrupted) return;
+    death = d;
+    recordDeath(runDir, d);
+    log.error(describeDeath(d));
+    deathArrived(d);
+  };
+  /** What runs against the target before cucumber (issuer, probes) stops when the target dies. */
+  const untilDeath = <T>(p: Promise<T>): Promise<T> => Promise.race([p, targetDied]);
 
   // Once per run: a signal during the end-of-run teardown joins it instead of starting a second one.
   const teardown = (): Promise<void> =>
@@ -439,6 +492,18 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
         const hold = setInterval(() => undefined, 60_000);
         await signalArrived;
         clearInterval(hold);
+      }
+      if (death) {
+        // Nothing can be deleted through a dead component, and nothing needs to be: a run's own
+        // target went with everything in it; a warm environment must be replaced.
+        log.info(
+          t.owned
+            ? "the run's resources went with its target"
+            : `the warm environment is broken: stop it with \`npm run env -- down\` (its resources go with it), or remove only this run's with \`npm run sweep -- --run-id ${runId}\` once it is replaced`,
+        );
+        await t.stop();
+        target = undefined;
+        return;
       }
       const c = createClients(t.descriptor);
       try {
@@ -487,16 +552,20 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
         if (report.deleted.length) log.debug(`deleted at the end of the run: ${report.deleted.join(', ')}`);
         for (const f of report.failed)
           log.warn(`could not delete ${f.what}: ${f.error} (remove it with \`npm run sweep -- --run-id ${runId}\`)`);
-        const kept = ledger
-          .outstanding(undefined, true)
-          .filter((e) => !report.failed.some((f) => f.what === describeRef(e.ref)));
+        // What IRSA_KEEP_ON_FAILURE kept, if anything, and if it still exists: an interrupted run's
+        // own target went with everything in it.
+        const kept =
+          interrupted && t.owned
+            ? []
+            : ledger.kept().filter((e) => !report.failed.some((f) => f.what === describeRef(e.ref)));
         if (kept.length)
           log.info(
             `kept for inspection (IRSA_KEEP_ON_FAILURE): ${kept.map((e) => describeRef(e.ref)).join(', ')}; remove with \`npm run sweep -- --run-id ${runId}\``,
           );
       } finally {
         c.destroy();
-        if (t.owned) await t.stop();
+        // A run's own target is stopped; an attached one is only let go (its death watch ends).
+        await t.stop();
         target = undefined;
       }
     })());
@@ -504,12 +573,16 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) {
       // Second signal: leave now, but say what stays behind.
-      const left = ledger.outstanding(undefined, true).map((e) => describeRef(e.ref));
-      process.stderr.write(
-        `\nirsa: forced exit; left behind: ${left.length ? left.join(', ') : 'nothing recorded'}${target?.owned ? ' (and the target processes, stopped by their exit handler)' : ''}\n`,
-      );
-      if (left.length && !target?.owned)
-        process.stderr.write(`hint: remove them with \`npm run sweep -- --run-id ${runId}\`\n`);
+      if (target?.owned) {
+        // Its components are killed by the exit handler (and the kernel); what they held goes with them.
+        process.stderr.write("\nirsa: forced exit; the run's own target is stopped with everything in it\n");
+      } else {
+        const left = ledger.outstanding(undefined, true).map((e) => describeRef(e.ref));
+        process.stderr.write(
+          `\nirsa: forced exit; left behind: ${left.length ? left.join(', ') : 'nothing recorded'}\n`,
+        );
+        if (left.length) process.stderr.write(`hint: remove them with \`npm run sweep -- --run-id ${runId}\`\n`);
+      }
       // The run directory only serves this process; left behind, it would also make sweep pass over the run.
       rmSync(runDir, { recursive: true, force: true });
       process.exit(signal === 'SIGTERM' ? 143 : 130);
@@ -517,7 +590,9 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     interrupted = signal;
     signalled();
     writeFileSync(path.join(runDir, 'INTERRUPTED'), signal);
-    process.stderr.write(`\nirsa: ${signal}: no new steps start; cleaning up (press Ctrl-C again to exit at once)\n`);
+    process.stderr.write(
+      `\nirsa: ${signal}: no new steps start; cleaning up (press Ctrl-C again to exit at once); an interrupted run writes no reports\n`,
+    );
     finishing ??= (async () => {
       // During the target's start: the embedded target stops what it started on the signal and its
       // start then fails; a start that completes anyway is stopped by the teardown. Exiting before
@@ -540,7 +615,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}`,
     );
     const started = Date.now();
-    starting = startTarget(config, setup, (line) => log.debug(line));
+    starting = startTarget(config, setup, (line) => log.debug(line), onDeath);
     target = await starting;
     if (interrupted) return { exitCode: 130, runId, ...empty };
     for (const secret of [
@@ -550,7 +625,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       if (secret) registerSecret(secret);
     const clients = createClients(target.descriptor);
     try {
-      const issuer = await observeClusterIssuer(clients, config.timeouts.assertSeconds);
+      const issuer = await untilDeath(observeClusterIssuer(clients, config.timeouts.assertSeconds));
       log.info(`target ready in ${((Date.now() - started) / 1000).toFixed(1)} s; cluster issuer ${issuer}`);
       if (config.attach) {
         // What earlier runs on this environment handed over: gone by now, or say what holds it.
@@ -565,15 +640,17 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
         );
       } else {
         const probing = Date.now();
-        const probed = await measureCapabilities({
-          clients,
-          target: target.descriptor,
-          config,
-          runId,
-          ledger,
-          issuer,
-          log: log.warn,
-        });
+        const probed = await untilDeath(
+          measureCapabilities({
+            clients,
+            target: target.descriptor,
+            config,
+            runId,
+            ledger,
+            issuer,
+            log: log.warn,
+          }),
+        );
         target.descriptor.capabilities = probed.matrix;
         target.descriptor.capabilitiesMeasuredAt = new Date().toISOString();
         log.debug(`capabilities measured in ${((Date.now() - probing) / 1000).toFixed(1)} s`);
@@ -591,19 +668,28 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       clients.destroy();
     }
     if (interrupted) return { exitCode: 130, runId, ...empty };
-    writeRunState({ runId, runDir, startedAt: new Date().toISOString(), config, target: target.descriptor });
+    writeRunState({
+      runId,
+      runDir,
+      startedAt: new Date().toISOString(),
+      config,
+      target: target.descriptor,
+      ...(target.components ? { components: target.components } : {}),
+    });
     const childEnv = { ...env, IRSA_RUN_STATE: runStatePath(runDir) };
     process.env.IRSA_RUN_STATE = childEnv.IRSA_RUN_STATE;
 
     // 4. the suite
     const { success } = await runCucumber(
-      runConfiguration,
+      { ...runConfiguration, formats: { ...runConfiguration.formats, files: reports.files } },
       { cwd: repoRoot, env: childEnv, stdout: process.stdout, stderr: process.stderr },
       (e) => {
         collector.add(e);
         opts.onMessage?.(e);
       },
     );
+    // An interrupted run's reports would describe a run that did not happen as asked: none.
+    if (!interrupted) reports.publish();
     const counts = collector.counts();
     const scenarios = collector.finished;
     process.stderr.write(`\n${formatCapabilityMatrix(config.target, target.descriptor.capabilities)}\n`);
@@ -639,8 +725,19 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     // The benchmark (support/cli/bench.ts) reads the harness's own peak memory from here.
     if (env.IRSA_BENCH_OUT)
       writeFileSync(env.IRSA_BENCH_OUT, JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, counts }));
+    if (death) {
+      process.stderr.write(`irsa: ${describeDeath(death).split('\n')[0]}\n`);
+      return { exitCode: 1, runId, counts, scenarios, targetDied: death };
+    }
     const exitCode = success && counts.failed === 0 && counts.other === 0 && !noCheckRan ? 0 : 1;
     return { exitCode, runId, counts, scenarios };
+  } catch (e) {
+    // The target died before the scenarios (issuer, probes): said when it happened; the run failed.
+    if (e instanceof TargetDiedError) {
+      process.stderr.write(`irsa: ${describeDeath(e.death).split('\n')[0]}\n`);
+      return { exitCode: 1, runId, ...empty, targetDied: e.death };
+    }
+    throw e;
   } finally {
     settle();
     if (!interrupted) {

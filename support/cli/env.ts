@@ -4,18 +4,19 @@
  *           prints the IRSA_ATTACH setting that makes runs use it, and how to stop it
  *   down    stops it: its processes, ports and temporary directories are gone afterwards
  *   status  says whether one is running and where
- * The state file lives in the system temp dir (one warm environment per machine user).
+ * The state file lives in this user's state directory (support/paths.ts): one warm environment per user.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
-import { envsRoot } from '../paths.ts';
+import { ensurePrivateDir, envsRoot } from '../paths.ts';
+import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { embeddedOptionsFor } from '../targets/start.ts';
-import type { TargetDescriptor } from '../targets/target.ts';
 import { checkPendingDeletions, describeStuck, readPendingDeletions } from '../targets/warm-deletions.ts';
+import { readWarmState, type WarmState } from '../targets/warm-state.ts';
 import { type CommandSpec, parseCommand, usageText } from './args.ts';
 import { ensureEmbeddedSetup } from './setup.ts';
 
@@ -80,13 +81,17 @@ export async function runEnv(argv: string[]): Promise<number> {
       }
       const config = loadConfig(process.env, { target: 'embedded' });
       const setup = loadSetup(config.setupDir);
+      checkSetup(setup);
       await ensureEmbeddedSetup();
-      mkdirSync(envsRoot, { recursive: true, mode: 0o700 });
+      ensurePrivateDir(envsRoot);
       const started = Date.now();
       const t = await startEmbeddedTarget({
         ...embeddedOptionsFor(config, setup),
         stateFile: WARM_STATE,
         keepAliveAfterExit: true,
+        // Interrupted while it starts, it stops what it started (and the signal ends this process):
+        // a warm environment exists only once it is up.
+        handleSignals: true,
       });
       const envId = t.descriptor.envId;
       // For whoever reads the state file: the setup the environment was started for.
@@ -110,20 +115,32 @@ export async function runEnv(argv: string[]): Promise<number> {
         process.stdout.write('no warm environment is running\n');
         return 0;
       }
-      await stopEnvironmentFromState(WARM_STATE);
+      // A signal while it stops does not leave half an environment: the stop finishes first.
+      let interrupted: NodeJS.Signals | undefined;
+      const defer = (signal: NodeJS.Signals) => {
+        interrupted ??= signal;
+        process.stderr.write(`env down: ${signal}: finishing the stop first\n`);
+      };
+      process.on('SIGINT', defer);
+      process.on('SIGTERM', defer);
+      try {
+        await stopEnvironmentFromState(WARM_STATE);
+      } finally {
+        process.off('SIGINT', defer);
+        process.off('SIGTERM', defer);
+      }
       process.stdout.write('warm environment stopped; no process, port or temporary directory of it remains\n');
-      return 0;
+      return interrupted ? (interrupted === 'SIGTERM' ? 143 : 130) : 0;
     }
     case 'status': {
       if (!existsSync(WARM_STATE)) {
         process.stdout.write('no warm environment is running\n');
         return 0;
       }
-      const s = JSON.parse(readFileSync(WARM_STATE, 'utf8')) as {
+      const s = readWarmState(WARM_STATE) as WarmState & {
         envId: string;
         processes: { name: string; pid: number }[];
         startedAt: string;
-        descriptor: TargetDescriptor;
       };
       const up = s.processes.filter((p) => alive(p.pid)).map((p) => p.name);
       process.stdout.write(

@@ -37,7 +37,11 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'conformance': {
       const { runConformance } = await import('./conformance.ts');
-      return (await runConformance({ argv: rest })).exitCode;
+      const result = await runConformance({ argv: rest });
+      // After a component's death, requests a step or probe had in flight may still be retrying
+      // against it: they must not hold the exit (issue 16: the run ends within 30 s of the death).
+      if (result.targetDied) setTimeout(() => process.exit(result.exitCode), 3000).unref();
+      return result.exitCode;
     }
     case 'verify': {
       // Pre-upgrade check of an existing setup: the live profile in verify-only mode.

@@ -25,8 +25,9 @@ import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { newRunId } from '../names.ts';
 import { readMessages, type ScenarioOutcome, scenarioOutcomes } from '../outcomes.ts';
-import { envsRoot, repoRoot } from '../paths.ts';
+import { ensurePrivateDir, envsRoot, repoRoot } from '../paths.ts';
 import { redact } from '../redact.ts';
+import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { type CommandSpec, parseCommand } from './args.ts';
 import { ensureEmbeddedSetup } from './setup.ts';
@@ -127,8 +128,10 @@ export function loadFaultCatalogue(root: string = DEFAULT_CATALOGUE): Fault[] {
       );
     }
     const spec = parseFaultSpec(raw, file);
-    // The setup must load now: a broken fault setup is a catalogue error, not a caught fault.
+    // The setup must load (and its templates render) now: a broken fault setup is a catalogue
+    // error, not a caught fault.
     const setup = loadSetup(dir);
+    checkSetup(setup);
     faults.push({ ...spec, id, dir, webhookFlags: setup.spec.webhook.flags });
   }
   if (faults.length === 0)
@@ -458,7 +461,7 @@ class Runner {
     const { startEmbeddedTarget } = await import('../targets/embedded/index.ts');
     const { discoveryBucketFor } = await import('../targets/start.ts');
     const envId = newRunId().replace(/^ic/, 'env');
-    mkdirSync(envsRoot, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(envsRoot);
     const statePath = path.join(envsRoot, `selftest-${envId}.json`);
     const started = Date.now();
     const shared: SharedEnv = { statePath, flags: key, broken: false, stop: async () => undefined };
@@ -810,6 +813,12 @@ export async function runSelfTest(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+  // Interrupted: a table of the runs that finished would read as the catalogue's verdict. None is
+  // given, and no summary written (the run in progress cleaned up as an interrupted run does).
+  if (runner.interrupted) {
+    process.stdout.write('selftest: interrupted; no verdict, no summary written\n');
+    return runner.interrupted === 'SIGTERM' ? 143 : 130;
+  }
   const baselineVerdicts = baselineSlots.filter((v): v is BaselineVerdict => v !== undefined);
   const verdicts = faultSlots.filter((v): v is FaultVerdict => v !== undefined);
 
@@ -828,7 +837,6 @@ export async function runSelfTest(argv: string[]): Promise<number> {
     ...catalogueProblems,
   ];
   const ok =
-    !runner.interrupted &&
     baselineVerdicts.every((b) => b.green) &&
     verdicts.length === faults.length &&
     verdicts.every((v) => v.caught) &&
@@ -851,6 +859,5 @@ export async function runSelfTest(argv: string[]): Promise<number> {
     path.join(dir, 'summary.json'),
     `${JSON.stringify({ ok, wallMs: wall, baselines: baselineVerdicts, faults: verdicts, catalogueProblems }, null, 2)}\n`,
   );
-  if (runner.interrupted) return runner.interrupted === 'SIGTERM' ? 143 : 130;
   return ok ? 0 : 1;
 }

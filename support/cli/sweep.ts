@@ -9,8 +9,13 @@
  *         and a few namespaced kinds outside those namespaces carrying LABEL_RUN_ID.
  * Anything without the mark is never touched. --run-id narrows to one run; --older-than keeps
  * what is younger than the age (from TAG_CREATED, else the resource's creation time; a resource
- * whose age cannot be told is kept). Runs that still have a run directory on this machine (in
- * progress, or killed before they could remove it) are kept unless named with --run-id.
+ * whose age cannot be told is kept). Runs in progress on this machine (a run directory whose
+ * process runs) are kept unless named with --run-id.
+ *
+ * First, on this machine (support/local-leftovers.ts): what runs killed outright left, i.e. run
+ * directories and environments' work directories whose process is gone, processes still using
+ * such a work directory, a warm environment's state whose processes are gone. A killed run's id is
+ * then no longer in progress, and what it left on the target is swept with the rest.
  *
  * Deletion uses support/cleanup.ts (deleteWithRetries, as the ledger flush deletes), in
  * reverse dependency order: webhook configurations, namespaced objects, namespaces, roles (their
@@ -18,10 +23,12 @@
  *
  * The target: a live connection (IRSA_TARGET=live and its settings), or for the embedded target a
  * warm environment's state file (--attach / IRSA_ATTACH, else the one `npm run env -- up` made).
- * An embedded target started by a run lives only as long as that run: nothing of it can be left.
- * Exit codes: 0 done (or nothing found), 1 some deletions failed, 2 bad input.
+ * An embedded target started by a run dies with that run (its components with their parent):
+ * what it leaves is on this machine, swept above.
+ * Exit codes: 0 done (or nothing found), 1 some deletion or listing failed (the sweep is
+ * incomplete: it says where), 2 bad input.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import {
@@ -43,9 +50,11 @@ import { type Clients, createClients, loadKubeConfig } from '../clients.ts';
 import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { describeRef, type ResourceRef } from '../ledger.ts';
+import { findLocalLeftovers, removeLocalLeftovers } from '../local-leftovers.ts';
 import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../names.ts';
-import { envsRoot, runsRoot } from '../paths.ts';
+import { checkPrivateDir, envsRoot, runsRoot, stateRoot } from '../paths.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
+import { readWarmState } from '../targets/warm-state.ts';
 import { type CommandSpec, parseCommand } from './args.ts';
 
 export interface SweepFilter {
@@ -511,15 +520,6 @@ export async function deleteLeftovers(c: Clients, leftovers: Leftover[], timeout
   return report;
 }
 
-/** Run ids with a run directory on this machine (runs in progress, or killed before their cleanup). */
-export function localRunIds(root = runsRoot): Set<string> {
-  try {
-    return new Set(readdirSync(root));
-  } catch {
-    return new Set();
-  }
-}
-
 /** Reads a warm environment's state file: the descriptor of a target this process did not start. */
 export function readAttachedDescriptor(file: string): TargetDescriptor {
   if (!existsSync(file)) {
@@ -528,19 +528,7 @@ export function readAttachedDescriptor(file: string): TargetDescriptor {
       'pass the state file `npm run env -- up` printed (--attach or IRSA_ATTACH)',
     );
   }
-  let state: { descriptor?: TargetDescriptor };
-  try {
-    state = JSON.parse(readFileSync(file, 'utf8')) as { descriptor?: TargetDescriptor };
-  } catch (e) {
-    throw new UsageError(
-      `${file} is not a warm environment state file: ${(e as Error).message}`,
-      'pass the state file `npm run env -- up` printed',
-    );
-  }
-  if (!state.descriptor?.kubeconfigPath || !state.descriptor.aws) {
-    throw new UsageError(`${file} holds no target descriptor`, 'pass the state file `npm run env -- up` printed');
-  }
-  return state.descriptor;
+  return readWarmState(file).descriptor;
 }
 
 /** The target to sweep, from the settings: attached state file, the machine's warm environment, or live. */
@@ -671,13 +659,76 @@ export async function runSweep(argv: string[], opts: SweepOptions = {}): Promise
   const args = parseSweepArgs(argv, (text) => out(text.trimEnd()));
   if (!args) return 0;
   const config = loadConfig(opts.env ?? process.env, args.overrides);
+  // Interrupted, it stops at once with 130/143 (exit handlers remove its temporary kubeconfig);
+  // what it had not deleted yet is found by the next sweep.
+  const onSignal = (signal: NodeJS.Signals) => {
+    out(`sweep: ${signal}: stopped; run it again to delete what is left`);
+    process.exit(signal === 'SIGTERM' ? 143 : 130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await sweepAll(config, args, out);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function sweepAll(config: HarnessConfig, args: SweepArgs, out: (line: string) => void): Promise<number> {
+  // 1. This machine: what killed runs left (run directories, environments' work directories and
+  // processes, stale warm state); a run whose process is gone is not in progress any more.
+  const local = await sweepLocal(args.dryRun, out);
+  // 2. The target: a warm environment, or the live cluster and account.
+  const warm = path.join(envsRoot, 'warm.json');
+  if (config.target === 'embedded' && !config.attach && !existsSync(warm)) {
+    out('no warm embedded environment runs here: nothing to sweep on a cluster or in AWS');
+    return local.exitCode;
+  }
+  const remote = await sweepRemote(config, args, local.liveRunIds, out);
+  return Math.max(local.exitCode, remote);
+}
+
+/** Finds (and unless dryRun removes) what dead harness processes left on this machine. */
+async function sweepLocal(
+  dryRun: boolean,
+  out: (line: string) => void,
+): Promise<{ exitCode: number; liveRunIds: Set<string> }> {
+  // Read, never created here (a dry run writes nothing): trusted only as this user's 0700 directories.
+  for (const dir of [stateRoot, runsRoot, envsRoot]) if (existsSync(dir)) checkPrivateDir(dir);
+  const { environmentAlive } = await import('./env.ts');
+  const found = findLocalLeftovers({ runsRoot, envsRoot }, environmentAlive);
+  for (const p of found.problems) out(`warning: ${p}`);
+  for (const k of found.kept) out(`kept ${k.what}: ${k.why}`);
+  if (found.found.length === 0) {
+    out('nothing left on this machine by killed runs');
+    return { exitCode: found.problems.length ? 1 : 0, liveRunIds: found.liveRunIds };
+  }
+  if (dryRun) {
+    for (const l of found.found) out(`would remove ${l.what}`);
+    return { exitCode: found.problems.length ? 1 : 0, liveRunIds: found.liveRunIds };
+  }
+  const { stopEnvironmentFromState } = await import('../targets/embedded/index.ts');
+  const report = await removeLocalLeftovers(found.found, stopEnvironmentFromState);
+  for (const r of report.removed) out(`removed ${r}`);
+  for (const f of report.failed) out(`could not remove ${f.what}: ${f.error}`);
+  return { exitCode: report.failed.length || found.problems.length ? 1 : 0, liveRunIds: found.liveRunIds };
+}
+
+/** Sweeps the target; exit code 1 when a deletion failed or a listing did (the sweep is incomplete there). */
+async function sweepRemote(
+  config: HarnessConfig,
+  args: SweepArgs,
+  liveRunIds: Set<string>,
+  out: (line: string) => void,
+): Promise<number> {
   const target = await sweepTarget(config, out);
   const clients = createClients(target.descriptor);
   try {
     const result = await findLeftovers(clients, target.descriptor, {
       ...(args.runId ? { runId: args.runId } : {}),
       ...(args.olderThanMs !== undefined ? { olderThanMs: args.olderThanMs } : {}),
-      protectedRunIds: localRunIds(),
+      protectedRunIds: liveRunIds,
     });
     const scope = [
       args.runId ? `run ${args.runId}` : 'any run',
@@ -687,21 +738,28 @@ export async function runSweep(argv: string[], opts: SweepOptions = {}): Promise
       .join(', ');
     for (const p of result.problems) out(`warning: ${p}`);
     for (const s of result.skipped) out(`kept ${s.what}: ${s.why}`);
+    // What could not be listed was not looked at: the sweep is incomplete, whatever else it found.
+    const incomplete = result.problems.length
+      ? `; incomplete: ${result.problems.length} listing(s) failed (warnings above), run it again once they can succeed`
+      : '';
+    const listingCode = result.problems.length ? 1 : 0;
     if (result.found.length === 0) {
-      out(`nothing to sweep on the ${target.descriptor.name} target (${scope})`);
-      return 0;
+      out(`nothing to sweep on the ${target.descriptor.name} target (${scope})${incomplete}`);
+      return listingCode;
     }
     if (args.dryRun) {
       for (const l of result.found)
         out(`would delete ${l.what} (run ${l.runId}${l.createdAt ? `, created ${l.createdAt}` : ''})`);
-      out(`${result.found.length} resource(s) would be deleted (${scope}); run without --dry-run to delete them`);
-      return 0;
+      out(
+        `${result.found.length} resource(s) would be deleted (${scope}); run without --dry-run to delete them${incomplete}`,
+      );
+      return listingCode;
     }
     const report = await deleteLeftovers(clients, result.found, config.timeouts.cleanupSeconds);
     for (const d of report.deleted) out(`deleted ${d}`);
     for (const f of report.failed) out(`could not delete ${f.what}: ${f.error}`);
-    out(`swept ${report.deleted.length} resource(s), ${report.failed.length} failed (${scope})`);
-    return report.failed.length > 0 ? 1 : 0;
+    out(`swept ${report.deleted.length} resource(s), ${report.failed.length} failed (${scope})${incomplete}`);
+    return report.failed.length > 0 ? 1 : listingCode;
   } finally {
     clients.destroy();
     await target.close();

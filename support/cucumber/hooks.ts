@@ -1,9 +1,10 @@
 /**
  * Scenario lifecycle: skip what the target cannot do (with the probe's reason), refuse to start
- * steps after an interrupt, attach the diagnostics of a failed step to that step (not to a hook a
- * reader has to unfold), then delete the scenario's resources in reverse order (or keep them with
- * IRSA_KEEP_ON_FAILURE). The test-run hook named CAPABILITIES_HOOK carries the capability matrix in
- * the HTML report (support/formatters/html.ts attaches it).
+ * steps after an interrupt or a target component's death (support/target-death.ts), attach the
+ * diagnostics of a failed step to that step (not to a hook a reader has to unfold), then delete the
+ * scenario's resources in reverse order (or keep them with IRSA_KEEP_ON_FAILURE). The test-run
+ * hook named CAPABILITIES_HOOK carries the capability matrix in the HTML report
+ * (support/formatters/html.ts attaches it).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -21,6 +22,7 @@ import { flushLedger } from '../cleanup.ts';
 import { collectDiagnostics } from '../diagnose/scenario.ts';
 import { describeRef } from '../ledger.ts';
 import { CAPABILITIES_HOOK, SKIP_PREFIX } from '../outcomes.ts';
+import { describeDeath, readDeath, TargetDiedError } from '../target-death.ts';
 import type { Capability } from '../targets/target.ts';
 import { type IrsaWorld, releaseWorkerShared, workerShared } from './world.ts';
 
@@ -56,6 +58,12 @@ Before(function (this: IrsaWorld, { pickle }) {
     this.attach(`${SKIP_PREFIX}the run was interrupted (SIGINT/SIGTERM)`, SKIP_REASON);
     return 'skipped';
   }
+  // After a component of the target died, nothing further starts (support/target-death.ts).
+  const death = readDeath(this.state.runDir);
+  if (death) {
+    this.attach(`${SKIP_PREFIX}${describeDeath(death)}`, SKIP_REASON);
+    return 'skipped';
+  }
   const caps = this.state.target.capabilities;
   const missing: string[] = [];
   for (const tag of pickle.tags.map((t) => t.name)) {
@@ -76,15 +84,21 @@ BeforeStep(function (this: IrsaWorld) {
   if (runInterrupted(this)) {
     throw new Error('the run was interrupted (SIGINT/SIGTERM): no further steps are started');
   }
+  const death = readDeath(this.state.runDir);
+  if (death) throw new TargetDiedError(death);
 });
 
 // A step hook's attachments belong to the step: the diagnosis sits under the failed step itself.
 AfterStep(async function (this: IrsaWorld, { result }) {
   // An interrupt fails the scenario's next step; diagnostics of that would only delay the cleanup.
-  if (result.status === Status.FAILED && !runInterrupted(this)) await diagnose(this);
+  // A dead component has nothing to tell through the dead target: the failure names it already.
+  if (result.status === Status.FAILED && !runInterrupted(this) && !readDeath(this.state.runDir)) await diagnose(this);
 });
 
 After(async function (this: IrsaWorld, { result, pickle }) {
+  // Nothing to diagnose or delete through a dead component: the run's target goes with everything
+  // in it, a warm environment has to be replaced (the coordinator says how).
+  if (readDeath(this.state.runDir)) return;
   const failed = result?.status === Status.FAILED;
   // A failure outside the steps (a hook): its diagnostics go to this hook.
   if (failed && !this.diagnosed && !runInterrupted(this)) await diagnose(this);

@@ -113,14 +113,19 @@ export function resolveBinaries(env: NodeJS.ProcessEnv = process.env, versions =
       env,
     ),
     kwok: find(
-      { binary: 'kwok', fileVar: 'IRSA_KWOK_BIN', cacheSubdir: `kwok-${v('KWOK_VERSION')}`, kubeDir: false },
+      {
+        binary: 'kwok',
+        fileVar: 'IRSA_KWOK_BIN',
+        cacheSubdir: `kwok-${v('KWOK_VERSION')}-${v('KWOK_OVERLAY')}`,
+        kubeDir: false,
+      },
       env,
     ),
     webhook: find(
       {
         binary: 'amazon-eks-pod-identity-webhook',
         fileVar: 'IRSA_WEBHOOK_BIN',
-        cacheSubdir: `pod-identity-webhook-${v('POD_IDENTITY_WEBHOOK_VERSION')}`,
+        cacheSubdir: `pod-identity-webhook-${v('POD_IDENTITY_WEBHOOK_VERSION')}-${v('POD_IDENTITY_WEBHOOK_OVERLAY')}`,
         kubeDir: false,
       },
       env,

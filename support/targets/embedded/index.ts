@@ -41,7 +41,10 @@
  *   envId            default a random id
  *   stateFile        where the env state (pids, ports, dirs, descriptor) is written; default <workDir>/env-state.json
  *   keepAliveAfterExit  false (default): if this process exits without stop(), an exit handler kills
- *                    every component (moto also exits with its parent); true for a warm environment
+ *                    every component, and if it is killed outright (SIGKILL: no handler runs) the
+ *                    kernel does, by the parent-death signal every component is started with (the
+ *                    real node's watcher removes its cgroups and the work directory; `npm run sweep`
+ *                    the rest, support/local-leftovers.ts); true for a warm environment
  *                    (`irsa env up`) stopped later with stopEnvironmentFromState.
  *   handleSignals    default !keepAliveAfterExit: on SIGINT/SIGTERM stop the environment, then
  *                    re-raise the signal unless another listener (the coordinator's) handles it.
@@ -49,12 +52,19 @@
  *                    Ctrl-C reaches only the harness.
  *   startTimeoutMs   per component readiness timeout, default 60 s (busy 2-core machines)
  *
- * Bind addresses: every component binds 127.0.0.1, except amazon-eks-pod-identity-webhook v0.6.17,
- * which listens on ":<port>" and ":<metrics-port>" (all interfaces) with no flag to change that
- * (main.go builds the address from --port/--metrics-port only). Both ports are random, it
- * serves only TLS admission and Prometheus metrics, and it is stopped with the environment.
+ * Closed to other users of the machine (issue 16): every component listens on 127.0.0.1 only
+ * (amazon-eks-pod-identity-webhook v0.6.17 listens on ":<port>" with no flag to change it: the set-up
+ * builds it with 127.0.0.1 as its listen address, tools/build-go-components.sh); etcd serves TLS
+ * and requires client certificates of the environment's CA on its client and peer ports; kwok's
+ * kubelet endpoint (exec, logs) requires one too (a build-time addition to kwok, plain HTTP on its
+ * port refused); kube-apiserver, the controllers, the scheduler and a real node's kubelet
+ * authenticate as in a real cluster; moto refuses unsigned requests except anonymous reads that a
+ * bucket policy allows; Unix sockets (containerd, the AWS CLI fork server) are in the 0700 work
+ * directory. The start checks the listeners and kwok's endpoint (checkClosedToOthers). What stays
+ * open on loopback is what a cluster's own is open to: the webhook answers admission reviews and
+ * serves Prometheus metrics without a client certificate (kube-apiserver presents none to it).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPair } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -73,13 +83,17 @@ import {
 import { parse as parseYaml } from 'yaml';
 import type { HarnessConfig } from '../../config.ts';
 import { StartError, UsageError } from '../../errors.ts';
+import { writeOwner } from '../../owner.ts';
+import { checkOwnFile } from '../../paths.ts';
 import {
+  type ExitInfo,
   freeLoopbackPort,
   portListening,
   processCommand,
   readLogTail,
   SupervisedProcess,
   stopProcessGroup,
+  tcpListeners,
 } from '../../process.ts';
 import { registerSecret } from '../../redact.ts';
 import { createCa, issueClientCert, issueServingCert } from '../../tls.ts';
@@ -114,7 +128,7 @@ export interface EmbeddedOptions {
   startTimeoutMs?: number;
   onProgress?: (line: string) => void;
   /** Called once if a component exits after start (the environment is then stopped). */
-  onUnexpectedExit?: (component: string, logTail: string) => void;
+  onUnexpectedExit?: (component: string, logTail: string, exit: ExitInfo & { logFile: string }) => void;
   /**
    * support/config.ts's `embedded` settings (from IRSA_CONFIG or the environment). Without them,
    * as in tests, the environment variables decide alone.
@@ -162,6 +176,8 @@ const STOP_GRACE_MS = 1000;
  */
 const STATELESS_STOP = new Set(['etcd', 'kube-apiserver', 'aws-cli-forkserver']);
 const STATELESS_STOP_GRACE_MS = 300;
+/** How long the first unexpected exit waits for others before one of them is named the cause. */
+const DEATH_SETTLE_MS = 300;
 
 interface HttpResult {
   status: number;
@@ -366,6 +382,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     ...(settings.kubeBinDir ? { IRSA_KUBE_BIN_DIR: settings.kubeBinDir } : {}),
     ...(settings.etcdBinary ? { IRSA_ETCD_BIN: settings.etcdBinary } : {}),
   });
+  checkWebhookFlags(bins.webhook, webhookFlags);
   const moto = resolveMoto();
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.discoveryBucket))
     throw new UsageError(
@@ -375,10 +392,15 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
 
   mkdirSync(options.logsDir, { recursive: true });
   const workDir = mkdtempSync(join(tmpdir(), `irsa-${envId}-`));
+  // Whose it is: if this process is killed outright, `npm run sweep` finds what it left.
+  writeOwner(workDir, { kind: 'environment', id: envId, ...(options.keepAliveAfterExit ? { keepAlive: true } : {}) });
   const pki = join(workDir, 'pki');
   mkdirSync(pki, { mode: 0o700 });
   const started: SupervisedProcess[] = [];
   const logs: Record<string, string> = {};
+  // A component that exits while the others start fails the start at once (not at their timeouts).
+  const startAbort = new AbortController();
+  let startedAll = false;
   let stopped: Promise<void> | undefined;
   let realNode: RealNode | undefined;
   // The real node, once created, goes first on every way out (stopAll, the exit handler).
@@ -405,6 +427,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       rmSync(workDir, { recursive: true, force: true });
       if (options.stateFile) {
         rmSync(options.stateFile, { force: true });
+        // A run's lock on it (support/targets/warm-lock.ts) goes with it.
+        rmSync(`${options.stateFile}.lock`, { force: true });
         // Namespace deletions handed over by runs (support/targets/warm-deletions.ts) went with the cluster.
         clearPendingDeletions(options.stateFile);
       }
@@ -446,33 +470,46 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     const ports = Object.fromEntries(portNames.map((n, i) => [n, portList[i] as number])) as Record<string, number>;
     const port = (n: string) => ports[n] as number;
     const ca = await createCa(`irsa-conformance ${envId}`);
-    const [apiserverCert, loopbackCert, admin, kcm, scheduler, kwok, webhookUser, kubeletClient, nodeClient, saKey] =
-      await Promise.all([
-        issueServingCert(ca, {
-          ipSans: [LOOPBACK, '10.96.0.1'],
-          dnsSans: [
-            'localhost',
-            'kubernetes',
-            'kubernetes.default',
-            'kubernetes.default.svc',
-            'kubernetes.default.svc.cluster.local',
-          ],
-        }),
-        issueServingCert(ca, { ipSans: [LOOPBACK], dnsSans: ['localhost'] }),
-        issueClientCert(ca, { commonName: 'irsa-admin', organizations: ['system:masters'] }),
-        issueClientCert(ca, { commonName: 'system:kube-controller-manager', organizations: ['system:masters'] }),
-        issueClientCert(ca, { commonName: 'system:kube-scheduler', organizations: ['system:masters'] }),
-        issueClientCert(ca, { commonName: 'irsa:kwok', organizations: ['system:masters'] }),
-        issueClientCert(ca, { commonName: 'irsa:pod-identity-webhook' }),
-        issueClientCert(ca, { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'] }),
-        // The real node's kubelet: a Node's identity, which the Node authorizer scopes to its own pods.
-        issueClientCert(ca, { commonName: `system:node:${REAL_NODE_NAME}`, organizations: ['system:nodes'] }),
-        promisify(generateKeyPair)('rsa', {
-          modulusLength: 2048,
-          publicKeyEncoding: { type: 'spki', format: 'pem' },
-          privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-        }),
-      ]);
+    const [
+      apiserverCert,
+      loopbackCert,
+      admin,
+      kcm,
+      scheduler,
+      kwok,
+      webhookUser,
+      kubeletClient,
+      nodeClient,
+      etcdClient,
+      saKey,
+    ] = await Promise.all([
+      issueServingCert(ca, {
+        ipSans: [LOOPBACK, '10.96.0.1'],
+        dnsSans: [
+          'localhost',
+          'kubernetes',
+          'kubernetes.default',
+          'kubernetes.default.svc',
+          'kubernetes.default.svc.cluster.local',
+        ],
+      }),
+      issueServingCert(ca, { ipSans: [LOOPBACK], dnsSans: ['localhost'] }),
+      issueClientCert(ca, { commonName: 'irsa-admin', organizations: ['system:masters'] }),
+      issueClientCert(ca, { commonName: 'system:kube-controller-manager', organizations: ['system:masters'] }),
+      issueClientCert(ca, { commonName: 'system:kube-scheduler', organizations: ['system:masters'] }),
+      issueClientCert(ca, { commonName: 'irsa:kwok', organizations: ['system:masters'] }),
+      issueClientCert(ca, { commonName: 'irsa:pod-identity-webhook' }),
+      issueClientCert(ca, { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'] }),
+      // The real node's kubelet: a Node's identity, which the Node authorizer scopes to its own pods.
+      issueClientCert(ca, { commonName: `system:node:${REAL_NODE_NAME}`, organizations: ['system:nodes'] }),
+      // kube-apiserver's (and the readiness probe's) to etcd, which serves only clients of the CA.
+      issueClientCert(ca, { commonName: 'kube-apiserver-etcd-client' }),
+      promisify(generateKeyPair)('rsa', {
+        modulusLength: 2048,
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      }),
+    ]);
     const file = (name: string, content: string, secret = false) => {
       const path = join(pki, name);
       writeFileSync(path, content, { mode: secret ? 0o600 : 0o644 });
@@ -486,6 +523,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     const apiserverTls = pair('apiserver', apiserverCert);
     const loopbackTls = pair('loopback', loopbackCert);
     const kubeletClientTls = pair('apiserver-kubelet-client', kubeletClient);
+    const etcdClientTls = pair('apiserver-etcd-client', etcdClient);
     const saPub = file('sa.pub', saKey.publicKey);
     const saPriv = file('sa.key', saKey.privateKey, true);
     const server = `https://${LOOPBACK}:${port('apiserver')}`;
@@ -504,13 +542,24 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     const issuer = `https://${LOOPBACK}:${port('moto')}/${options.discoveryBucket}`;
     const motoCredsFile = join(workDir, 'moto-admin-credentials.json');
     const adminTls: TlsMaterial = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
+    const etcdClientMaterial: TlsMaterial = { ca: ca.certPem, cert: etcdClient.certPem, key: etcdClient.keyPem };
 
     const start = async (name: string, command: string, args: string[], env = cleanEnv(), cwd = workDir) => {
       const logFile = join(options.logsDir, `${name}.log`);
       rmSync(logFile, { force: true });
       logs[name] = logFile;
-      const p = await SupervisedProcess.start({ name, command, args, env, cwd, logFile });
+      // A run's own environment dies with this process, however it ends (a warm one outlives it).
+      const dieWithParent = !options.keepAliveAfterExit;
+      const p = await SupervisedProcess.start({ name, command, args, env, cwd, logFile, dieWithParent });
       started.push(p);
+      void p.exited.then((exit) => {
+        if (stopped || startedAll || startAbort.signal.aborted) return;
+        startAbort.abort(
+          p.startError(
+            `exited during start (code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'}), while the others were starting`,
+          ),
+        );
+      });
       // Stopped (a signal) while this one was being spawned: stopAll did not see it.
       if (stopped) {
         await p.stop(STOP_GRACE_MS);
@@ -521,15 +570,26 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
 
     // Wave 1: etcd, moto and kube-apiserver together (kube-apiserver retries etcd until it answers).
     const etcdData = join(workDir, 'etcd');
-    const etcdUrl = `http://${LOOPBACK}:${port('etcd')}`;
+    // TLS with client certificates of the environment's CA on both of etcd's ports, as a real
+    // control plane runs it: without one nothing of the cluster's state can be read or written.
+    const etcdUrl = `https://${LOOPBACK}:${port('etcd')}`;
+    const etcdPeerUrl = `https://${LOOPBACK}:${port('etcdPeer')}`;
     const etcd = await start('etcd', bins.etcd, [
       '--name=irsa',
       `--data-dir=${etcdData}`,
       `--listen-client-urls=${etcdUrl}`,
       `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://${LOOPBACK}:${port('etcdPeer')}`,
-      `--initial-advertise-peer-urls=http://${LOOPBACK}:${port('etcdPeer')}`,
-      `--initial-cluster=irsa=http://${LOOPBACK}:${port('etcdPeer')}`,
+      `--cert-file=${loopbackTls.cert}`,
+      `--key-file=${loopbackTls.key}`,
+      '--client-cert-auth',
+      `--trusted-ca-file=${caFile}`,
+      `--listen-peer-urls=${etcdPeerUrl}`,
+      `--initial-advertise-peer-urls=${etcdPeerUrl}`,
+      `--initial-cluster=irsa=${etcdPeerUrl}`,
+      `--peer-cert-file=${loopbackTls.cert}`,
+      `--peer-key-file=${loopbackTls.key}`,
+      '--peer-client-cert-auth',
+      `--peer-trusted-ca-file=${caFile}`,
       '--initial-cluster-state=new',
       // A throwaway store: durability costs start-up and request latency for nothing.
       '--unsafe-no-fsync',
@@ -567,6 +627,9 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       : undefined;
     const apiserver = await start('kube-apiserver', bins.kubeApiserver, [
       `--etcd-servers=${etcdUrl}`,
+      `--etcd-cafile=${caFile}`,
+      `--etcd-certfile=${etcdClientTls.cert}`,
+      `--etcd-keyfile=${etcdClientTls.key}`,
       `--bind-address=${LOOPBACK}`,
       `--advertise-address=${LOOPBACK}`,
       `--secure-port=${port('apiserver')}`,
@@ -641,9 +704,10 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     }
 
     const etcdReady = etcd
-      .waitReady(async () => (await get(`${etcdUrl}/health`)).body.includes('"health":"true"'), {
+      .waitReady(async () => (await get(`${etcdUrl}/health`, etcdClientMaterial)).body.includes('"health":"true"'), {
         what: 'GET /health',
         timeoutMs,
+        signal: startAbort.signal,
       })
       .then(() => mark('etcd'));
     const motoReady = motoProc
@@ -653,7 +717,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
           await get(`https://${LOOPBACK}:${port('moto')}/`, { ca: ca.certPem });
           return true;
         },
-        { what: 'an https answer (and the admin credentials file)', timeoutMs },
+        { what: 'an https answer (and the admin credentials file)', timeoutMs, signal: startAbort.signal },
       )
       .then(() => mark('moto'));
     // Awaited with wave 2. A failure before then must not be an unhandled rejection: that would
@@ -664,6 +728,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       apiserver.waitReady(async () => (await get(`${server}/readyz`, adminTls)).status === 200, {
         what: 'GET /readyz',
         timeoutMs,
+        signal: startAbort.signal,
       }),
     ]);
     mark('kube-apiserver');
@@ -724,6 +789,8 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         cleanEnv({
           HOME: workDir,
           PATH: [...podPath, cleanEnv().PATH].join(':'),
+          // Its kubelet endpoint serves only clients of the CA (tools/go-overlays/kwok; kwok unsets it).
+          IRSA_KWOK_CLIENT_CA_FILE: caFile,
         }),
       );
     };
@@ -768,17 +835,21 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
               if ((await get(`http://${LOOPBACK}:${port('kubeletHealthz')}/healthz`)).status !== 200) return false;
               return RealNode.nodeReady(await RealNode.readNode(core));
             },
-            { what: `GET /healthz and node ${REAL_NODE_NAME} Ready and schedulable`, timeoutMs },
+            {
+              what: `GET /healthz and node ${REAL_NODE_NAME} Ready and schedulable`,
+              timeoutMs,
+              signal: startAbort.signal,
+            },
           )
           .then(() => mark('kubelet'))
       : nodeProc
           .waitReady(
             async () => {
-              if (!(await healthz(port('kwok'))())) return false;
+              if ((await get(`https://${LOOPBACK}:${port('kwok')}/healthz`, adminTls)).status !== 200) return false;
               const node = await core.readNode({ name: NODE_NAME });
               return (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
             },
-            { what: `GET /healthz and node ${NODE_NAME} Ready`, timeoutMs },
+            { what: `GET /healthz and node ${NODE_NAME} Ready`, timeoutMs, signal: startAbort.signal },
           )
           .then(() => mark('kwok'));
     await Promise.all([
@@ -792,23 +863,36 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
             await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
             return true;
           },
-          { what: 'GET /healthz and the default ServiceAccount', timeoutMs },
+          { what: 'GET /healthz and the default ServiceAccount', timeoutMs, signal: startAbort.signal },
         )
         .then(() => mark('kube-controller-manager')),
       schedulerProc
-        .waitReady(healthz(port('scheduler')), { what: 'GET /healthz', timeoutMs })
+        .waitReady(healthz(port('scheduler')), { what: 'GET /healthz', timeoutMs, signal: startAbort.signal })
         .then(() => mark('kube-scheduler')),
       nodeReady,
       webhookProc
-        .waitReady(healthz(port('webhook')), { what: 'GET /healthz over TLS', timeoutMs })
+        .waitReady(healthz(port('webhook')), { what: 'GET /healthz over TLS', timeoutMs, signal: startAbort.signal })
         .then(() => mark('pod-identity-webhook')),
       companionProc
-        ?.waitReady(async () => existsSync(companionReady), { what: 'its pod watch', timeoutMs })
+        ?.waitReady(async () => existsSync(companionReady), {
+          what: 'its pod watch',
+          timeoutMs,
+          signal: startAbort.signal,
+        })
         .then(() => mark('pod-runtime')),
       awsCliProc
-        ?.waitReady(async () => existsSync((awsCli as AwsCliShim).readyFile), { what: 'its socket', timeoutMs })
+        ?.waitReady(async () => existsSync((awsCli as AwsCliShim).readyFile), {
+          what: 'its socket',
+          timeoutMs,
+          signal: startAbort.signal,
+        })
         .then(() => mark('aws-cli-forkserver')),
     ]);
+
+    // Nothing of the environment is reachable by another user of this machine: every listener is
+    // on loopback, kwok's kubelet endpoint turns away clients without a certificate of the CA (a
+    // binary named by IRSA_*_BIN that does otherwise is refused here).
+    await checkClosedToOthers(started, realNode ? undefined : { proc: nodeProc, port: port('kwok'), ca: ca.certPem });
 
     const credentials = moto.enforcesIam
       ? (JSON.parse(readFileSync(motoCredsFile, 'utf8')) as {
@@ -870,17 +954,29 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     };
     writeFileSync(statePath, JSON.stringify(state, null, 2), { mode: 0o600 });
     mark('total');
+    startedAll = true;
 
     // A component that dies later takes the environment down with it: a half environment only
     // produces misleading failures.
+    // Others may follow within moments (a client that loses kube-apiserver and exits): the one to
+    // blame is the one killed by a signal or failing, else the earliest started (the most basic).
+    const deaths: { p: SupervisedProcess; exit: ExitInfo }[] = [];
+    const blame = () => {
+      const rank = (d: { exit: ExitInfo }) => (d.exit.signal ? 0 : d.exit.code !== 0 ? 1 : 2);
+      const [d] = [...deaths].sort((a, b) => rank(a) - rank(b) || started.indexOf(a.p) - started.indexOf(b.p));
+      if (!d || stopped) return;
+      const { p, exit } = d;
+      progress(
+        `${p.name} exited unexpectedly (code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'}); stopping the environment. Last log lines:\n${p.tail(15)}`,
+      );
+      options.onUnexpectedExit?.(p.name, p.tail(30), { ...exit, logFile: p.logFile });
+      void stopAll();
+    };
     for (const p of started) {
       void p.exited.then((exit) => {
         if (stopped) return;
-        progress(
-          `${p.name} exited unexpectedly (code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'}); stopping the environment. Last log lines:\n${p.tail(15)}`,
-        );
-        options.onUnexpectedExit?.(p.name, p.tail(30));
-        void stopAll();
+        deaths.push({ p, exit });
+        if (deaths.length === 1) setTimeout(blame, DEATH_SETTLE_MS);
       });
     }
 
@@ -898,6 +994,82 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       },
     );
   }
+}
+
+/** The webhook's flags the embedded target sets itself (out of cluster, its TLS, its ports). */
+const HARNESS_WEBHOOK_FLAGS = new Set(['in-cluster', 'kubeconfig', 'tls-cert', 'tls-key', 'port', 'metrics-port']);
+
+/**
+ * The setup's webhook flags, before anything starts: each must be a flag of the webhook binary
+ * (as its --help lists them) and none one the target sets itself. A UsageError names the flag.
+ */
+export function checkWebhookFlags(binary: string, flags: Record<string, string>): void {
+  const names = Object.keys(flags);
+  if (names.length === 0) return;
+  const hint = 'fix webhook.flags in the setup description (setup.yaml)';
+  const own = names.find((f) => HARNESS_WEBHOOK_FLAGS.has(f));
+  if (own)
+    throw new UsageError(
+      `the setup's webhook flag --${own} is one the embedded target sets itself`,
+      `${hint}: remove it`,
+    );
+  const help = spawnSync(binary, ['--help'], { encoding: 'utf8', timeout: 15_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const known = new Set(
+    [...`${help.stdout ?? ''}${help.stderr ?? ''}`.matchAll(/^\s+(?:-\w, )?--([A-Za-z0-9][\w.-]*)/gm)].map((m) => m[1]),
+  );
+  // A binary that lists no flags cannot tell: its start will.
+  const unknown = known.size ? names.find((f) => !known.has(f)) : undefined;
+  if (unknown)
+    throw new UsageError(
+      `the setup's webhook flag --${unknown} is not a flag of amazon-eks-pod-identity-webhook (${binary} --help does not list it)`,
+      `${hint}; \`${basename(binary)} --help\` lists the flags`,
+    );
+}
+
+const LOOPBACK_ADDRESSES = new Set([LOOPBACK, '::1']);
+
+/**
+ * Refuses (StartError) a component listening beyond loopback, and a kwok that serves its kubelet
+ * API (exec: commands as this user) without a client certificate, over TLS or plain HTTP.
+ */
+async function checkClosedToOthers(
+  processes: SupervisedProcess[],
+  kwok: { proc: SupervisedProcess; port: number; ca: string } | undefined,
+): Promise<void> {
+  for (const p of processes) {
+    const open = tcpListeners([p.pid]).find((l) => !LOOPBACK_ADDRESSES.has(l.address));
+    if (open)
+      throw p.startError(
+        `listens on ${open.address}:${open.port}, not on 127.0.0.1 only: other users and hosts could reach it`,
+        'the embedded target binds loopback only; a binary named by an IRSA_*_BIN setting must do so too (tools/build-go-components.sh builds the webhook so)',
+      );
+  }
+  if (!kwok) return;
+  const tls = await new Promise<number | undefined>((resolve) => {
+    const req = httpsRequest(
+      { host: LOOPBACK, port: kwok.port, path: '/healthz', ca: kwok.ca, timeout: 2000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(undefined));
+    req.end();
+  });
+  const plain = await get(`http://${LOOPBACK}:${kwok.port}/healthz`).then(
+    (r) => r.status,
+    () => undefined,
+  );
+  const served = [
+    tls !== undefined && tls < 400 ? `over TLS without a client certificate (HTTP ${tls})` : '',
+    plain !== undefined && plain < 400 ? `over plain HTTP (HTTP ${plain})` : '',
+  ].filter(Boolean);
+  if (served.length)
+    throw kwok.proc.startError(
+      `serves its kubelet endpoint (exec runs commands as this user) to anyone on this machine: ${served.join(', ')}`,
+      'IRSA_KWOK_BIN must be kwok as tools/build-go-components.sh builds it (client certificates required)',
+    );
 }
 
 /** Objects every component after kube-apiserver needs; idempotent. A real node registers itself. */
@@ -973,6 +1145,8 @@ async function bootstrapObjects(kc: KubeConfig, kubeNode: 'kwok' | 'kubelet'): P
  */
 export async function stopEnvironmentFromState(stateFile: string): Promise<void> {
   let state: EnvState;
+  // It names pids to signal and directories to remove: only a file of this user's that nobody else may write.
+  if (existsSync(stateFile)) checkOwnFile(stateFile, 'environment state');
   try {
     state = JSON.parse(readFileSync(stateFile, 'utf8')) as EnvState;
   } catch (e) {
@@ -998,6 +1172,8 @@ export async function stopEnvironmentFromState(stateFile: string): Promise<void>
     rmSync(workDir, { recursive: true, force: true });
   }
   rmSync(stateFile, { force: true });
+  // A run's lock on it (support/targets/warm-lock.ts) goes with it.
+  rmSync(`${stateFile}.lock`, { force: true });
   clearPendingDeletions(stateFile);
 }
 

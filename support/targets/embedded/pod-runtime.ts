@@ -97,6 +97,7 @@ export class PodRuntimeCompanion {
   readonly #custom: CustomObjectsApi;
   readonly #pods = new Map<string, PodState>();
   #informer: ListWatch<V1Pod> | undefined;
+  #restart: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(options: PodRuntimeOptions) {
@@ -118,8 +119,16 @@ export class PodRuntimeCompanion {
     informer.on('add', (pod) => this.#onPod(pod));
     informer.on('update', (pod) => this.#onPod(pod));
     informer.on('delete', (pod) => this.#onDelete(pod));
+    // The informer stops on an error (@kubernetes/client-node does not restart it): this companion
+    // does, after a second, until it is stopped. Without it, the process would be left with nothing
+    // to do and exit (code 0) whenever kube-apiserver is briefly unreachable.
     informer.on('error', (err) => {
-      if (!this.#stopped) this.#o.log(`pod watch error (the informer reconnects): ${errorText(err)}`);
+      if (this.#stopped) return;
+      this.#o.log(`pod watch error (restarting the watch in 1 s): ${errorText(err)}`);
+      const retry = setTimeout(() => {
+        if (!this.#stopped) informer.start().catch(() => undefined);
+      }, 1000);
+      this.#restart = retry;
     });
     this.#informer = informer;
     await informer.start();
@@ -127,6 +136,7 @@ export class PodRuntimeCompanion {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearTimeout(this.#restart);
     for (const state of this.#pods.values()) for (const t of state.timers) clearTimeout(t);
     await this.#informer?.stop();
   }
