@@ -8,6 +8,7 @@
  *   sweep [--run-id ID] [--older-than 2h] [--dry-run]           delete what earlier runs left
  *   bench                                                       the benchmark
  *   steps-doc                                                   regenerate docs/steps.md
+ *   image [--name NAME] [--output DIR]                          the harness's OCI image (build/image/)
  * Exit codes: 0 ok, 1 failed checks, 2 bad input or environment, 130/143 interrupted.
  */
 import { formatUsageError, isUsageError } from '../errors.ts';
@@ -37,9 +38,11 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./bench.ts')).runBench(rest);
     case 'steps-doc':
       return (await import('./steps-doc.ts')).runStepsDoc(rest);
+    case 'image':
+      return (await import('./image.ts')).runImage(rest);
     default:
       process.stderr.write(
-        `irsa: unknown command ${JSON.stringify(command ?? '')}\nhint: commands: conformance, verify, test, selftest, env, sweep, bench, steps-doc\n`,
+        `irsa: unknown command ${JSON.stringify(command ?? '')}\nhint: commands: conformance, verify, test, selftest, env, sweep, bench, steps-doc, image\n`,
       );
       return 2;
   }
