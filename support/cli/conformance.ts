@@ -28,6 +28,7 @@ import { observeClusterIssuer } from '../provision/infrastructure.ts';
 import { registerSecret } from '../redact.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
 import { loadSetup } from '../setup/setup.ts';
+import { requireShard, shardSuiteName } from '../shards.ts';
 import { startTarget, type TargetHandle } from '../targets/start.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
 import {
@@ -201,6 +202,11 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const files: Record<string, string> = {};
   for (const [file, formatter] of Object.entries(formats.files))
     files[path.join(config.reportsDir, path.basename(file))] = formatter;
+  // A shard of a CI matrix (--shard i/n, support/shards.ts): its JUnit suite says which.
+  const shard = requireShard(resolved.runConfiguration.sources.shard);
+  const formatOptions = shard
+    ? { ...formats.options, junit: { ...(formats.options.junit as object), suiteName: shardSuiteName(shard) } }
+    : formats.options;
   // Support code is loaded once: ESM modules are cached, so a second load would register no steps.
   const support = await loadSupport(resolved.runConfiguration, { cwd: repoRoot, env });
   const runConfiguration = {
@@ -208,6 +214,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     formats: {
       ...formats,
       files,
+      options: formatOptions,
       stdout: formats.stdout === 'progress-bar' && !process.stdout.isTTY ? 'progress' : formats.stdout,
     },
     support,
@@ -367,7 +374,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const collector = new OutcomeCollector();
   try {
     log.info(
-      `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}`,
+      `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}${shard ? `, shard ${shard.index}/${shard.total}` : ''}`,
     );
     const started = Date.now();
     starting = startTarget(config, setup, (line) => log.debug(line));
@@ -439,7 +446,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     process.stderr.write(`\n${formatCapabilityMatrix(config.target, target.descriptor.capabilities)}\n`);
     for (const s of scenarios.filter((x) => x.status === 'SKIPPED')) log.debug(`skipped: ${s.name}`);
     process.stderr.write(
-      `Scenarios: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${counts.other ? `, ${counts.other} other` : ''}\n`,
+      `Scenarios: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${counts.other ? `, ${counts.other} other` : ''}${shard ? ` (shard ${shard.index}/${shard.total})` : ''}\n`,
     );
     process.stderr.write(
       `Reports: ${path.relative(process.cwd(), config.reportsDir) || '.'}/cucumber.html junit.xml cucumber.ndjson rerun.txt\n`,

@@ -9,6 +9,7 @@
  *   bench                                                       the benchmark
  *   steps-doc                                                   regenerate docs/steps.md
  *   image [--name NAME] [--output DIR]                          the harness's OCI image (build/image/)
+ *   merge-junit --output FILE REPORT...                         one JUnit report from a sharded run's shards
  * Exit codes: 0 ok, 1 failed checks, 2 bad input or environment, 130/143 interrupted.
  */
 import { formatUsageError, isUsageError } from '../errors.ts';
@@ -40,9 +41,11 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./steps-doc.ts')).runStepsDoc(rest);
     case 'image':
       return (await import('./image.ts')).runImage(rest);
+    case 'merge-junit':
+      return (await import('./merge-junit.ts')).runMergeJUnit(rest);
     default:
       process.stderr.write(
-        `irsa: unknown command ${JSON.stringify(command ?? '')}\nhint: commands: conformance, verify, test, selftest, env, sweep, bench, steps-doc, image\n`,
+        `irsa: unknown command ${JSON.stringify(command ?? '')}\nhint: commands: conformance, verify, test, selftest, env, sweep, bench, steps-doc, image, merge-junit\n`,
       );
       return 2;
   }
