@@ -314,9 +314,11 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
               requestedAt: new Date().toISOString(),
               namespaces: terminating,
             });
-        } else if (!t.owned) {
+        } else if (!t.owned && !t.descriptor.readOnly) {
           // Namespace deletion is only requested by the flushes: confirm here, once per run, that
           // the namespace controller finished (an owned target goes away with everything in it).
+          // Verify-only creates no namespace, and its least-privilege RBAC (deploy/rbac.yaml) may
+          // not list them.
           const left = await waitForNamespacesGone(c, `${LABEL_RUN_ID}=${runId}`, config.timeouts.cleanupSeconds);
           for (const name of left)
             report.failed.push({ what: `namespace ${name}`, error: 'still terminating at the cleanup timeout' });
