@@ -9,6 +9,8 @@ import type { Envelope } from '@cucumber/messages';
 export interface ScenarioOutcome {
   name: string;
   uri: string;
+  /** The scenario's line (an outline's: its Examples row's), which tells the rows of an outline apart. */
+  line?: number;
   status: string;
   message?: string;
   /** From the start of the scenario to its end, when the messages carry timestamps. */
@@ -29,7 +31,7 @@ const RANK: Record<string, number> = {
 };
 
 export class OutcomeCollector {
-  private readonly pickles = new Map<string, { name: string; uri: string }>();
+  private readonly pickles = new Map<string, { name: string; uri: string; line?: number }>();
   private readonly caseToPickle = new Map<string, string>();
   private readonly startedToCase = new Map<string, string>();
   private readonly worst = new Map<string, { status: string; message?: string }>();
@@ -37,7 +39,12 @@ export class OutcomeCollector {
   readonly finished: ScenarioOutcome[] = [];
 
   add(e: Envelope): void {
-    if (e.pickle) this.pickles.set(e.pickle.id, { name: e.pickle.name, uri: e.pickle.uri });
+    if (e.pickle)
+      this.pickles.set(e.pickle.id, {
+        name: e.pickle.name,
+        uri: e.pickle.uri,
+        ...(e.pickle.location ? { line: e.pickle.location.line } : {}),
+      });
     if (e.testCase) this.caseToPickle.set(e.testCase.id, e.testCase.pickleId);
     if (e.testCaseStarted) {
       this.startedToCase.set(e.testCaseStarted.id, e.testCaseStarted.testCaseId);
@@ -63,6 +70,7 @@ export class OutcomeCollector {
       this.finished.push({
         name: pickle?.name ?? '?',
         uri: pickle?.uri ?? '?',
+        ...(pickle?.line !== undefined ? { line: pickle.line } : {}),
         status: w.status,
         ...(w.message ? { message: w.message } : {}),
         ...(start && end ? { seconds: toSeconds(end) - toSeconds(start) } : {}),
