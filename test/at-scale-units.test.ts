@@ -7,16 +7,20 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { after, describe, it } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { handOverToSonobuoy, SONOBUOY_TARBALL, usageFailure } from '../support/cli/entrypoint.ts';
 import { isUsageError } from '../support/errors.ts';
+import { tarChunks } from '../support/image/tar.ts';
 import { failedRunJUnit, mergeJUnit, parseXml, readJUnit } from '../support/junit.ts';
 import { detectInCluster, writeInClusterKubeconfig } from '../support/kube/in-cluster.ts';
 import { requireShard, shardOfSuiteName, shardSuiteName } from '../support/shards.ts';
+import { resolveNodeImages } from '../support/targets/embedded/real-node.ts';
 import { resolveKubeconfig } from '../support/targets/live/index.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'irsa-at-scale-units-'));
@@ -230,5 +234,45 @@ describe('the entrypoint under Sonobuoy', () => {
     assert.equal(suite?.cases[0]?.name, 'irsa-conformance verify ran to completion');
     assert.match(suite?.cases[0]?.message ?? '', /needs IRSA_VERIFY_NAMESPACE \(hint: name the ServiceAccount\)/);
     assert.equal(readFileSync(path.join(results, 'done'), 'utf8'), path.join(results, SONOBUOY_TARBALL));
+  });
+});
+
+describe("IRSA_NODE_IMAGES (the real node's extra images)", () => {
+  const archive = async (name: string, annotations: Record<string, string> | undefined) => {
+    const file = path.join(work, name);
+    const index = {
+      schemaVersion: 2,
+      manifests: [{ mediaType: 'x', digest: 'sha256:0', size: 0, ...(annotations ? { annotations } : {}) }],
+    };
+    await pipeline(
+      Readable.from(
+        tarChunks([
+          { path: 'index.json', type: 'file', mode: 0o644, mtime: 0, content: Buffer.from(JSON.stringify(index)) },
+        ]),
+      ),
+      createWriteStream(file),
+    );
+    return file;
+  };
+
+  it('names each archive by its index.json; refuses a missing file, a file that is no archive, an archive without a name', async () => {
+    const named = await archive('named.tar', { 'io.containerd.image.name': 'localhost/irsa-conformance:1.2.3' });
+    const byRef = await archive('ref.tar', { 'org.opencontainers.image.ref.name': 'example.invalid/x/y:4' });
+    assert.deepEqual(resolveNodeImages([named, byRef]), [
+      { ref: 'localhost/irsa-conformance:1.2.3', tar: named },
+      { ref: 'example.invalid/x/y:4', tar: byRef },
+    ]);
+    const tagOnly = await archive('tag.tar', { 'org.opencontainers.image.ref.name': '1.2.3' });
+    const notTar = path.join(work, 'not.tar');
+    writeFileSync(notTar, '{}');
+    for (const [file, re] of [
+      [path.join(work, 'missing.tar'), /does not exist/],
+      [tagOnly, /names no image/],
+      [notTar, /names no image|is not an OCI archive/],
+    ] as const)
+      assert.throws(
+        () => resolveNodeImages([file]),
+        (e: unknown) => isUsageError(e) && re.test(e.message) && /IRSA_NODE_IMAGES/.test(e.message),
+      );
   });
 });

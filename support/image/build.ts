@@ -21,7 +21,8 @@
  *
  * Inputs (Node runtime, Debian packages, node_modules) and finished layers are cached under
  * $IRSA_CACHE/image, keyed by what makes them (the pinned versions, the lock file, this recipe);
- * the archive goes to build/image/ (git ignores build/).
+ * layers and node_modules trees no build used for 14 days are removed. The archive goes to
+ * build/image/ (git ignores build/).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -36,6 +37,8 @@ import {
   readlinkSync,
   renameSync,
   rmSync,
+  statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -240,7 +243,10 @@ function productionDependencies(projectDir: string, progress: (l: string) => voi
   const lock = readFileSync(path.join(projectDir, 'package-lock.json'));
   const key = hashOf(manifest, lock);
   const dir = path.join(cacheDir, 'image', `deps-${key}`);
-  if (existsSync(path.join(dir, '.complete'))) return { dir: path.join(dir, 'node_modules'), key };
+  if (existsSync(path.join(dir, '.complete'))) {
+    markUsed(path.join(dir, '.complete'));
+    return { dir: path.join(dir, 'node_modules'), key };
+  }
   progress('installing the production dependencies (npm ci --omit=dev --ignore-scripts)');
   const work = `${dir}.tmp`;
   rmSync(work, { recursive: true, force: true });
@@ -305,11 +311,38 @@ async function layer(
   dirMtime: number,
 ): Promise<LayerBlob & { cached: boolean }> {
   const base = path.join(cacheDir, 'image', 'layers', `${name}-${key}`);
-  if (useCache && existsSync(`${base}.json`) && existsSync(`${base}.tar.gz`))
+  if (useCache && existsSync(`${base}.json`) && existsSync(`${base}.tar.gz`)) {
+    markUsed(`${base}.json`);
     return { ...(JSON.parse(readFileSync(`${base}.json`, 'utf8')) as LayerBlob), file: `${base}.tar.gz`, cached: true };
+  }
   const blob = await writeLayer(entries(), `${base}.tar.gz`, dirMtime);
   writeFileSync(`${base}.json`, JSON.stringify(blob));
   return { ...blob, cached: false };
+}
+
+/** Cached layers and dependency trees unused for this long are removed after a build. */
+const CACHE_KEEP_DAYS = 14;
+
+function markUsed(file: string): void {
+  const now = new Date();
+  utimesSync(file, now, now);
+}
+
+/** Removes what no build used for CACHE_KEEP_DAYS (another checkout's layers stay while it builds). */
+function pruneCache(): void {
+  const before = Date.now() - CACHE_KEEP_DAYS * 86_400_000;
+  const layers = path.join(cacheDir, 'image', 'layers');
+  for (const f of readdirSync(layers).filter((x) => x.endsWith('.json'))) {
+    const json = path.join(layers, f);
+    if (statSync(json).mtimeMs >= before) continue;
+    rmSync(json, { force: true });
+    rmSync(json.replace(/\.json$/, '.tar.gz'), { force: true });
+  }
+  for (const d of readdirSync(path.join(cacheDir, 'image')).filter((x) => /^deps-[0-9a-f]+$/.test(x))) {
+    const marker = path.join(cacheDir, 'image', d, '.complete');
+    if (existsSync(marker) && statSync(marker).mtimeMs < before)
+      rmSync(path.join(cacheDir, 'image', d), { recursive: true, force: true });
+  }
 }
 
 /** This recipe's own code: a change to it makes every layer anew. */
@@ -438,6 +471,7 @@ export async function buildImage(options: ImageBuildOptions): Promise<ImageBuild
     const archive = path.join(outDir, `irsa-conformance-${source.version}.oci.tar`);
     const { size } = await writeOciArchive(image, archive);
     rmSync(scratch, { recursive: true, force: true });
+    pruneCache();
     const result: ImageBuildResult = {
       archive,
       digest: image.digest,
