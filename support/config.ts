@@ -60,9 +60,26 @@ export const configSchema = z
          * local process); `auto` is kubelet where a real node can run, else kwok.
          */
         kubeNode: z.enum(['auto', 'kwok', 'kubelet']).default('auto'),
+        /**
+         * OCI archives the real node imports into its containerd at start, besides its own images
+         * (e.g. the harness's image from `npm run image`, to run it as a Job in the cluster); each
+         * is named by its index.json. A comma-separated list in IRSA_NODE_IMAGES.
+         */
+        nodeImages: z
+          .preprocess(
+            (v) =>
+              typeof v === 'string'
+                ? v
+                    .split(',')
+                    .map((x) => x.trim())
+                    .filter(Boolean)
+                : v,
+            z.array(z.string().min(1)),
+          )
+          .default([]),
       })
       .strict()
-      .default({ awsCliForkserver: 'on', kubeNode: 'auto' }),
+      .default({ awsCliForkserver: 'on', kubeNode: 'auto', nodeImages: [] }),
     /**
      * Image overrides by name (support/targets/docker/images.ts): k3s, localstack, moto, webhook,
      * app, verify; the docker target runs the first five, the live target webhook, app and verify.
@@ -155,6 +172,7 @@ export const ENV_SETTINGS: Record<string, string> = {
   IRSA_ETCD_BIN: 'embedded.etcdBinary',
   IRSA_AWS_CLI_FORKSERVER: 'embedded.awsCliForkserver',
   IRSA_KUBE_NODE: 'embedded.kubeNode',
+  IRSA_NODE_IMAGES: 'embedded.nodeImages',
   IRSA_DOCKER_AWS: 'docker.aws',
   IRSA_IMAGE_K3S: 'images.k3s',
   IRSA_IMAGE_LOCALSTACK: 'images.localstack',

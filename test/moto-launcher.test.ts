@@ -20,6 +20,7 @@ import {
   GetRoleCommand,
   ListOpenIDConnectProvidersCommand,
   PutRolePolicyCommand,
+  PutUserPolicyCommand,
 } from '@aws-sdk/client-iam';
 import {
   CreateBucketCommand,
@@ -28,9 +29,12 @@ import {
   DeleteObjectCommand,
   DeletePublicAccessBlockCommand,
   GetBucketAclCommand,
+  GetBucketOwnershipControlsCommand,
   GetObjectCommand,
+  GetPublicAccessBlockCommand,
   HeadObjectCommand,
   ListBucketsCommand,
+  ListObjectsV2Command,
   PutBucketAclCommand,
   PutBucketOwnershipControlsCommand,
   PutBucketPolicyCommand,
@@ -219,6 +223,62 @@ test('an IAM user without policies is denied PutObject and ListBuckets', async (
     403,
   );
   await assertAwsError(userS3.send(new ListBucketsCommand({})), 'AccessDenied', 403);
+});
+
+test("an identity policy is evaluated for the action AWS names, where moto's own name differs", async () => {
+  // moto checks GET ?publicAccessBlock and ?ownershipControls as s3:ListBucket; AWS as
+  // s3:GetBucketPublicAccessBlock and s3:GetBucketOwnershipControls (docs/live.md's verify-only policy).
+  const adminS3 = moto.s3(admin);
+  await adminS3.send(
+    new PutPublicAccessBlockCommand({
+      Bucket: bucketB,
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        IgnorePublicAcls: true,
+        BlockPublicPolicy: true,
+        RestrictPublicBuckets: true,
+      },
+    }),
+  );
+  await adminS3.send(
+    new PutBucketOwnershipControlsCommand({
+      Bucket: bucketB,
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+    }),
+  );
+  const adminIam = moto.iam(admin);
+  const userWith = async (name: string, actions: string[]): Promise<S3Client> => {
+    await adminIam.send(new CreateUserCommand({ UserName: name }));
+    await adminIam.send(
+      new PutUserPolicyCommand({
+        UserName: name,
+        PolicyName: 'only',
+        PolicyDocument: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Action: actions, Resource: `arn:aws:s3:::${bucketB}` }],
+        }),
+      }),
+    );
+    const key = await adminIam.send(new CreateAccessKeyCommand({ UserName: name }));
+    secrets.push(key.AccessKey?.SecretAccessKey ?? '');
+    return moto.s3({
+      accessKeyId: key.AccessKey?.AccessKeyId ?? '',
+      secretAccessKey: key.AccessKey?.SecretAccessKey ?? '',
+    });
+  };
+  const reader = await userWith('irsa-launcher-bucket-settings', [
+    's3:GetBucketPublicAccessBlock',
+    's3:GetBucketOwnershipControls',
+  ]);
+  const block = await reader.send(new GetPublicAccessBlockCommand({ Bucket: bucketB }));
+  assert.equal(block.PublicAccessBlockConfiguration?.RestrictPublicBuckets, true);
+  const ownership = await reader.send(new GetBucketOwnershipControlsCommand({ Bucket: bucketB }));
+  assert.equal(ownership.OwnershipControls?.Rules?.[0]?.ObjectOwnership, 'BucketOwnerEnforced');
+  await assertAwsError(reader.send(new ListObjectsV2Command({ Bucket: bucketB })), 'AccessDenied', 403);
+  const lister = await userWith('irsa-launcher-bucket-lister', ['s3:ListBucket']);
+  await lister.send(new ListObjectsV2Command({ Bucket: bucketB }));
+  await assertAwsError(lister.send(new GetPublicAccessBlockCommand({ Bucket: bucketB })), 'AccessDenied', 403);
+  await assertAwsError(lister.send(new GetBucketOwnershipControlsCommand({ Bucket: bucketB })), 'AccessDenied', 403);
 });
 
 test('a wrong secret is refused with SignatureDoesNotMatch', async () => {

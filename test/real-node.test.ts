@@ -67,10 +67,21 @@ interface HostState {
   paths: string[];
 }
 
-/** Every directory of a cgroup hierarchy whose name is the node's (irsa-<envId>) or containerd's default (k8s.io). */
+/** This process's memory cgroup: the nodes of its runs live right below it (the same path in every hierarchy). */
+const OWN_CGROUP =
+  readFileSync('/proc/self/cgroup', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[1] === 'memory')
+    ?.split(':')[2] ?? '/';
+
+/**
+ * Every directory of a cgroup hierarchy whose name is a node's of this process's runs
+ * (irsa-<envId> right below its own cgroup) or containerd's default (k8s.io, anywhere). Nodes of
+ * other users of the machine (their own cgroups) come and go meanwhile: they are not this test's.
+ */
 function nodeCgroups(): string[] {
   const found: string[] = [];
-  const walk = (dir: string, depth: number) => {
+  const walk = (root: string, dir: string, depth: number) => {
     let entries: string[];
     try {
       entries = readdirSync(dir, { withFileTypes: true })
@@ -80,11 +91,13 @@ function nodeCgroups(): string[] {
       return;
     }
     for (const e of entries) {
-      if (/^irsa-(env|emb)/.test(e) || e === 'k8s.io') found.push(path.join(dir, e));
-      else if (depth < 4) walk(path.join(dir, e), depth + 1);
+      const ours = /^irsa-(env|emb)/.test(e) && path.join('/', path.relative(root, dir)) === path.join('/', OWN_CGROUP);
+      if (ours || e === 'k8s.io') found.push(path.join(dir, e));
+      else if (depth < 4) walk(root, path.join(dir, e), depth + 1);
     }
   };
-  for (const h of readdirSync('/sys/fs/cgroup')) walk(path.join('/sys/fs/cgroup', h), 0);
+  for (const h of readdirSync('/sys/fs/cgroup'))
+    walk(path.join('/sys/fs/cgroup', h), path.join('/sys/fs/cgroup', h), 0);
   return found.sort();
 }
 

@@ -35,6 +35,7 @@ import { stageReports } from '../reports.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
 import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
+import { requireShard, shardSuiteName } from '../shards.ts';
 import { describeDeath, recordDeath, type TargetDeath, TargetDiedError } from '../target-death.ts';
 import { startTarget, type TargetHandle } from '../targets/start.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
@@ -381,6 +382,11 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const files: Record<string, string> = {};
   for (const [file, formatter] of Object.entries(formats.files))
     files[path.join(config.reportsDir, path.basename(file))] = formatter;
+  // A shard of a CI matrix (--shard i/n, support/shards.ts): its JUnit suite says which.
+  const shard = requireShard(resolved.runConfiguration.sources.shard);
+  const formatOptions = shard
+    ? { ...formats.options, junit: { ...(formats.options.junit as object), suiteName: shardSuiteName(shard) } }
+    : formats.options;
   // Support code is loaded once: ESM modules are cached, so a second load would register no steps.
   const support = await loadSupport(resolved.runConfiguration, { cwd: repoRoot, env });
   const runConfiguration = {
@@ -388,6 +394,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     formats: {
       ...formats,
       files,
+      options: formatOptions,
       stdout: formats.stdout === 'progress-bar' && !process.stdout.isTTY ? 'progress' : formats.stdout,
     },
     support,
@@ -542,9 +549,11 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
               requestedAt: new Date().toISOString(),
               namespaces: terminating,
             });
-        } else if (!t.owned) {
+        } else if (!t.owned && !t.descriptor.readOnly) {
           // Namespace deletion is only requested by the flushes: confirm here, once per run, that
           // the namespace controller finished (an owned target goes away with everything in it).
+          // Verify-only creates no namespace, and its least-privilege RBAC (deploy/rbac.yaml) may
+          // not list them.
           const left = await waitForNamespacesGone(c, `${LABEL_RUN_ID}=${runId}`, config.timeouts.cleanupSeconds);
           for (const name of left)
             report.failed.push({ what: `namespace ${name}`, error: 'still terminating at the cleanup timeout' });
@@ -612,7 +621,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const collector = new OutcomeCollector();
   try {
     log.info(
-      `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}`,
+      `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}${shard ? `, shard ${shard.index}/${shard.total}` : ''}`,
     );
     const started = Date.now();
     starting = startTarget(config, setup, (line) => log.debug(line), onDeath);
@@ -696,7 +705,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     const skipped = scenarios.filter((x) => x.status === 'SKIPPED');
     if (skipped.length) process.stderr.write(`${formatSkipped(skipped)}\n`);
     process.stderr.write(
-      `Scenarios: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${counts.other ? `, ${counts.other} other` : ''}\n`,
+      `Scenarios: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${counts.other ? `, ${counts.other} other` : ''}${shard ? ` (shard ${shard.index}/${shard.total})` : ''}\n`,
     );
     const reportsDir = path.relative(process.cwd(), config.reportsDir) || '.';
     process.stderr.write(`Reports in ${reportsDir}/: cucumber.html, junit.xml, cucumber.ndjson, @rerun.txt, logs/\n`);

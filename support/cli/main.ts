@@ -20,6 +20,8 @@ commands:
   sweep [--run-id ID] [--older-than AGE] [--dry-run]   delete what earlier runs left behind
   bench [--runs N] [--dry-run] …            the benchmark (reports/bench.json)
   steps-doc [--check]                       regenerate docs/steps.md
+  image [--name NAME] [--output DIR]        the harness's OCI image (build/image/, docs/at-scale.md)
+  merge-junit --output FILE REPORT...       one JUnit report from a sharded run's shards
 
 \`npm run <command> -- --help\` explains a command. Settings are IRSA_* environment variables or the
 IRSA_CONFIG file (README "Settings"). Exit codes: 0 ok, 1 a check failed, 2 bad input or
@@ -61,9 +63,13 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./bench.ts')).runBench(rest);
     case 'steps-doc':
       return (await import('./steps-doc.ts')).runStepsDoc(rest);
+    case 'image':
+      return (await import('./image.ts')).runImage(rest);
+    case 'merge-junit':
+      return (await import('./merge-junit.ts')).runMergeJUnit(rest);
     default:
       process.stderr.write(
-        `irsa: unknown command ${JSON.stringify(command)}\nhint: commands: conformance, verify, test, selftest, env, sweep, bench, steps-doc (\`bash tools/irsa --help\`)\n`,
+        `irsa: unknown command ${JSON.stringify(command)}\nhint: commands: conformance, verify, test, selftest, env, sweep, bench, steps-doc, image, merge-junit (\`bash tools/irsa --help\`)\n`,
       );
       return 2;
   }

@@ -7,10 +7,12 @@ request fails with HTTP 500. `install()` replaces the single entry point that ev
 alone:
 
 - signed with SigV4 in the Authorization header: always checked by moto's own classes (signature,
-  then the caller's identity policies; role sessions through STS's assumed roles). For S3, where
-  those policies do not allow the request, the bucket policy may, as on AWS for a principal of the
-  bucket owner's account: a statement for Principal "*" (or the caller's user or role ARN) that
-  allows the action, unless a Deny of either policy applies;
+  then the caller's identity policies; role sessions through STS's assumed roles), for S3 with the
+  IAM action AWS authorizes the request with where the tables below name it (moto's own names differ
+  for some sub-resources: it checks GET ?publicAccessBlock and ?ownershipControls as ListBucket). For
+  S3, where those policies do not allow the request, the bucket policy may, as on AWS for a principal
+  of the bucket owner's account: a statement for Principal "*" (or the caller's user or role ARN)
+  that allows the action, unless a Deny of either policy applies;
 - signed in the query string (presigned URL): refused with 403, moto 5.2.1 has no verifier for it;
 - unsigned: allowed only where AWS allows it: STS AssumeRoleWithWebIdentity / AssumeRoleWithSAML,
   moto's list of public Cognito operations, and the S3 requests on a bucket or object that the bucket
@@ -155,6 +157,16 @@ def _check_sigv4_request(self: Any, iam_request_cls: type, resource: str, is_s3:
     """moto's own check, minus the global counter (moto.core.authorization, 5.2.1), plus the bucket policy."""
     parsed_url = urlparse(self.uri)
     path = parsed_url.path + ("?" + parsed_url.query if parsed_url.query else "")
+    url_params = set(parse_qs(parsed_url.query, keep_blank_values=True))
+    action = self._get_action()
+    if is_s3:
+        # moto names some S3 requests differently from the action AWS authorizes them with (GET
+        # ?publicAccessBlock and ?ownershipControls as ListBucket, for one): an identity policy is
+        # evaluated for AWS's action wherever this module can name it.
+        bucket_name, key_name = _bucket_and_key(resource)
+        named = None if bucket_name in ("", "*") else _s3_action(self.method, key_name, url_params, self.headers)
+        if named:
+            action = named.split(":", 1)[1]
     try:
         iam_request = iam_request_cls(
             account_id=self.current_account,
@@ -163,7 +175,7 @@ def _check_sigv4_request(self: Any, iam_request_cls: type, resource: str, is_s3:
             data=self.data,
             body=self.raw_body,
             headers=self.headers,
-            action=self._get_action(),
+            action=action,
         )
         iam_request.check_signature()
     except (KeyError, IndexError, ValueError, TypeError):
@@ -173,7 +185,7 @@ def _check_sigv4_request(self: Any, iam_request_cls: type, resource: str, is_s3:
     try:
         iam_request.check_action_permitted(resource)
     except (S3AccessDeniedError, BucketAccessDeniedError):
-        if not (is_s3 and _bucket_policy_allows_caller(self, iam_request, resource, set(parse_qs(parsed_url.query, keep_blank_values=True)))):
+        if not (is_s3 and _bucket_policy_allows_caller(self, iam_request, resource, url_params)):
             raise
 
 

@@ -112,6 +112,7 @@ import {
   REAL_NODE_NAME,
   RealNode,
   type RealNodeArtifacts,
+  resolveNodeImages,
   setUpRealNode,
 } from './real-node.ts';
 
@@ -377,6 +378,12 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       kubeNode = 'kwok';
     }
   }
+  // Images the real node imports besides its own (support/config.ts nodeImages): named and checked now.
+  const extraImages = resolveNodeImages(settings.nodeImages ?? []);
+  if (extraImages.length && kubeNode !== 'kubelet')
+    progress(
+      `IRSA_NODE_IMAGES is not used: the node is kwok, which runs no containers (${extraImages.map((i) => i.ref).join(', ')})`,
+    );
   const bins = resolveBinaries({
     ...process.env,
     ...(settings.kubeBinDir ? { IRSA_KUBE_BIN_DIR: settings.kubeBinDir } : {}),
@@ -664,6 +671,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
         envId,
         workDir,
         artifacts: realNodeArtifacts,
+        extraImages,
         start: (name, command, args, env) => start(name, command, args, env),
         progress,
         timeoutMs,

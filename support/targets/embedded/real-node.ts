@@ -33,9 +33,10 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { CoreV1Api, V1Node } from '@kubernetes/client-node';
 import { UsageError } from '../../errors.ts';
+import { archiveImageName } from '../../image/oci.ts';
 import type { SupervisedProcess } from '../../process.ts';
 import { REPO_ROOT } from './binaries.ts';
 
@@ -208,6 +209,36 @@ export function preflightRealNode(): void {
   }
 }
 
+/**
+ * The OCI archives of the setting nodeImages with the names they carry (support/image/oci.ts
+ * archiveImageName); a file that is missing or names no image is bad input, before anything starts.
+ */
+export function resolveNodeImages(files: readonly string[]): { ref: string; tar: string }[] {
+  return files.map((f) => {
+    const tar = resolve(REPO_ROOT, f);
+    if (!existsSync(tar))
+      throw new UsageError(
+        `IRSA_NODE_IMAGES (nodeImages): ${tar} does not exist`,
+        'name OCI archives (e.g. build/image/irsa-conformance-<version>.oci.tar from `npm run image`)',
+      );
+    let ref: string | undefined;
+    try {
+      ref = archiveImageName(tar);
+    } catch (e) {
+      throw new UsageError(
+        `IRSA_NODE_IMAGES (nodeImages): ${tar} is not an OCI archive: ${(e as Error).message}`,
+        'name OCI archives (a tar of an OCI image layout with index.json)',
+      );
+    }
+    if (!ref?.includes(':'))
+      throw new UsageError(
+        `IRSA_NODE_IMAGES (nodeImages): ${tar} names no image (index.json has neither io.containerd.image.name nor a full org.opencontainers.image.ref.name)`,
+        'give the image a name:tag when building it (npm run image -- --name)',
+      );
+    return { ref, tar };
+  });
+}
+
 export type KubeNode = 'kwok' | 'kubelet';
 
 /**
@@ -364,6 +395,8 @@ export interface RealNodeOptions {
   start: (name: string, command: string, args: string[], env: Record<string, string>) => Promise<SupervisedProcess>;
   progress: (line: string) => void;
   timeoutMs: number;
+  /** OCI archives imported besides the node's own images (the setting nodeImages), with the names they carry. */
+  extraImages?: { ref: string; tar: string }[];
   /**
    * The harness's pid when the node must not outlive it (not a warm environment): if it is killed
    * before it stops the node, enter.sh's watcher stops the node and removes the work directory.
@@ -456,12 +489,12 @@ export class RealNode {
     await this.#answers;
   }
 
-  /** Resolves when containerd answers and both images are imported (ctr images import). */
+  /** Resolves when containerd answers and its images are imported (ctr images import): pause, app, and any extra ones. */
   async runtimeReady(): Promise<void> {
     await this.runtimeAnswers();
     const a = this.#o.artifacts;
     const results = await Promise.all(
-      [a.pauseImage, a.appImage].map((image) =>
+      [a.pauseImage, a.appImage, ...(this.#o.extraImages ?? [])].map((image) =>
         this.#ctr(['images', 'import', '--base-name', image.ref.slice(0, image.ref.lastIndexOf(':')), image.tar]),
       ),
     );

@@ -15,8 +15,8 @@
  * IRSA_AWS_ENDPOINT (+ IRSA_AWS_CA_BUNDLE) points the same code path at an emulator, which is how
  * the embedded target is driven through it in the tests; pods then get the endpoint in their env.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { STSClient } from '@aws-sdk/client-sts';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -26,6 +26,12 @@ import { type Clients, createClients, loadKubeConfig } from '../../clients.ts';
 import { configSchema, type HarnessConfig } from '../../config.ts';
 import { isUsageError, UsageError } from '../../errors.ts';
 import { isNotFound, kubeStatus } from '../../kube/errors.ts';
+import {
+  detectInCluster,
+  type InClusterConfig,
+  writeInClusterKubeconfig,
+  writeKubeconfigFile,
+} from '../../kube/in-cluster.ts';
 import { log } from '../../log.ts';
 import { discoveryUrl } from '../../oidc/discovery.ts';
 import { bucketForIssuer } from '../../provision/discover.ts';
@@ -69,16 +75,29 @@ export function checkModeSettings(live: LiveSettings): void {
 }
 
 /**
- * The kubeconfig file to use: the setting (IRSA_KUBECONFIG, else KUBECONFIG), else ~/.kube/config.
+ * The kubeconfig file to use: the setting (IRSA_KUBECONFIG, else KUBECONFIG), else ~/.kube/config,
+ * else, in a pod, the in-cluster configuration (support/kube/in-cluster.ts).
  * A KUBECONFIG list (a:b) is merged as kubectl does into a 0600 file in a temporary directory,
  * removed by stop() or at process exit.
  */
-export function resolveKubeconfig(setting: string | undefined): { file: string; cleanup: () => void } {
+export function resolveKubeconfig(
+  setting: string | undefined,
+  inCluster: () => InClusterConfig | undefined = detectInCluster,
+): { file: string; cleanup: () => void } {
+  if (setting === undefined && !existsSync(path.join(homedir(), '.kube', 'config'))) {
+    const pod = inCluster();
+    if (pod) {
+      log.info(
+        `in a pod: the in-cluster configuration (API server ${pod.server}${pod.serviceAccount ? `, ServiceAccount ${pod.serviceAccount}` : ''})`,
+      );
+      return writeInClusterKubeconfig(pod);
+    }
+  }
   const files = (setting ?? path.join(homedir(), '.kube', 'config')).split(path.delimiter).filter(Boolean);
   if (files.length === 0 || !files.some((f) => existsSync(f))) {
     throw new UsageError(
       `no kubeconfig found at ${files.join(path.delimiter) || '~/.kube/config'}`,
-      'set KUBECONFIG or IRSA_KUBECONFIG to the kubeconfig of the cluster (`oc login` writes one)',
+      'set KUBECONFIG or IRSA_KUBECONFIG to the kubeconfig of the cluster (`oc login` writes one); in a pod, mount a ServiceAccount token (automountServiceAccountToken)',
     );
   }
   if (files.length === 1) return { file: files[0] as string, cleanup: () => undefined };
@@ -91,12 +110,7 @@ export function resolveKubeconfig(setting: string | undefined): { file: string; 
     else merged.mergeConfig(kc, true);
     first = false;
   }
-  const dir = mkdtempSync(path.join(tmpdir(), 'irsa-live-kubeconfig-'));
-  const file = path.join(dir, 'kubeconfig');
-  writeFileSync(file, merged.exportConfig(), { mode: 0o600 });
-  const cleanup = () => rmSync(dir, { recursive: true, force: true });
-  process.once('exit', cleanup);
-  return { file, cleanup };
+  return writeKubeconfigFile(merged, 'irsa-live-kubeconfig-');
 }
 
 /**
