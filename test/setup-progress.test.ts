@@ -23,6 +23,14 @@ case "$1" in
     # go mod download -json <module>@<version>: a directory (and a go.mod) for it
     mod=\${@: -1}; dir="$here/modcache/$mod"; mkdir -p "$dir"
     printf 'module x\\n\\ngo 1.26.0\\n' > "$dir/go.mod"
+    # The lines the build-time changes of tools/build-go-components.sh substitute, once each.
+    case "$mod" in
+      github.com/aws/amazon-eks-pod-identity-webhook@*)
+        printf '%s\\n' 'addr := fmt.Sprintf(":%d", *port)' 'metricsAddr := fmt.Sprintf(":%d", *metricsPort)' > "$dir/main.go" ;;
+      sigs.k8s.io/kwok@*)
+        mkdir -p "$dir/pkg/kwok/server"
+        printf '\\t\\t\\terr = svc.ServeTLS(tlsListener, certFile, privateKeyFile)\\n\\t\\terr = svc.Serve(unmatchedListener)\\n' > "$dir/pkg/kwok/server/server.go" ;;
+    esac
     printf '{\\n\\t"Dir": "%s",\\n\\t"GoMod": "%s/go.mod"\\n}\\n' "$dir" "$dir" ;;
   get) echo "go: added something" ;;
   build)
