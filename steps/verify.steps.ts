@@ -28,7 +28,6 @@ import {
   verifyPodManifest,
   verifySubject,
 } from '../support/targets/live/verify.ts';
-import { infrastructure } from './infrastructure.steps.ts';
 
 interface VerifyState {
   subject: VerifySubject;
@@ -116,7 +115,7 @@ When("the cluster issues a token for the ServiceAccount with the webhook's audie
 Then(
   'the token verifies against the published discovery documents and the identity provider, as STS checks it',
   async function (this: IrsaWorld) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     let identityProvider: { url: string; clientIds: string[] } | undefined;
     try {
       identityProvider = await readIdentityProvider(this.clients, infra.identityProviderArn);
@@ -142,7 +141,7 @@ Then(
 
 Then("the named role's trust policy admits the token", async function (this: IrsaWorld) {
   const s = state(this);
-  const infra = await infrastructure(this);
+  const infra = await this.infrastructure();
   const claims = decodeTokenClaims(token(this));
   const trustPolicy = await readTrustPolicy(this.clients, s.subject.roleName);
   this.attachJson('trust policy', trustPolicy);
