@@ -9,6 +9,8 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import { Given, Then, When } from '@cucumber/cucumber';
 import { isAssumedRoleArn, s3ObjectArn } from '../support/aws/arn.ts';
 import { awsErrorName, describeAwsError } from '../support/aws/errors.ts';
+import { readTrustPolicy } from '../support/aws/iam.ts';
+import { exchangeToken } from '../support/aws/sts.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { explainUnmutatedPod } from '../support/diagnose/admission.ts';
 import { batch } from '../support/kube/exec-batch.ts';
@@ -19,7 +21,6 @@ import { simulatePermission, simulateTrust } from '../support/policy/simulate.ts
 import type { Tenant } from '../support/provision/application.ts';
 import { ensureTenantAws, ensureTenantPod, matrixTenants, type TenantPod } from '../support/provision/tenants.ts';
 import { registerSecret } from '../support/redact.ts';
-import { exchangeToken, readTrustPolicy } from '../support/targets/live/verify.ts';
 
 interface MatrixState {
   pod?: TenantPod;

@@ -11,6 +11,7 @@ import { AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
 import { Given, Then, When } from '@cucumber/cucumber';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import { awsErrorName, describeAwsError } from '../support/aws/errors.ts';
+import { readTrustPolicy } from '../support/aws/iam.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { diagnoseToken, type TokenDiagnosis } from '../support/diagnose/token.ts';
 import { issuerHostPath } from '../support/oidc/discovery.ts';
@@ -26,7 +27,6 @@ import {
 } from '../support/provision/application.ts';
 import { readIdentityProvider } from '../support/provision/infrastructure.ts';
 import { registerSecret } from '../support/redact.ts';
-import { readTrustPolicy } from '../support/targets/live/verify.ts';
 
 /** When the diagnosis of a team's token looks at it (a moved clock for the expiry case). */
 const diagnoseAt = new WeakMap<IrsaWorld, Map<string, Date>>();
