@@ -22,7 +22,6 @@ import { answersOnlyV1beta1, preflightWebhookConfiguration } from '../support/di
 import { kubeLabels } from '../support/names.ts';
 import { createPod, samplePodManifest } from '../support/provision/pods.ts';
 import { retry } from '../support/retry.ts';
-import { infrastructure } from './infrastructure.steps.ts';
 
 const SCENARIO_LABEL = 'irsa-conformance.io/scenario';
 
@@ -43,7 +42,7 @@ function copyOf(world: IrsaWorld): CopyState {
 
 /** The pod identity webhook's configuration as registered on the target (the harness's or the cluster's own). */
 async function realConfiguration(world: IrsaWorld): Promise<V1MutatingWebhookConfiguration | undefined> {
-  const name = (await infrastructure(world)).webhookConfigurationName;
+  const name = (await world.infrastructure()).webhookConfigurationName;
   return name ? await world.clients.admission.readMutatingWebhookConfiguration({ name }) : undefined;
 }
 

@@ -4,7 +4,7 @@
  * real names carry the run id and the scenario's scope id.
  */
 import assert from 'node:assert/strict';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Given, Then } from '@cucumber/cucumber';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { s3ObjectArn } from '../support/aws/arn.ts';
@@ -28,13 +28,12 @@ import {
 import type { ProvisionContext } from '../support/provision/context.ts';
 import { createTaggedBucket } from '../support/provision/infrastructure.ts';
 import { waitUntilWebhookMutates } from '../support/provision/pods.ts';
-import { infrastructure } from './infrastructure.steps.ts';
-import { assertLeastPrivilege } from './lint.steps.ts';
+import { assertLeastPrivilege } from '../support/scenario/lint.ts';
 
 Given(
   'team {string} has an app bucket, a least-privilege policy and a role trusted by its ServiceAccount {string}',
   async function (this: IrsaWorld, label: string, serviceAccount: string) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const tenant = tenantNames(label, this.state.runId, this.scopeId, serviceAccount);
     this.tenants.set(label, tenant);
     await createTenantAwsResources(this.provisionContext(), tenant, infra);
@@ -128,15 +127,9 @@ Given(
   },
 );
 
-export function bucketByName(world: IrsaWorld, name: string): string {
-  const b = world.buckets.get(name);
-  if (!b) throw new Error(`no bucket "${name}" in this scenario`);
-  return b;
-}
-
 Then("the role's trust policy admits the token of team {string}", async function (this: IrsaWorld, label: string) {
   const tenant = this.tenant(label);
-  const infra = await infrastructure(this);
+  const infra = await this.infrastructure();
   const token = this.tokens.get(label);
   assert.ok(token, `no token of team ${label} was read in this scenario`);
   const { decodeTokenClaims } = await import('../support/oidc/token.ts');
@@ -164,7 +157,7 @@ Then(
   'the permission policy of team {string} explains the denial of s3:PutObject on the bucket {string}',
   async function (this: IrsaWorld, label: string, name: string) {
     const tenant = this.tenant(label);
-    const bucket = bucketByName(this, name);
+    const bucket = this.bucket(name);
     const sim = await simulatePermission({
       policies: [{ name: tenant.policyName, document: permissionPolicyFor(this.provisionContext(), tenant) }],
       principalArn: tenant.roleArn as string,
@@ -187,7 +180,7 @@ Then(
   'the trust policy of team {string} admits only its own ServiceAccount',
   async function (this: IrsaWorld, label: string) {
     const tenant = this.tenant(label);
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const doc = trustPolicyFor(this.provisionContext(), tenant, infra);
     const findings = lintTrustPolicy(doc, { issuerHostPath: issuerHostPath(infra.issuer) });
     assertLeastPrivilege(this, `the trust policy of role ${tenant.roleName}`, findings);
@@ -211,15 +204,8 @@ Then(
     const body = await (obj.Body as { transformToString(): Promise<string> }).transformToString();
     assert.equal(
       body.trim(),
-      uploadBody(this),
+      this.uploadBody(),
       `s3://${tenant.appBucket}/${key} holds ${JSON.stringify(body.slice(0, 100))}, not what the pod wrote`,
     );
   },
 );
-
-/** What the pod writes: the article's message plus the scenario's id, so a stale object cannot pass. */
-export function uploadBody(world: IrsaWorld): string {
-  return `This is a message from OpenShift (${world.state.runId}-${world.scopeId})`;
-}
-
-export { PutObjectCommand };

@@ -27,8 +27,8 @@ import { serviceAccountManifest } from '../support/provision/application.ts';
 import type { InfrastructureRecord } from '../support/provision/ensure.ts';
 import { readClusterSigningKeys, readIdentityProvider } from '../support/provision/infrastructure.ts';
 import { registerSecret } from '../support/redact.ts';
-import { infrastructure, publishedKeysJson } from './infrastructure.steps.ts';
-import { strictProfile } from './lint.steps.ts';
+import { publishedKeysJson } from '../support/scenario/discovery.ts';
+import { strictProfile } from '../support/scenario/lint.ts';
 
 const DISCOVERY_KEY = '.well-known/openid-configuration';
 
@@ -67,7 +67,7 @@ interface Tried {
 const tried = new WeakMap<IrsaWorld, Tried>();
 
 async function tryAs(world: IrsaWorld, who: string, outsider: Caller['outsider'], s3: S3Client): Promise<void> {
-  const infra = await infrastructure(world);
+  const infra = await world.infrastructure();
   const state = tried.get(world)?.before ?? (await readBucket(world, infra));
   const attempts = await tryChanges(s3, world.clients.s3, state, world.state.runId);
   tried.set(world, {
@@ -104,7 +104,7 @@ When(
     });
     // Positive control: this client's unsigned requests reach the bucket and get what the bucket
     // policy allows everyone, the public read; else a refused change would prove nothing.
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     await anonymous.send(new GetObjectCommand({ Bucket: infra.discoveryBucket, Key: DISCOVERY_KEY })).then(
       (read) => read.Body?.transformToString(),
       (e: unknown) =>
@@ -199,7 +199,7 @@ Then('the discovery bucket and its two documents are as they were before', async
 Then(
   'the policy, ACLs and Block Public Access of the discovery bucket let no caller but the owner change it or its two documents',
   async function (this: IrsaWorld) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     if (!infra.discoveryBucket) {
       this.attach(
         `Skipped: the issuer ${infra.issuer} is not the URL of an S3 bucket the harness can read, so who may change the documents cannot be evaluated`,
@@ -238,7 +238,7 @@ Then(
 );
 
 Then('every key in keys.json is one the cluster signs tokens with or publishes', async function (this: IrsaWorld) {
-  const infra = await infrastructure(this);
+  const infra = await this.infrastructure();
   const published = await publishedKeysJson(this, infra);
   const cluster = await readClusterSigningKeys(this.clients);
   const foreign = foreignKeys(
@@ -293,7 +293,7 @@ function audiencesInUse(world: IrsaWorld): { audience: string; from: string }[] 
 Then(
   "the identity provider's client IDs are the audiences the webhook and the setup put into tokens, and no other",
   async function (this: IrsaWorld) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const idp = await readIdentityProvider(this.clients, infra.identityProviderArn);
     const used = audiencesInUse(this);
     const names = used.map((u) => `${JSON.stringify(u.audience)} (${u.from})`).join(', ');

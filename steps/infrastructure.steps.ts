@@ -4,31 +4,25 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Given, Then } from '@cucumber/cucumber';
 import { formatCapabilityMatrix } from '../support/capabilities.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { preflightWebhookConfiguration } from '../support/diagnose/webhook.ts';
 import { buildDiscoveryDocument, issuerHostPath, validateDiscoveryDocument } from '../support/oidc/discovery.ts';
-import type { Jwk } from '../support/oidc/jwks.ts';
 import { jwkForKey } from '../support/oidc/jwks.ts';
 import { decodeTokenHeader } from '../support/oidc/token.ts';
 import { repoRoot } from '../support/paths.ts';
-import { ensureInfrastructure, type InfrastructureRecord } from '../support/provision/ensure.ts';
 import {
   podCreateWebhooks,
   readClusterSigningKeys,
   readIdentityProvider,
 } from '../support/provision/infrastructure.ts';
-
-export async function infrastructure(world: IrsaWorld): Promise<InfrastructureRecord> {
-  return ensureInfrastructure(world.provisionContext('run'), world.state.runDir);
-}
+import { publishedKeysJson } from '../support/scenario/discovery.ts';
 
 Given(
   'the infrastructure team has set up IRSA for the cluster as the setup description says',
   async function (this: IrsaWorld) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     this.attach(
       [
         `setup: ${path.relative(repoRoot, this.shared.setup.dir) || this.shared.setup.dir}`,
@@ -51,19 +45,10 @@ Then('the capability matrix of the target is attached to the report', function (
   });
 });
 
-/** keys.json as published; without a bucket (verify-only, issuer not an S3 URL) the JWKS fetched from jwks_uri. */
-export async function publishedKeysJson(world: IrsaWorld, infra: InfrastructureRecord): Promise<{ keys: Jwk[] }> {
-  if (!infra.discoveryBucket) return infra.jwks as { keys: Jwk[] };
-  const obj = await world.clients.s3.send(new GetObjectCommand({ Bucket: infra.discoveryBucket, Key: 'keys.json' }));
-  return JSON.parse(await (obj.Body as { transformToString(): Promise<string> }).transformToString()) as {
-    keys: Jwk[];
-  };
-}
-
 Then(
   'keys.json holds every current signing key of the cluster, as an RS256 key with the kid the cluster puts in its tokens',
   async function (this: IrsaWorld) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const c = this.clients;
     const published = await publishedKeysJson(this, infra);
     const kids = published.keys.map((k) => k.kid);
@@ -102,7 +87,7 @@ Then(
 Then(
   'the discovery document names the issuer, a jwks_uri under it, and the fields STS needs',
   async function (this: IrsaWorld) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const doc = infra.discoveryDocument;
     const v = validateDiscoveryDocument(doc);
     assert.deepEqual(v.problems, [], `the discovery document is not usable by STS: ${v.problems.join('; ')}`);
@@ -118,7 +103,7 @@ Then(
 );
 
 async function anonymousJson(world: IrsaWorld, key: string): Promise<{ url: string; status: number; body: unknown }> {
-  const infra = await infrastructure(world);
+  const infra = await world.infrastructure();
   const url = `${infra.discoveryUrl}/${key}`;
   return { url, ...(await world.clients.anonymousGetJson(url)) };
 }
@@ -126,7 +111,7 @@ async function anonymousJson(world: IrsaWorld, key: string): Promise<{ url: stri
 Then(
   'an anonymous GET of {string} returns the published discovery document',
   async function (this: IrsaWorld, key: string) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const r = await anonymousJson(this, key);
     assert.equal(
       r.status,
@@ -142,7 +127,7 @@ Then(
 );
 
 Then('an anonymous GET of {string} returns the published JWKS', async function (this: IrsaWorld, key: string) {
-  const infra = await infrastructure(this);
+  const infra = await this.infrastructure();
   const r = await anonymousJson(this, key);
   assert.equal(
     r.status,
@@ -155,7 +140,7 @@ Then('an anonymous GET of {string} returns the published JWKS', async function (
 Then(
   "the issuer in the discovery document, the cluster's service-account issuer and the identity provider URL are the same string",
   async function (this: IrsaWorld) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const idp = await readIdentityProvider(this.clients, infra.identityProviderArn);
     const docIssuer = String(infra.discoveryDocument.issuer);
     const table = `cluster issuer (token iss): ${JSON.stringify(infra.clusterIssuer)}\ndiscovery document issuer:  ${JSON.stringify(docIssuer)}\nidentity provider URL:      ${JSON.stringify(idp.url)} (IAM stores it without the scheme)`;
@@ -174,7 +159,7 @@ Then(
 );
 
 Then('the identity provider lists the client ID {string}', async function (this: IrsaWorld, clientId: string) {
-  const infra = await infrastructure(this);
+  const infra = await this.infrastructure();
   const idp = await readIdentityProvider(this.clients, infra.identityProviderArn);
   assert.ok(
     idp.clientIds.includes(clientId),
@@ -183,7 +168,7 @@ Then('the identity provider lists the client ID {string}', async function (this:
 });
 
 Then('the identity provider lists the audience the webhook puts into tokens', async function (this: IrsaWorld) {
-  const infra = await infrastructure(this);
+  const infra = await this.infrastructure();
   const idp = await readIdentityProvider(this.clients, infra.identityProviderArn);
   const audience = this.state.target.dialect.audience;
   assert.ok(
@@ -193,7 +178,7 @@ Then('the identity provider lists the audience the webhook puts into tokens', as
 });
 
 Then('a mutating webhook for pod CREATE is registered for the pod identity webhook', async function (this: IrsaWorld) {
-  const infra = await infrastructure(this);
+  const infra = await this.infrastructure();
   const configs = await podCreateWebhooks(this.clients);
   const names = configs.map((c) => c.metadata?.name);
   const expected = infra.webhookConfigurationName;
@@ -240,7 +225,7 @@ Then('the pod identity webhook is serving', async function (this: IrsaWorld) {
 });
 
 Then('the webhook configuration passes the pre-flight checks', async function (this: IrsaWorld) {
-  const infra = await infrastructure(this);
+  const infra = await this.infrastructure();
   const name = infra.webhookConfigurationName;
   assert.ok(name, 'no webhook configuration to check');
   const cfg = await this.clients.admission.readMutatingWebhookConfiguration({ name });

@@ -17,11 +17,10 @@ import {
   lintFails,
   lintPermissionPolicy,
   lintTrustPolicy,
-  reportedSeverity,
+  reportedFinding,
 } from '../support/policy/lint.ts';
 import { tenantNames } from '../support/provision/application.ts';
 import { substitute } from '../support/setup/setup.ts';
-import { infrastructure } from './infrastructure.steps.ts';
 
 const linted = new WeakMap<IrsaWorld, { name: string; findings: LintFinding[] }>();
 
@@ -29,30 +28,6 @@ function lintedOf(world: IrsaWorld) {
   const l = linted.get(world);
   assert.ok(l, 'no policy was linted in this scenario');
   return l;
-}
-
-/** How a profile reports a finding: strict keeps the rule's severity, default keeps only critical ones. */
-function reported(f: LintFinding, strict: boolean): string {
-  return `${reportedSeverity(f, strict)} [${f.rule}] statement ${f.statement}: ${f.message}`;
-}
-
-/** The run's lint profile is strict (IRSA_LINT_PROFILE=strict, or lint.profile: strict in the setup). */
-export function strictProfile(world: IrsaWorld): boolean {
-  return world.state.config.lintProfile === 'strict' || world.shared.setup.spec.lint.profile === 'strict';
-}
-
-/** Attaches every finding as the run's profile reports it, and fails when the profile fails them. */
-export function assertLeastPrivilege(world: IrsaWorld, what: string, findings: LintFinding[]): void {
-  const strict = strictProfile(world);
-  for (const f of findings)
-    world.attach(reported(f, strict), { mediaType: 'text/plain', fileName: 'lint findings.txt' });
-  assert.ok(
-    !lintFails(findings, strict),
-    `${what} is not least privilege: ${findings
-      .filter((f) => reportedSeverity(f, strict) !== 'warning')
-      .map((f) => f.message)
-      .join('; ')}`,
-  );
 }
 
 Given('team {string} as the setup names it', function (this: IrsaWorld, label: string) {
@@ -63,7 +38,7 @@ Given(
   'the {word} policy {string} written for team {string}',
   async function (this: IrsaWorld, kind: string, fixture: string, label: string) {
     assert.ok(kind === 'trust' || kind === 'permission', `no ${kind} policy kind: trust or permission`);
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const tenant = this.tenant(label);
     const file = path.join(repoRoot, 'fixtures', 'policies', `${fixture}.json`);
     const doc: unknown = JSON.parse(
@@ -91,7 +66,7 @@ Given(
 
 Then('the least-privilege lint reports {string} as its only error', function (this: IrsaWorld, rule: string) {
   const { name, findings } = lintedOf(this);
-  this.attach(findings.map((f) => reported(f, true)).join('\n') || 'no findings', {
+  this.attach(findings.map((f) => reportedFinding(f, true)).join('\n') || 'no findings', {
     mediaType: 'text/plain',
     fileName: 'lint findings.txt',
   });
@@ -106,7 +81,7 @@ Then('the least-privilege lint reports {string} as its only error', function (th
 Then('under the strict profile the lint fails, naming {string}', function (this: IrsaWorld, rule: string) {
   const { name, findings } = lintedOf(this);
   assert.equal(lintFails(findings, true), true, `the strict profile lets the ${name} pass`);
-  const named = findings.filter((f) => f.rule === rule).map((f) => reported(f, true));
+  const named = findings.filter((f) => f.rule === rule).map((f) => reportedFinding(f, true));
   assert.ok(
     named.length > 0 && named.every((l) => !l.startsWith('warning ')),
     `the strict profile does not report ${rule} as an error for the ${name}`,
@@ -115,7 +90,7 @@ Then('under the strict profile the lint fails, naming {string}', function (this:
 
 Then('under the default profile the lint fails too, naming {string}', function (this: IrsaWorld, rule: string) {
   const { name, findings } = lintedOf(this);
-  const lines = findings.filter((f) => f.rule === rule).map((f) => reported(f, false));
+  const lines = findings.filter((f) => f.rule === rule).map((f) => reportedFinding(f, false));
   this.attach(lines.join('\n'), { mediaType: 'text/plain', fileName: 'lint findings.txt' });
   assert.equal(lintFails(findings, false), true, `the default profile lets the ${name} pass`);
   assert.ok(
@@ -129,7 +104,7 @@ Then(
   function (this: IrsaWorld, rule: string) {
     const { name, findings } = lintedOf(this);
     assert.equal(lintFails(findings, false), false, `the default profile fails the ${name}: it must only warn`);
-    const lines = findings.filter((f) => f.rule === rule).map((f) => reported(f, false));
+    const lines = findings.filter((f) => f.rule === rule).map((f) => reportedFinding(f, false));
     this.attach(lines.join('\n'), { mediaType: 'text/plain', fileName: 'lint findings.txt' });
     assert.ok(
       lines.length > 0 && lines.every((l) => l.startsWith('warning ')),

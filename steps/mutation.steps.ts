@@ -12,9 +12,9 @@ import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { explainUnmutatedPod } from '../support/diagnose/admission.ts';
 import { OperationTimeout } from '../support/errors.ts';
-import { isConflict, isNotFound } from '../support/kube/errors.ts';
+import { isNotFound } from '../support/kube/errors.ts';
 import { waitForPod } from '../support/kube/ops.ts';
-import { createNamespace, createServiceAccount, serviceAccountManifest } from '../support/provision/application.ts';
+import { createServiceAccount, serviceAccountManifest } from '../support/provision/application.ts';
 import {
   allContainers,
   annotateServiceAccount,
@@ -26,23 +26,6 @@ import {
   samplePodManifest,
   waitUntilWebhookMutates,
 } from '../support/provision/pods.ts';
-import { podOf, run } from './pod.steps.ts';
-
-/** Namespaces this scenario created, so that a second step about the same namespace does not recreate it. */
-const createdNamespaces = new WeakMap<IrsaWorld, Set<string>>();
-
-export async function ensureNamespace(world: IrsaWorld, namespace: string): Promise<void> {
-  const done = createdNamespaces.get(world) ?? new Set<string>();
-  createdNamespaces.set(world, done);
-  if (done.has(namespace)) return;
-  try {
-    await createNamespace(world.provisionContext(), namespace);
-  } catch (e) {
-    // Created earlier in this scenario by another step (names carry the scenario's scope id).
-    if (!isConflict(e)) throw e;
-  }
-  done.add(namespace);
-}
 
 function annotationKey(world: IrsaWorld, name: string): string {
   return `${world.state.target.dialect.annotationPrefix}/${name}`;
@@ -104,7 +87,7 @@ async function assertMutated(world: IrsaWorld, label: string, pod: V1Pod, about:
 async function createTeamServiceAccount(world: IrsaWorld, label: string, extra: Record<string, string>): Promise<void> {
   const tenant = world.tenant(label);
   const ctx = world.provisionContext();
-  await ensureNamespace(world, tenant.namespace);
+  await world.ensureNamespace(tenant.namespace);
   const sa = serviceAccountManifest(ctx, tenant.namespace, tenant.serviceAccount, tenant.roleArn as string);
   sa.metadata = {
     ...sa.metadata,
@@ -125,7 +108,7 @@ async function createTeamServiceAccount(world: IrsaWorld, label: string, extra: 
  * created before the webhook knows its annotation. Never fatal: on a setup that cannot mutate at
  * all, the checks that follow must run and name the cause.
  */
-export async function letWebhookCacheCatchUp(world: IrsaWorld, pod: V1Pod): Promise<void> {
+async function letWebhookCacheCatchUp(world: IrsaWorld, pod: V1Pod): Promise<void> {
   const ctx = world.provisionContext();
   const brief = { ...ctx, config: { ...ctx.config, timeouts: { ...ctx.config.timeouts, applySeconds: 3 } } };
   try {
@@ -362,15 +345,15 @@ Then(
 Then(
   'inside the pod of team {string} the AWS default credential chain finds no web-identity credentials',
   async function (this: IrsaWorld, label: string) {
-    await podOf(this, label);
+    await this.podOf(label);
     const tenant = this.tenant(label);
-    await run(this, label, 'env');
+    await this.runInPod(label, 'env');
     assert.equal(this.lastExec?.exitCode, 0, `env failed in the pod: ${this.lastExec?.stderr.trim()}`);
     const names = (this.lastExec?.stdout ?? '').split('\n').map((l) => l.slice(0, l.indexOf('=')));
     for (const v of ['AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE']) {
       assert.ok(!names.includes(v), `inside the pod ${v} is set, although its ServiceAccount has no role annotation`);
     }
-    await run(this, label, 'aws sts get-caller-identity --output json');
+    await this.runInPod(label, 'aws sts get-caller-identity --output json');
     const e = this.lastExec;
     assert.ok(e, 'no command ran');
     if (e.exitCode === 0) {

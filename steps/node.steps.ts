@@ -8,14 +8,13 @@ import { Then } from '@cucumber/cucumber';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { decodeTokenClaims } from '../support/oidc/token.ts';
 import { registerSecret } from '../support/redact.ts';
-import { podOf, run } from './pod.steps.ts';
 
 Then(
   "inside the pod of team {string} the token file is a symlink into the projected volume's ..data directory",
   async function (this: IrsaWorld, label: string) {
-    await podOf(this, label);
+    await this.podOf(label);
     // What the kubelet's atomic writer makes: <mount>/token -> ..data/token, ..data -> ..<timestamp>.
-    await run(this, label, 'f="$AWS_WEB_IDENTITY_TOKEN_FILE"; readlink "$f"; readlink "$(dirname "$f")/..data"');
+    await this.runInPod(label, 'f="$AWS_WEB_IDENTITY_TOKEN_FILE"; readlink "$f"; readlink "$(dirname "$f")/..data"');
     const e = this.lastExec;
     assert.equal(e?.exitCode, 0, `the token file is not a symlink: ${e?.stderr.trim().slice(0, 300)}`);
     const [link, data] = (e?.stdout ?? '').trim().split('\n');
@@ -32,7 +31,7 @@ Then(
 Then(
   'the token of team {string} is what a TokenRequest for its pod returns: the same issuer, subject, audience and lifetime, bound to the pod, its ServiceAccount and its node',
   async function (this: IrsaWorld, label: string) {
-    const pod = await podOf(this, label);
+    const pod = await this.podOf(label);
     const tenant = this.tenant(label);
     const token = this.tokens.get(label);
     assert.ok(token, 'no token was read');
@@ -85,7 +84,7 @@ Then(
 Then(
   'inside the pod of team {string} commands run as user {int}',
   async function (this: IrsaWorld, label: string, uid: number) {
-    await run(this, label, 'id -u');
+    await this.runInPod(label, 'id -u');
     assert.equal(this.lastExec?.exitCode, 0, `id -u failed: ${this.lastExec?.stderr.trim()}`);
     assert.equal(this.lastExec?.stdout.trim(), String(uid), `commands run as user ${this.lastExec?.stdout.trim()}`);
   },
@@ -94,12 +93,12 @@ Then(
 Then(
   "a command exec'd into the pod of team {string} runs inside its container, whose first process is the container's command",
   async function (this: IrsaWorld, label: string) {
-    const pod = await podOf(this, label);
+    const pod = await this.podOf(label);
     const c = pod.spec?.containers[0];
     const expected = [...(c?.command ?? []), ...(c?.args ?? [])].join(' ');
     // In the container's own pid namespace, process 1 is what the container runs; a command run
     // anywhere else (the node's host, an emulated pod) sees another process 1.
-    await run(this, label, "tr '\\0' ' ' </proc/1/cmdline");
+    await this.runInPod(label, "tr '\\0' ' ' </proc/1/cmdline");
     assert.equal(this.lastExec?.exitCode, 0, `reading /proc/1/cmdline failed: ${this.lastExec?.stderr.trim()}`);
     assert.equal(
       this.lastExec?.stdout.trim(),

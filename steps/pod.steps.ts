@@ -11,30 +11,12 @@ import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { diagnoseToken } from '../support/diagnose/token.ts';
 import { diagnoseWebIdentity, readRoleOf } from '../support/diagnose/web-identity.ts';
 import { preflightWebhookConfiguration } from '../support/diagnose/webhook.ts';
-import { OperationTimeout } from '../support/errors.ts';
-import { execInPod, waitForReadyPod } from '../support/kube/ops.ts';
+import { execInPod } from '../support/kube/ops.ts';
 import { decodeTokenClaims } from '../support/oidc/token.ts';
 import { simulatePermission } from '../support/policy/simulate.ts';
 import { permissionPolicyFor } from '../support/provision/application.ts';
 import { podCreateWebhooks, readIdentityProvider } from '../support/provision/infrastructure.ts';
 import { registerSecret } from '../support/redact.ts';
-import { retry } from '../support/retry.ts';
-import { bucketByName, uploadBody } from './application.steps.ts';
-import { infrastructure } from './infrastructure.steps.ts';
-
-export async function podOf(world: IrsaWorld, label: string): Promise<V1Pod> {
-  const known = world.pods.get(label);
-  if (known) return known;
-  const tenant = world.tenant(label);
-  const pod = await waitForReadyPod(
-    world.clients,
-    tenant.namespace,
-    `app=${tenant.deployment}`,
-    world.state.config.timeouts.assertSeconds,
-  );
-  world.pods.set(label, pod);
-  return pod;
-}
 
 function containersOf(pod: V1Pod) {
   return [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
@@ -45,68 +27,15 @@ function envOf(c: { env?: { name: string; value?: string }[] }, name: string): s
 }
 
 /** The path a pod's file has for a process exec'd into it (differs from the spec on the embedded runtime). */
-export function inPodPath(world: IrsaWorld, pod: V1Pod, specPath: string): string {
+function inPodPath(world: IrsaWorld, pod: V1Pod, specPath: string): string {
   const root = world.state.target.podRoot
     .replace('{namespace}', pod.metadata?.namespace ?? '')
     .replace('{pod}', pod.metadata?.name ?? '');
   return `${root}${specPath}`;
 }
 
-/** The AWS CLI's message when STS refuses the pod's web identity (a new role may not have propagated yet). */
-const WEB_IDENTITY_REFUSED =
-  /\((InvalidIdentityToken|AccessDenied)\) when calling the AssumeRoleWithWebIdentity operation/;
 /** Any refusal of the web identity by STS, as the AWS CLI prints it (the code is group 1). */
 const WEB_IDENTITY_ERROR = /\(([A-Za-z]+)\) when calling the AssumeRoleWithWebIdentity operation/;
-
-class WebIdentityNotYetAccepted extends Error {}
-
-export async function run(world: IrsaWorld, label: string, command: string): Promise<void> {
-  const pod = await podOf(world, label);
-  const container = pod.spec?.containers[0]?.name as string;
-  const once = () =>
-    execInPod(
-      world.clients,
-      pod.metadata?.namespace as string,
-      pod.metadata?.name as string,
-      container,
-      ['sh', '-c', command],
-      world.state.config.timeouts.assertSeconds,
-    );
-  let r = await once();
-  if (r.exitCode !== 0 && WEB_IDENTITY_REFUSED.test(r.stderr) && world.state.target.aws.eventuallyConsistent) {
-    // IAM is eventually consistent: a role or identity provider created seconds ago can be refused.
-    // Retry this one failure, bounded; if it persists, the last answer is what the step judges.
-    // Where IAM is not (emulators), the refusal is the answer.
-    const started = Date.now();
-    try {
-      await retry(
-        async () => {
-          r = await once();
-          if (r.exitCode !== 0 && WEB_IDENTITY_REFUSED.test(r.stderr)) throw new WebIdentityNotYetAccepted();
-        },
-        {
-          operation: `\`${command}\` in the pod of team ${label}`,
-          waitingFor: "STS to accept the pod's web identity (IAM propagation)",
-          timeoutSeconds: world.state.config.timeouts.applySeconds,
-          retryable: (e) => e instanceof WebIdentityNotYetAccepted,
-          initialDelayMs: 500,
-        },
-      );
-      world.log(
-        `STS accepted the pod's web identity after ${((Date.now() - started) / 1000).toFixed(1)} s (IAM propagation)`,
-      );
-    } catch (e) {
-      if (!(e instanceof OperationTimeout)) throw e;
-      world.log(
-        `STS still refused the pod's web identity after ${world.state.config.timeouts.applySeconds} s of retries`,
-      );
-    }
-  }
-  world.lastExec = { ...r, command, label };
-  world.log(
-    `$ ${command}\n(exit ${r.exitCode})\n${r.stdout.slice(0, 2000)}${r.stderr ? `\nstderr: ${r.stderr.slice(0, 2000)}` : ''}`,
-  );
-}
 
 /**
  * Why an annotated ServiceAccount's pod came out unmutated, from what the cluster shows: no
@@ -128,14 +57,14 @@ async function whyNotMutated(world: IrsaWorld): Promise<string> {
 }
 
 Then('the pod of team {string} is Running', async function (this: IrsaWorld, label: string) {
-  const pod = await podOf(this, label);
+  const pod = await this.podOf(label);
   assert.equal(pod.status?.phase, 'Running');
 });
 
 Then(
   "every container of the pod of team {string} has AWS_ROLE_ARN set to the team's role ARN and AWS_WEB_IDENTITY_TOKEN_FILE set to the token path",
   async function (this: IrsaWorld, label: string) {
-    const pod = await podOf(this, label);
+    const pod = await this.podOf(label);
     const tenant = this.tenant(label);
     const d = this.state.target.dialect;
     const sa = await this.clients.core.readNamespacedServiceAccount({
@@ -174,7 +103,7 @@ Then(
 Then(
   'the pod of team {string} has the projected token volume {string} with audience {string}, expiration {int} s and path {string}',
   async function (this: IrsaWorld, label: string, volume: string, audience: string, expiration: number, path: string) {
-    const pod = await podOf(this, label);
+    const pod = await this.podOf(label);
     const v = pod.spec?.volumes?.find((x) => x.name === volume);
     assert.ok(
       v,
@@ -199,7 +128,7 @@ Then(
 Then(
   'every container of the pod of team {string} mounts {string} read-only at {string}',
   async function (this: IrsaWorld, label: string, volume: string, mountPath: string) {
-    const pod = await podOf(this, label);
+    const pod = await this.podOf(label);
     for (const c of containersOf(pod)) {
       const m = c.volumeMounts?.find((x) => x.name === volume);
       assert.ok(m, `container ${c.name} does not mount ${volume}`);
@@ -212,9 +141,9 @@ Then(
 Then(
   'inside the pod of team {string} the environment has AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE',
   async function (this: IrsaWorld, label: string) {
-    const pod = await podOf(this, label);
+    const pod = await this.podOf(label);
     const tenant = this.tenant(label);
-    await run(this, label, 'env');
+    await this.runInPod(label, 'env');
     assert.equal(this.lastExec?.exitCode, 0, `env failed in the pod: ${this.lastExec?.stderr}`);
     const env = new Map(
       (this.lastExec?.stdout ?? '')
@@ -245,7 +174,7 @@ async function readPodToken(
   world: IrsaWorld,
   label: string,
 ): Promise<{ token: string; exitCode: number; stderr: string }> {
-  const pod = await podOf(world, label);
+  const pod = await world.podOf(label);
   const container = pod.spec?.containers[0]?.name as string;
   const r = await execInPod(
     world.clients,
@@ -262,10 +191,10 @@ async function readPodToken(
 
 /** Why STS refuses the web identity of the pod of team `label`, from its role, token and trust policy. */
 async function explainRefusal(world: IrsaWorld, label: string): Promise<string> {
-  const pod = await podOf(world, label);
+  const pod = await world.podOf(label);
   const roleArn = pod.spec?.containers.map((c) => envOf(c, 'AWS_ROLE_ARN')).find((v) => v !== undefined);
   if (!roleArn) return 'the pod has no AWS_ROLE_ARN';
-  const infra = await infrastructure(world);
+  const infra = await world.infrastructure();
   const token = (await readPodToken(world, label)).token;
   const d = await diagnoseWebIdentity({
     clients: world.clients,
@@ -294,7 +223,7 @@ Then('inside the pod of team {string} the token file is readable', async functio
 Then(
   "the token of team {string} has iss equal to the cluster's issuer, aud {string}, the sub of its ServiceAccount and a lifetime of {int} s",
   async function (this: IrsaWorld, label: string, audience: string, lifetime: number) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const tenant = this.tenant(label);
     const token = this.tokens.get(label);
     assert.ok(token, 'no token was read');
@@ -326,7 +255,7 @@ Then(
 Then(
   'the token of team {string} verifies against the published discovery documents and the identity provider, as STS checks it',
   async function (this: IrsaWorld, label: string) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const token = this.tokens.get(label);
     assert.ok(token, 'no token was read');
     const idp = await readIdentityProvider(this.clients, infra.identityProviderArn);
@@ -344,22 +273,22 @@ Then(
 );
 
 When('the pod of team {string} runs {string}', async function (this: IrsaWorld, label: string, command: string) {
-  await run(this, label, command);
+  await this.runInPod(label, command);
 });
 
 When(
   'the pod of team {string} uploads {string} to the app bucket of team {string}',
   async function (this: IrsaWorld, label: string, key: string, owner: string) {
     const bucket = this.tenant(owner).appBucket;
-    await run(this, label, `echo "${uploadBody(this)}" | aws s3 cp - s3://${bucket}/${key}`);
+    await this.runInPod(label, `echo "${this.uploadBody()}" | aws s3 cp - s3://${bucket}/${key}`);
   },
 );
 
 When(
   'the pod of team {string} uploads {string} to the bucket {string}',
   async function (this: IrsaWorld, label: string, key: string, name: string) {
-    const bucket = bucketByName(this, name);
-    await run(this, label, `echo "${uploadBody(this)}" | aws s3 cp - s3://${bucket}/${key}`);
+    const bucket = this.bucket(name);
+    await this.runInPod(label, `echo "${this.uploadBody()}" | aws s3 cp - s3://${bucket}/${key}`);
     this.lastUpload = { label, bucket, key };
   },
 );

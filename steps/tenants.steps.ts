@@ -9,6 +9,8 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import { Given, Then, When } from '@cucumber/cucumber';
 import { isAssumedRoleArn, s3ObjectArn } from '../support/aws/arn.ts';
 import { awsErrorName, describeAwsError } from '../support/aws/errors.ts';
+import { readTrustPolicy } from '../support/aws/iam.ts';
+import { exchangeToken } from '../support/aws/sts.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { explainUnmutatedPod } from '../support/diagnose/admission.ts';
 import { batch } from '../support/kube/exec-batch.ts';
@@ -19,9 +21,6 @@ import { simulatePermission, simulateTrust } from '../support/policy/simulate.ts
 import type { Tenant } from '../support/provision/application.ts';
 import { ensureTenantAws, ensureTenantPod, matrixTenants, type TenantPod } from '../support/provision/tenants.ts';
 import { registerSecret } from '../support/redact.ts';
-import { exchangeToken, readTrustPolicy } from '../support/targets/live/verify.ts';
-import { uploadBody } from './application.steps.ts';
-import { infrastructure } from './infrastructure.steps.ts';
 
 interface MatrixState {
   pod?: TenantPod;
@@ -42,7 +41,7 @@ function stateOf(world: IrsaWorld): MatrixState {
 }
 
 async function allTenants(world: IrsaWorld): Promise<Tenant[]> {
-  const infra = await infrastructure(world);
+  const infra = await world.infrastructure();
   return matrixTenants(world.state.runId, world.state.config.tenants, world.state.target.aws.accountId, infra);
 }
 
@@ -57,7 +56,7 @@ async function tenantNumbered(world: IrsaWorld, n: number): Promise<Tenant> {
 Given(
   'tenant {int} of the isolation matrix has its namespace, ServiceAccount, role, bucket and pod',
   async function (this: IrsaWorld, n: number) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const tenant = await tenantNumbered(this, n);
     const ctx = this.provisionContext();
     const [, pod] = await Promise.all([
@@ -75,7 +74,7 @@ Given(
 );
 
 Given('every tenant of the isolation matrix has its role and bucket', async function (this: IrsaWorld) {
-  const infra = await infrastructure(this);
+  const infra = await this.infrastructure();
   const ctx = this.provisionContext();
   const all = await allTenants(this);
   await Promise.all(all.map((t) => ensureTenantAws(ctx, this.state.runDir, t, infra)));
@@ -99,7 +98,7 @@ When('the pod of tenant {int} writes to its own bucket', async function (this: I
   const key = `irsa-matrix/${this.scopeId}.txt`;
   const b = batch({
     identity: 'aws sts get-caller-identity --output json',
-    write: `echo "${uploadBody(this)}" | aws s3 cp - s3://${tenant.appBucket}/${key}`,
+    write: `echo "${this.uploadBody()}" | aws s3 cp - s3://${tenant.appBucket}/${key}`,
   });
   const r = await execInPod(
     this.clients,
@@ -147,7 +146,7 @@ Then('tenant {int} wrote its own bucket as a session of its own role', async fun
   const body = (await (obj.Body as { transformToString(): Promise<string> }).transformToString()).trim();
   assert.equal(
     body,
-    uploadBody(this),
+    this.uploadBody(),
     `s3://${tenant.appBucket}/${w.key} does not hold what the pod of tenant ${n} wrote`,
   );
 });
@@ -189,7 +188,7 @@ When(
     stateOf(this).attempts = await Promise.all(
       others.map(async (o) => {
         try {
-          await s3.send(new PutObjectCommand({ Bucket: o.appBucket, Key: key, Body: uploadBody(this) }));
+          await s3.send(new PutObjectCommand({ Bucket: o.appBucket, Key: key, Body: this.uploadBody() }));
           return { bucket: o.appBucket, owner: o.label, outcome: 'written', message: 'PutObject succeeded' };
         } catch (e) {
           return {
@@ -217,7 +216,7 @@ async function permissionPolicyInIam(world: IrsaWorld, policyArn: string): Promi
 }
 
 async function policyArnOf(world: IrsaWorld, tenant: Tenant): Promise<string> {
-  const infra = await infrastructure(world);
+  const infra = await world.infrastructure();
   return (await ensureTenantAws(world.provisionContext(), world.state.runDir, tenant, infra)).policyArn;
 }
 
@@ -254,7 +253,7 @@ Then("tenant {int} is denied every other tenant's bucket", async function (this:
 Then(
   "the trust policy of tenant {int} admits its own ServiceAccount and no other tenant's",
   async function (this: IrsaWorld, n: number) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     const tenant = await tenantNumbered(this, n);
     const trustPolicy = await readTrustPolicy(this.clients, tenant.roleName);
     const audience = this.state.target.dialect.audience;

@@ -11,6 +11,7 @@ import { AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
 import { Given, Then, When } from '@cucumber/cucumber';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import { awsErrorName, describeAwsError } from '../support/aws/errors.ts';
+import { readTrustPolicy } from '../support/aws/iam.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { diagnoseToken, type TokenDiagnosis } from '../support/diagnose/token.ts';
 import { issuerHostPath } from '../support/oidc/discovery.ts';
@@ -26,16 +27,12 @@ import {
 } from '../support/provision/application.ts';
 import { readIdentityProvider } from '../support/provision/infrastructure.ts';
 import { registerSecret } from '../support/redact.ts';
-import { readTrustPolicy } from '../support/targets/live/verify.ts';
-import { infrastructure } from './infrastructure.steps.ts';
-import { ensureNamespace } from './mutation.steps.ts';
-import { run } from './pod.steps.ts';
 
 /** When the diagnosis of a team's token looks at it (a moved clock for the expiry case). */
 const diagnoseAt = new WeakMap<IrsaWorld, Map<string, Date>>();
 
 async function simulateFor(world: IrsaWorld, owner: string, token: string): Promise<TrustSimulation> {
-  const infra = await infrastructure(world);
+  const infra = await world.infrastructure();
   const tenant = world.tenant(owner);
   const claims = decodeTokenClaims(token);
   return simulateTrust({
@@ -82,7 +79,7 @@ function tokenOf(world: IrsaWorld, label: string): string {
 Given('team {string} has its namespace and its ServiceAccount', async function (this: IrsaWorld, label: string) {
   const tenant = this.tenant(label);
   const ctx = this.provisionContext();
-  await ensureNamespace(this, tenant.namespace);
+  await this.ensureNamespace(tenant.namespace);
   await createServiceAccount(
     ctx,
     serviceAccountManifest(ctx, tenant.namespace, tenant.serviceAccount, tenant.roleArn as string),
@@ -110,7 +107,7 @@ function outsider(world: IrsaWorld, label: string, serviceAccount: string, names
 async function createOutsiderServiceAccount(world: IrsaWorld, label: string, roleArn: string | undefined) {
   const tenant = world.tenant(label);
   const ctx = world.provisionContext();
-  await ensureNamespace(world, tenant.namespace);
+  await world.ensureNamespace(tenant.namespace);
   const sa = serviceAccountManifest(ctx, tenant.namespace, tenant.serviceAccount, roleArn ?? '');
   if (!roleArn) delete sa.metadata?.annotations?.[`${world.state.target.dialect.annotationPrefix}/role-arn`];
   await createServiceAccount(ctx, sa);
@@ -219,7 +216,7 @@ When(
 // --- Diagnostics (every target) -----------------------------------------------------------------------
 
 async function diagnose(world: IrsaWorld, label: string): Promise<TokenDiagnosis> {
-  const infra = await infrastructure(world);
+  const infra = await world.infrastructure();
   const idp = await readIdentityProvider(world.clients, infra.identityProviderArn);
   const now = diagnoseAt.get(world)?.get(label);
   const d = await diagnoseToken({
@@ -338,13 +335,13 @@ Then(
 Then(
   'the pod of team {string} cannot assume the role of team {string}',
   async function (this: IrsaWorld, label: string, owner: string) {
-    await run(this, label, 'aws sts get-caller-identity --output json');
+    await this.runInPod(label, 'aws sts get-caller-identity --output json');
     const e = this.lastExec;
     assert.ok(e, 'no command ran');
     if (e.exitCode === 0) {
       const arn = (JSON.parse(e.stdout || '{}') as { Arn?: string }).Arn ?? '(no Arn)';
       const tenant = this.tenant(label);
-      const infra = await infrastructure(this);
+      const infra = await this.infrastructure();
       const sim = await simulateTrust({
         trustPolicy: await readTrustPolicy(this.clients, this.tenant(owner).roleName),
         identityProviderArn: infra.identityProviderArn,

@@ -1,34 +1,28 @@
 /**
  * Steps of the verify-only feature: the path of the ServiceAccount and role the user names, from a
- * token to STS to S3, on the cluster and account as they are. Operations live in
- * support/targets/live/verify.ts; the clients refuse writes on a read-only target.
+ * token to STS to S3, on the cluster and account as they are. Operations live in support/verify/
+ * (the subject, bucket reads as the role, the one pod), support/kube/tokens.ts, support/aws/iam.ts
+ * and support/aws/sts.ts; the clients refuse writes on a read-only target.
  */
 import assert from 'node:assert/strict';
 import { Given, Then, When } from '@cucumber/cucumber';
 import type { V1Pod } from '@kubernetes/client-node';
 import { isAssumedRoleArn } from '../support/aws/arn.ts';
 import { describeAwsError } from '../support/aws/errors.ts';
+import { readTrustPolicy } from '../support/aws/iam.ts';
+import { exchangeToken, type RoleSession } from '../support/aws/sts.ts';
 import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { diagnoseToken } from '../support/diagnose/token.ts';
 import { execInPod, waitForReadyPod } from '../support/kube/ops.ts';
+import { requestServiceAccountToken } from '../support/kube/tokens.ts';
 import { issuerHostPath } from '../support/oidc/discovery.ts';
 import { decodeTokenClaims } from '../support/oidc/token.ts';
 import { simulateTrust } from '../support/policy/simulate.ts';
 import { readIdentityProvider } from '../support/provision/infrastructure.ts';
-import { configuredImages, resolveImages } from '../support/targets/docker/images.ts';
-import { formatDetected } from '../support/targets/live/detect.ts';
-import {
-  exchangeToken,
-  listBucketAs,
-  type RoleSession,
-  readTrustPolicy,
-  requestServiceAccountToken,
-  VERIFY_POD_USER,
-  type VerifySubject,
-  verifyPodManifest,
-  verifySubject,
-} from '../support/targets/live/verify.ts';
-import { infrastructure } from './infrastructure.steps.ts';
+import { listBucketAs } from '../support/verify/bucket.ts';
+import { formatDetected } from '../support/verify/detected.ts';
+import { VERIFY_POD_USER, verifyPodImage, verifyPodManifest } from '../support/verify/pod.ts';
+import { type VerifySubject, verifySubject } from '../support/verify/subject.ts';
 
 interface VerifyState {
   subject: VerifySubject;
@@ -116,7 +110,7 @@ When("the cluster issues a token for the ServiceAccount with the webhook's audie
 Then(
   'the token verifies against the published discovery documents and the identity provider, as STS checks it',
   async function (this: IrsaWorld) {
-    const infra = await infrastructure(this);
+    const infra = await this.infrastructure();
     let identityProvider: { url: string; clientIds: string[] } | undefined;
     try {
       identityProvider = await readIdentityProvider(this.clients, infra.identityProviderArn);
@@ -142,7 +136,7 @@ Then(
 
 Then("the named role's trust policy admits the token", async function (this: IrsaWorld) {
   const s = state(this);
-  const infra = await infrastructure(this);
+  const infra = await this.infrastructure();
   const claims = decodeTokenClaims(token(this));
   const trustPolicy = await readTrustPolicy(this.clients, s.subject.roleName);
   this.attachJson('trust policy', trustPolicy);
@@ -231,7 +225,7 @@ Given('one short-lived pod of the ServiceAccount in its namespace', async functi
   const body = verifyPodManifest({
     name,
     subject: s.subject,
-    image: resolveImages(this.shared.setup, configuredImages(this.state.config), {}).verify.ref,
+    image: verifyPodImage(this.shared.setup, this.state.config),
     runId: this.state.runId,
     // OpenShift's restricted SCC assigns the user from the namespace's range, and refuses any other.
     ...(this.state.target.openshift ? {} : { runAsUser: VERIFY_POD_USER }),

@@ -36,9 +36,12 @@ import {
 } from '@aws-sdk/client-s3';
 import { AssumeRoleWithWebIdentityCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
+import { readTrustPolicy } from '../support/aws/iam.ts';
+import { exchangeToken } from '../support/aws/sts.ts';
 import { probeCapabilities } from '../support/capabilities.ts';
 import { type Clients, createClients } from '../support/clients.ts';
 import { loadConfig } from '../support/config.ts';
+import { requestServiceAccountToken } from '../support/kube/tokens.ts';
 import { Ledger } from '../support/ledger.ts';
 import { buildDiscoveryDocument } from '../support/oidc/discovery.ts';
 import { buildJwks } from '../support/oidc/jwks.ts';
@@ -54,13 +57,8 @@ import {
   ReadOnlyViolation,
   readOnlyAwsClient,
 } from '../support/targets/live/read-only.ts';
-import {
-  exchangeToken,
-  listBucketAs,
-  readTrustPolicy,
-  requestServiceAccountToken,
-} from '../support/targets/live/verify.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
+import { listBucketAs } from '../support/verify/bucket.ts';
 import { FakeKubeApi, rsaPublicKey, tokenRequestRoute } from './live-fake-kube.ts';
 
 const mockS3 = () => mockClient(S3Client);

@@ -13,8 +13,13 @@ import { after, before, describe, it } from 'node:test';
 import type { Envelope } from '@cucumber/messages';
 import { formatSkipped } from '../support/cli/conformance.ts';
 import { createClients } from '../support/clients.ts';
-import type { IrsaWorld } from '../support/cucumber/world.ts';
-import { collectDiagnostics, emulatorLinesFor, formatEvents, webhookLinesFor } from '../support/diagnose/scenario.ts';
+import {
+  collectDiagnostics,
+  emulatorLinesFor,
+  formatEvents,
+  type ScenarioEvidence,
+  webhookLinesFor,
+} from '../support/diagnose/scenario.ts';
 import { withCapabilityMatrix } from '../support/formatters/html.ts';
 import { skippedWithMessages, withSkipReasons } from '../support/formatters/junit.ts';
 import { CAPABILITIES_HOOK, readMessages } from '../support/outcomes.ts';
@@ -162,7 +167,7 @@ describe("on the live target, the webhook's pods", () => {
         tokens: new Map(),
         buckets: new Map(),
         startedAt: new Date(Date.now() - 5000),
-      } as unknown as IrsaWorld;
+      } as unknown as ScenarioEvidence;
       const d = await collectDiagnostics(world);
       const webhook = d.find((x) => x.fileName === 'pod-identity-webhook log (this scenario).txt');
       assert.match(

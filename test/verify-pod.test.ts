@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { VERIFY_POD_USER, verifyPodManifest } from '../support/targets/live/verify.ts';
+import { VERIFY_POD_USER, verifyPodManifest } from '../support/verify/pod.ts';
 
 const base = {
   name: 'irsa-verify-ic1',

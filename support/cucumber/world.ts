@@ -2,18 +2,25 @@
  * Per-scenario state and the only door to the reports: every attachment and log line of a
  * scenario goes through redact() here, so steps cannot leak a token by forgetting to.
  * Clients, the run state and the ledger are per worker thread and shared by its scenarios.
+ * What several step files need of a scenario is a method here (the run's infrastructure, a team's
+ * pod, a command in it, a namespace, a named bucket), as cucumber-js's own World has run() and
+ * lastRun: step files import support/ only, never each other.
  */
 import path from 'node:path';
 import { type IWorldOptions, setWorldConstructor, World } from '@cucumber/cucumber';
 import type { V1Pod } from '@kubernetes/client-node';
 import { partitionOf } from '../aws/regions.ts';
 import { type Clients, createClients } from '../clients.ts';
-import type { ExecResult } from '../kube/ops.ts';
+import { OperationTimeout } from '../errors.ts';
+import { isConflict } from '../kube/errors.ts';
+import { type ExecResult, execInPod, waitForReadyPod } from '../kube/ops.ts';
 import { Ledger } from '../ledger.ts';
 import { newScopeId } from '../names.ts';
-import type { Tenant } from '../provision/application.ts';
+import { createNamespace, type Tenant } from '../provision/application.ts';
 import type { ProvisionContext } from '../provision/context.ts';
+import { ensureInfrastructure, type InfrastructureRecord } from '../provision/ensure.ts';
 import { redact, redactObject, registerSecret } from '../redact.ts';
+import { retry } from '../retry.ts';
 import { type RunState, readRunState } from '../run-state.ts';
 import { type LoadedSetup, loadSetup } from '../setup/setup.ts';
 
@@ -46,6 +53,12 @@ export function releaseWorkerShared(): void {
   shared = undefined;
 }
 
+/** The AWS CLI's message when STS refuses the pod's web identity (a new role may not have propagated yet). */
+const WEB_IDENTITY_REFUSED =
+  /\((InvalidIdentityToken|AccessDenied)\) when calling the AssumeRoleWithWebIdentity operation/;
+
+class WebIdentityNotYetAccepted extends Error {}
+
 export class IrsaWorld extends World {
   /** Ledger scope of this scenario: its resources are deleted after it. */
   readonly scopeId = newScopeId();
@@ -65,6 +78,8 @@ export class IrsaWorld extends World {
   readonly startedAt = new Date();
   /** Set once a failed step's diagnostics are attached to it, so the After hook does not repeat them. */
   diagnosed = false;
+  /** Namespaces this scenario created, so that a second step about the same namespace does not recreate it. */
+  readonly #createdNamespaces = new Set<string>();
 
   constructor(options: IWorldOptions) {
     super(options);
@@ -128,6 +143,103 @@ export class IrsaWorld extends World {
     if (!t)
       throw new Error(`no team "${label}" in this scenario; known: ${[...this.tenants.keys()].join(', ') || 'none'}`);
     return t;
+  }
+
+  /** The run's infrastructure (issuer, discovery documents, identity provider, webhook): set up once per run. */
+  infrastructure(): Promise<InfrastructureRecord> {
+    return ensureInfrastructure(this.provisionContext('run'), this.state.runDir);
+  }
+
+  /** The pod of the team: the one this scenario saw, else the first ready pod of its Deployment. */
+  async podOf(label: string): Promise<V1Pod> {
+    const known = this.pods.get(label);
+    if (known) return known;
+    const tenant = this.tenant(label);
+    const pod = await waitForReadyPod(
+      this.clients,
+      tenant.namespace,
+      `app=${tenant.deployment}`,
+      this.state.config.timeouts.assertSeconds,
+    );
+    this.pods.set(label, pod);
+    return pod;
+  }
+
+  /**
+   * Runs `sh -c command` in the first container of the team's pod and keeps the outcome as
+   * lastExec (the step judges it; diagnostics attach it). Where IAM is eventually consistent, a
+   * refusal of the pod's web identity by STS is retried, bounded.
+   */
+  async runInPod(label: string, command: string): Promise<void> {
+    const pod = await this.podOf(label);
+    const container = pod.spec?.containers[0]?.name as string;
+    const once = () =>
+      execInPod(
+        this.clients,
+        pod.metadata?.namespace as string,
+        pod.metadata?.name as string,
+        container,
+        ['sh', '-c', command],
+        this.state.config.timeouts.assertSeconds,
+      );
+    let r = await once();
+    if (r.exitCode !== 0 && WEB_IDENTITY_REFUSED.test(r.stderr) && this.state.target.aws.eventuallyConsistent) {
+      // IAM is eventually consistent: a role or identity provider created seconds ago can be refused.
+      // Retry this one failure, bounded; if it persists, the last answer is what the step judges.
+      // Where IAM is not (emulators), the refusal is the answer.
+      const started = Date.now();
+      try {
+        await retry(
+          async () => {
+            r = await once();
+            if (r.exitCode !== 0 && WEB_IDENTITY_REFUSED.test(r.stderr)) throw new WebIdentityNotYetAccepted();
+          },
+          {
+            operation: `\`${command}\` in the pod of team ${label}`,
+            waitingFor: "STS to accept the pod's web identity (IAM propagation)",
+            timeoutSeconds: this.state.config.timeouts.applySeconds,
+            retryable: (e) => e instanceof WebIdentityNotYetAccepted,
+            initialDelayMs: 500,
+          },
+        );
+        this.log(
+          `STS accepted the pod's web identity after ${((Date.now() - started) / 1000).toFixed(1)} s (IAM propagation)`,
+        );
+      } catch (e) {
+        if (!(e instanceof OperationTimeout)) throw e;
+        this.log(
+          `STS still refused the pod's web identity after ${this.state.config.timeouts.applySeconds} s of retries`,
+        );
+      }
+    }
+    this.lastExec = { ...r, command, label };
+    this.log(
+      `$ ${command}\n(exit ${r.exitCode})\n${r.stdout.slice(0, 2000)}${r.stderr ? `\nstderr: ${r.stderr.slice(0, 2000)}` : ''}`,
+    );
+  }
+
+  /** Creates the namespace once per scenario, whichever step asks first. */
+  async ensureNamespace(namespace: string): Promise<void> {
+    if (this.#createdNamespaces.has(namespace)) return;
+    try {
+      await createNamespace(this.provisionContext(), namespace);
+    } catch (e) {
+      // Created earlier in this scenario by another step (names carry the scenario's scope id).
+      if (!isConflict(e)) throw e;
+    }
+    this.#createdNamespaces.add(namespace);
+  }
+
+  /** The real name of a bucket the scenario created under a name in the feature ("another bucket"). */
+  bucket(name: string): string {
+    const b = this.buckets.get(name);
+    if (!b) throw new Error(`no bucket "${name}" in this scenario`);
+    return b;
+  }
+
+  /** What a pod writes: the article's message plus the scenario's id, so a stale object cannot pass. */
+  uploadBody(): string {
+    return `This is a message from OpenShift (${this.state.runId}-${this.scopeId})`;
   }
 }
 

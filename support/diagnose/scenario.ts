@@ -12,13 +12,33 @@
  *                                             made: from its start, naming its buckets, roles,
  *                                             policies or namespaces, or made with credentials
  *                                             issued to its roles
- * Everything passes through the world's attach, so through redact().
+ * Everything passes through the world's attach, so through redact(). What is read of the scenario
+ * is ScenarioEvidence, which the World satisfies: diagnose/ does not depend on cucumber/.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { CoreV1Event } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import type { IrsaWorld } from '../cucumber/world.ts';
+import type { Clients } from '../clients.ts';
+import type { ExecResult } from '../kube/ops.ts';
 import { describeToken } from '../oidc/token.ts';
+import type { RunState } from '../run-state.ts';
+
+/** What a scenario leaves behind to diagnose; the World (support/cucumber/world.ts) is one. */
+export interface ScenarioEvidence {
+  readonly clients: Clients;
+  readonly state: Pick<RunState, 'target'>;
+  /** The teams, by label: their namespaces and the names their AWS calls carry. */
+  readonly tenants: ReadonlyMap<string, { namespace: string; appBucket: string; roleName: string; policyName: string }>;
+  /** The pods the scenario looked at, by team label. */
+  readonly pods: ReadonlyMap<string, V1Pod>;
+  /** Web-identity tokens read from pods, by team label (only their claims are attached). */
+  readonly tokens: ReadonlyMap<string, string>;
+  /** Extra buckets the scenario created, by name in the feature. */
+  readonly buckets: ReadonlyMap<string, string>;
+  readonly lastExec?: ExecResult & { command: string; label: string };
+  /** When the scenario started: log lines from then on are its own. */
+  readonly startedAt: Date;
+}
 
 export interface Diagnostic {
   body: string;
@@ -89,7 +109,7 @@ function readText(file: string): string {
 }
 
 /** The scenario's namespaces, and the names its AWS calls carry. */
-function scenarioNames(world: IrsaWorld): { namespaces: string[]; markers: string[] } {
+function scenarioNames(world: ScenarioEvidence): { namespaces: string[]; markers: string[] } {
   const namespaces = new Set<string>();
   const markers = new Set<string>();
   for (const t of world.tenants.values()) {
@@ -102,7 +122,7 @@ function scenarioNames(world: IrsaWorld): { namespaces: string[]; markers: strin
   return { namespaces: [...namespaces], markers: [...markers] };
 }
 
-async function eventsOf(world: IrsaWorld, namespace: string): Promise<Diagnostic> {
+async function eventsOf(world: ScenarioEvidence, namespace: string): Promise<Diagnostic> {
   const fileName = `events in ${namespace}.txt`;
   try {
     const list = await world.clients.core.listNamespacedEvent({ namespace });
@@ -117,7 +137,7 @@ async function eventsOf(world: IrsaWorld, namespace: string): Promise<Diagnostic
 }
 
 /** The logs of the webhook's pods, where it runs in the cluster and its pods' logs may be read (live). */
-async function webhookPodLogs(world: IrsaWorld): Promise<{ text: string; from: string }> {
+async function webhookPodLogs(world: ScenarioEvidence): Promise<{ text: string; from: string }> {
   const c = world.clients;
   const reg = world.state.target.webhook;
   let service: { namespace: string; name: string } | undefined;
@@ -156,7 +176,7 @@ async function webhookPodLogs(world: IrsaWorld): Promise<{ text: string; from: s
   };
 }
 
-async function webhookLog(world: IrsaWorld, namespaces: string[]): Promise<Diagnostic> {
+async function webhookLog(world: ScenarioEvidence, namespaces: string[]): Promise<Diagnostic> {
   const fileName = 'pod-identity-webhook log (this scenario).txt';
   const file = world.state.target.logs['pod-identity-webhook'] ?? world.state.target.logs.webhook;
   let text: string;
@@ -177,7 +197,7 @@ async function webhookLog(world: IrsaWorld, namespaces: string[]): Promise<Diagn
   return { body: `# from ${from}\n${body}`, mediaType: 'text/plain', fileName };
 }
 
-function emulatorLog(world: IrsaWorld, markers: string[]): Diagnostic | undefined {
+function emulatorLog(world: ScenarioEvidence, markers: string[]): Diagnostic | undefined {
   const logs = world.state.target.logs;
   const name = logs.moto ? 'moto' : logs.localstack ? 'localstack' : undefined;
   if (!name) return undefined;
@@ -194,7 +214,7 @@ function emulatorLog(world: IrsaWorld, markers: string[]): Diagnostic | undefine
   };
 }
 
-export async function collectDiagnostics(world: IrsaWorld): Promise<Diagnostic[]> {
+export async function collectDiagnostics(world: ScenarioEvidence): Promise<Diagnostic[]> {
   const out: Diagnostic[] = [];
   for (const [, pod] of world.pods) {
     const ns = pod.metadata?.namespace as string;

@@ -380,3 +380,8 @@ export function lintFails(findings: LintFinding[], strict: boolean): boolean {
 export function reportedSeverity(f: LintFinding, strict: boolean): LintSeverity {
   return strict || f.severity === 'critical' ? f.severity : 'warning';
 }
+
+/** One finding as a profile reports it: severity, rule, statement and message. */
+export function reportedFinding(f: LintFinding, strict: boolean): string {
+  return `${reportedSeverity(f, strict)} [${f.rule}] statement ${f.statement}: ${f.message}`;
+}

@@ -308,8 +308,3 @@ export async function detectCluster(c: Clients, settings: LiveSettings): Promise
     detected,
   };
 }
-
-export function formatDetected(values: DetectedValue[]): string {
-  const width = Math.max(...values.map((v) => v.name.length));
-  return values.map((v) => `  ${v.name.padEnd(width)}  ${v.value}  (${v.source})`).join('\n');
-}

@@ -38,9 +38,10 @@ import { bucketForIssuer } from '../../provision/discover.ts';
 import { observeClusterIssuer } from '../../provision/infrastructure.ts';
 import { describeProxy, proxyFor } from '../../proxy.ts';
 import type { LoadedSetup } from '../../setup/setup.ts';
+import { formatDetected } from '../../verify/detected.ts';
 import { configuredImages, describeImageSource, resolveImages } from '../docker/images.ts';
 import type { DetectedValue, IssuerControl, StartedTarget, TargetDescriptor, WebhookRegistration } from '../target.ts';
-import { type ClusterFacts, detectCluster, formatDetected } from './detect.ts';
+import { type ClusterFacts, detectCluster } from './detect.ts';
 import { callerIdentity, checkAccountGuard } from './guard.ts';
 
 /** The namespace/Service name the harness gives a webhook it deploys. */
