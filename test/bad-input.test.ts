@@ -18,10 +18,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { findLeftovers } from '../support/cli/sweep.ts';
 import { createClients } from '../support/clients.ts';
 import { repoRoot } from '../support/paths.ts';
 import { freeLoopbackPort } from '../support/process.ts';
+import { findLeftovers } from '../support/sweep/sweep.ts';
 import { binariesMissing } from './binaries.ts';
 import {
   disposeRuns,

@@ -26,13 +26,13 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { waitForNamespacesGone } from '../support/cleanup.ts';
-import { findLeftovers } from '../support/cli/sweep.ts';
 import { createClients } from '../support/clients.ts';
 import type { LedgerEntry } from '../support/ledger.ts';
 import { processesUsing } from '../support/local-leftovers.ts';
 import { LABEL_RUN_ID } from '../support/names.ts';
 import { repoRoot, stateRootFor } from '../support/paths.ts';
 import { allPids, portListening, readProcStat, tcpListeners } from '../support/process.ts';
+import { findLeftovers } from '../support/sweep/sweep.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
 
 /** Where a run started with TMPDIR=`tmp` keeps its run directories (support/paths.ts). */

@@ -11,25 +11,26 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Envelope } from '@cucumber/messages';
 import { parse as parseYaml } from 'yaml';
+import { UsageError } from '../support/errors.ts';
+import { type ScenarioOutcome, scenarioOutcomes } from '../support/outcomes.ts';
 import {
   CORRECT_SETUP,
+  type Fault,
+  loadFaultCatalogue,
+  parseFaultSpec,
+  selectFaults,
+} from '../support/selftest/catalogue.ts';
+import { exactName } from '../support/selftest/runner.ts';
+import {
   checkBaseline,
   checkFault,
-  exactName,
   excerpt,
-  type Fault,
   formatTable,
-  loadFaultCatalogue,
   oneLine,
-  parseFaultSpec,
   type RunResult,
-  type ScenarioOutcome,
-  scenarioOutcomes,
-  selectFaults,
   tableRows,
   unknownScenarioNames,
-} from '../support/cli/selftest.ts';
-import { UsageError } from '../support/errors.ts';
+} from '../support/selftest/verdict.ts';
 import { loadSetup } from '../support/setup/setup.ts';
 
 const fault = (over: Partial<Fault> = {}): Fault => ({

@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { checkTagOptions } from '../support/cli/conformance.ts';
-import { loadFaultCatalogue } from '../support/cli/selftest.ts';
 import { isUsageError } from '../support/errors.ts';
 import { repoRoot } from '../support/paths.ts';
 import {
@@ -25,6 +24,7 @@ import {
 import type { ProvisionContext } from '../support/provision/context.ts';
 import { discoveryDocumentFor } from '../support/provision/infrastructure.ts';
 import type { InfrastructureState } from '../support/run-state.ts';
+import { loadFaultCatalogue } from '../support/selftest/catalogue.ts';
 import { checkSetup, SAMPLE_VALUES, TEMPLATES } from '../support/setup/check.ts';
 import { loadSetup } from '../support/setup/setup.ts';
 

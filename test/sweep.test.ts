@@ -22,10 +22,11 @@ import {
   GetUserCommand,
 } from '@aws-sdk/client-iam';
 import { CreateBucketCommand, HeadBucketCommand, PutBucketTaggingCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { findLeftovers, parseAge, runSweep } from '../support/cli/sweep.ts';
+import { parseAge, runSweep } from '../support/cli/sweep.ts';
 import { type Clients, createClients } from '../support/clients.ts';
 import { isUsageError } from '../support/errors.ts';
 import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../support/names.ts';
+import { findLeftovers } from '../support/sweep/sweep.ts';
 import { type EmbeddedTarget, startEmbeddedTarget } from '../support/targets/embedded/index.ts';
 import { binariesMissing } from './binaries.ts';
 

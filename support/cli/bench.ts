@@ -13,149 +13,23 @@
  * out of the figures, its reports and the components' logs are kept, and the bench exits 1.
  * Options (BENCH_COMMAND, --help): --runs N (default 3), --tenants 1,10,30,
  * --skip start,cold,warm,tenants,other-node, --dry-run.
+ * The suite runs (child processes, interruption) are support/bench/suite-run.ts, the statistics
+ * support/bench/figures.ts; this file parses the options, measures part by part and prints.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
+import { peakRssMiB, percentile, type Stat, stat } from '../bench/figures.ts';
+import { benchTempDir, onBenchSignal, runSuite, type SuiteRun } from '../bench/suite-run.ts';
 import { UsageError } from '../errors.ts';
-import { readMessages, scenarioOutcomes } from '../outcomes.ts';
-import { repoRoot } from '../paths.ts';
 import type { KubeNode } from '../targets/embedded/real-node.ts';
 import { discoveryBucketFor } from '../targets/start.ts';
 import { type CommandSpec, parseCommand, positiveInt } from './args.ts';
 import { ensureEmbeddedSetup } from './setup.ts';
 
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-  n: number;
-}
-
-function stat(values: number[]): Stat {
-  const v = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  const median = v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
-  return { median, min: v[0] ?? Number.NaN, max: v[v.length - 1] ?? Number.NaN, n: v.length };
-}
-
-function percentile(values: number[], p: number): number {
-  const v = [...values].sort((a, b) => a - b);
-  return v[Math.min(v.length - 1, Math.ceil((p / 100) * v.length) - 1)] ?? Number.NaN;
-}
-
 const fmt = (s: Stat, unit = 's', digits = 2) =>
   `${s.median.toFixed(digits)} ${unit} (min ${s.min.toFixed(digits)}, max ${s.max.toFixed(digits)}, n=${s.n})`;
-
-/** Peak resident memory (VmHWM) of a live process, in MiB. */
-function peakRssMiB(pid: number): number | undefined {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-interface SuiteRun {
-  seconds: number;
-  exitCode: number;
-  /** A failed run's failing scenarios, each with the first line of its failed step's message. */
-  failures: string[];
-  bench?: { maxRssKb: number; counts: Record<string, number> };
-  /** Each finished scenario's duration. */
-  scenarioSeconds: number[];
-}
-
-/**
- * SIGINT/SIGTERM (issue 16): the suite run in progress gets the signal and cleans up as any run
- * does, the bench's own targets stop (their signal handlers, then their exit handlers), its
- * temporary directories are removed, no figures are written, exit 130/143.
- */
-const interruption: { signal?: NodeJS.Signals; child?: ReturnType<typeof spawn>; dirs: Set<string> } = {
-  dirs: new Set(),
-};
-function onBenchSignal(signal: NodeJS.Signals): void {
-  if (interruption.signal) return;
-  interruption.signal = signal;
-  process.stderr.write(
-    `\nbench: ${signal}: the suite run in progress cleans up, then the bench stops; no figures are written\n`,
-  );
-  const child = interruption.child;
-  child?.kill(signal);
-  const childGone = new Promise<void>((resolve) => {
-    if (!child || child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('close', () => resolve());
-  });
-  const bound = new Promise<void>((resolve) => setTimeout(resolve, 120_000).unref());
-  void Promise.race([childGone, bound]).then(() => {
-    for (const d of interruption.dirs) rmSync(d, { recursive: true, force: true });
-    process.exit(signal === 'SIGTERM' ? 143 : 130);
-  });
-}
-
-/** A temporary directory of the bench: removed if the bench is interrupted. */
-function benchTempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  interruption.dirs.add(dir);
-  return dir;
-}
-
-/**
- * Runs the suite as a child process; reads its own figures (IRSA_BENCH_OUT) and its ndjson. The
- * reports of a run that failed are moved to `keepFailedIn` (the bench's reports directory).
- */
-function runSuite(env: Record<string, string>, args: string[], keepFailedIn: string): Promise<SuiteRun> {
-  const reports = benchTempDir('irsa-bench-');
-  const benchOut = path.join(reports, 'bench-run.json');
-  const started = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'support/cli/main.ts', 'conformance', ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, ...env, IRSA_REPORTS_DIR: reports, IRSA_BENCH_OUT: benchOut },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    interruption.child = child;
-    let err = '';
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    child.on('close', (code) => {
-      interruption.child = undefined;
-      // Interrupted: onBenchSignal removes the directory and ends the bench.
-      if (interruption.signal) return;
-      const seconds = (Date.now() - started) / 1000;
-      const scenarios = scenarioOutcomes(readMessages(path.join(reports, 'cucumber.ndjson')));
-      const scenarioSeconds = scenarios.flatMap((o) => (o.seconds === undefined ? [] : [o.seconds]));
-      const failures = scenarios
-        .filter((o) => o.status === 'FAILED')
-        .map((o) => `${o.name}: ${(o.message ?? '').split('\n')[0]?.slice(0, 300)}`);
-      const bench = existsSync(benchOut)
-        ? (JSON.parse(readFileSync(benchOut, 'utf8')) as SuiteRun['bench'])
-        : undefined;
-      if (code !== 0) {
-        const kept = path.join(keepFailedIn, `bench-failed-${path.basename(reports)}`);
-        mkdirSync(keepFailedIn, { recursive: true });
-        renameSync(reports, kept);
-        interruption.dirs.delete(reports);
-        process.stderr.write(
-          [
-            `bench: a suite run exited ${code} (its time is left out of the figures); reports kept in ${kept}`,
-            ...failures.map((f) => `  failed: ${f}`),
-            ...(failures.length ? [] : err.split('\n').slice(-12)),
-            '',
-          ].join('\n'),
-        );
-      } else {
-        rmSync(reports, { recursive: true, force: true });
-        interruption.dirs.delete(reports);
-      }
-      resolve({ seconds, exitCode: code ?? 1, failures, scenarioSeconds, ...(bench ? { bench } : {}) });
-    });
-  });
-}
 
 const BENCH_PARTS = ['start', 'cold', 'warm', 'tenants', 'other-node'];
 
