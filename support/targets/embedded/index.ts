@@ -148,7 +148,7 @@ const DEATH_SETTLE_MS = 300;
  * Starts an embedded environment. On any failure everything already started is stopped, the
  * temporary directory removed, and a UsageError (StartError for a component) thrown.
  */
-export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<EmbeddedTarget> {
+async function startOnce(options: EmbeddedOptions): Promise<EmbeddedTarget> {
   const t0 = performance.now();
   const timings: Record<string, number> = {};
   const mark = (name: string) => {
@@ -539,6 +539,28 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
     );
   }
 }
+
+/**
+ * A port is chosen free (listening on port 0, then closing) and bound a moment later by the
+ * component, the way envtest and Kubernetes' integration tests do; on a machine where other
+ * harnesses probe ports too, another process can take it in between. A start whose component
+ * failed with "address already in use" (each start's components are stopped and its directory
+ * removed) is started again with new ports, at most twice, saying so; any other failure is final.
+ */
+export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<EmbeddedTarget> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (e) {
+      const clash = attempt < 3 && e instanceof StartError && PORT_CLASH.test(e.message);
+      if (!clash) throw e;
+      options.onProgress?.(
+        `embedded: a component's port was taken by another process between choosing and binding it; starting again with new ports (attempt ${attempt + 1} of 3)`,
+      );
+    }
+  }
+}
+const PORT_CLASH = /address already in use/i;
 
 export { type EnvState, listeningPorts, stopEnvironmentFromState } from './env-state.ts';
 export { checkWebhookFlags } from './webhook.ts';
