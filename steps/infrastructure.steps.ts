@@ -14,7 +14,8 @@ import type { Jwk } from '../support/oidc/jwks.ts';
 import { jwkForKey } from '../support/oidc/jwks.ts';
 import { decodeTokenHeader } from '../support/oidc/token.ts';
 import { repoRoot } from '../support/paths.ts';
-import { ensureInfrastructure, type InfrastructureRecord } from '../support/provision/ensure.ts';
+import type { InfrastructureRecord } from '../support/provision/context.ts';
+import { ensureInfrastructure } from '../support/provision/ensure.ts';
 import {
   podCreateWebhooks,
   readClusterSigningKeys,

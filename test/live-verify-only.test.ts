@@ -36,6 +36,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { AssumeRoleWithWebIdentityCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
+import { bucketForIssuer } from '../support/aws/s3-url.ts';
 import { probeCapabilities } from '../support/capabilities.ts';
 import { type Clients, createClients } from '../support/clients.ts';
 import { loadConfig } from '../support/config.ts';
@@ -44,16 +45,16 @@ import { buildDiscoveryDocument } from '../support/oidc/discovery.ts';
 import { buildJwks } from '../support/oidc/jwks.ts';
 import { repoRoot } from '../support/paths.ts';
 import type { ProvisionContext } from '../support/provision/context.ts';
-import { bucketForIssuer, discoverInfrastructure } from '../support/provision/discover.ts';
-import { loadSetup } from '../support/setup/setup.ts';
-import { UPSTREAM_DEFAULT_DIALECT } from '../support/targets/dialect.ts';
+import { discoverInfrastructure } from '../support/provision/discover.ts';
 import {
   guardKubeConfig,
   isAllowedKubeRequest,
   isReadOnlyAwsCommand,
   ReadOnlyViolation,
   readOnlyAwsClient,
-} from '../support/targets/live/read-only.ts';
+} from '../support/read-only.ts';
+import { loadSetup } from '../support/setup/setup.ts';
+import { UPSTREAM_DEFAULT_DIALECT } from '../support/targets/dialect.ts';
 import {
   exchangeToken,
   listBucketAs,

@@ -20,12 +20,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { UsageError } from '../errors.ts';
+import { discoveryBucketFor } from '../names.ts';
 import { readMessages, scenarioOutcomes } from '../outcomes.ts';
 import { repoRoot } from '../paths.ts';
 import type { KubeNode } from '../targets/embedded/real-node.ts';
-import { discoveryBucketFor } from '../targets/start.ts';
+import { ensureEmbeddedSetup } from '../targets/embedded/setup.ts';
 import { type CommandSpec, parseCommand, positiveInt } from './args.ts';
-import { ensureEmbeddedSetup } from './setup.ts';
 
 interface Stat {
   median: number;

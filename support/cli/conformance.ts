@@ -23,13 +23,13 @@ import { flushLedger, waitForNamespacesGone } from '../cleanup.ts';
 import { createClients } from '../clients.ts';
 import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
+import { observeClusterIssuer } from '../kube/cluster.ts';
 import { describeRef, Ledger } from '../ledger.ts';
 import { configureLog, log } from '../log.ts';
 import { LABEL_RUN_ID, newRunId } from '../names.ts';
 import { OutcomeCollector, type ScenarioOutcome, scenarioLines } from '../outcomes.ts';
 import { writeOwner } from '../owner.ts';
 import { ensurePrivateDir, ensureReportsDir, repoRoot, runsRoot } from '../paths.ts';
-import { observeClusterIssuer } from '../provision/infrastructure.ts';
 import { redact, registerSecret } from '../redact.ts';
 import { stageReports } from '../reports.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
@@ -37,7 +37,9 @@ import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { requireShard, shardSuiteName } from '../shards.ts';
 import { describeDeath, recordDeath, type TargetDeath, TargetDiedError } from '../target-death.ts';
-import { startTarget, type TargetHandle } from '../targets/start.ts';
+import type { TargetHandle, TargetModule } from '../targets/module.ts';
+import { loadTargetModule } from '../targets/registry.ts';
+import { startTarget } from '../targets/start.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
 import {
   checkPendingDeletions,
@@ -45,7 +47,6 @@ import {
   recordPendingDeletion,
   runNamespaces,
 } from '../targets/warm-deletions.ts';
-import { ensureEmbeddedSetup } from './setup.ts';
 
 export interface ConformanceOptions {
   argv: string[];
@@ -233,12 +234,15 @@ function describeSelection(
   runConfiguration: { sources: { paths: string[]; tagExpression: string; names: string[] } },
   given: string[],
   config: HarnessConfig,
+  module: TargetModule,
 ): string {
   const parts: string[] = [];
   if (given.length) parts.push(`features ${given.join(' ')}`);
   if (runConfiguration.sources.tagExpression) parts.push(`tags ${runConfiguration.sources.tagExpression}`);
   if (runConfiguration.sources.names.length) parts.push(`--name ${runConfiguration.sources.names.join(', ')}`);
-  const mode = config.target === 'live' ? ` (the live target's ${config.live.mode} mode selects by tags too)` : '';
+  const mode = module.selectionMode
+    ? ` (the ${config.target} target's ${module.selectionMode(config)} selects by tags too)`
+    : '';
   return `${parts.join(', ') || 'the profile'}${mode}`;
 }
 
@@ -404,21 +408,19 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       options: { ...resolved.runConfiguration.plugins?.options, irsa: { tenants: config.tenants } },
     },
   };
-  if (config.target === 'live') {
-    // The live mode decides the scenarios: verify-only runs @infrastructure and @verify-only, provision the rest.
-    const { tagsForLiveMode } = await import('../targets/live/summary.ts');
+  // The target's special cases come from its module (support/targets/registry.ts), never its name.
+  const targetModule = await loadTargetModule(config.target);
+  if (targetModule.selectScenarios) {
+    // A target whose settings decide part of the selection (the live target's mode).
     runConfiguration.sources = {
       ...runConfiguration.sources,
-      tagExpression: tagsForLiveMode(config.live.mode, runConfiguration.sources.tagExpression),
+      tagExpression: targetModule.selectScenarios(config, runConfiguration.sources.tagExpression),
     };
   }
 
   // 2. undefined steps are bad input: refuse before anything is created
   // A target that cannot start here says so before anything else happens.
-  if (config.target === 'docker' && !dryRun)
-    await (await import('../targets/docker/index.ts')).preflightDockerTarget(config, setup);
-  if (config.target === 'embedded' && !config.attach && config.embedded.kubeNode === 'kubelet')
-    (await import('../targets/embedded/real-node.ts')).preflightRealNode();
+  await targetModule.preflight?.({ config, setup, dryRun });
   const { scenarios: selected, undefinedSteps } = await dryRunSelection(runConfiguration, env);
   if (undefinedSteps.length > 0) {
     throw new UsageError(
@@ -428,7 +430,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   }
   if (selected.length === 0) {
     throw new UsageError(
-      `the selection runs no scenario: ${describeSelection(runConfiguration, resolved.given, config)} match nothing`,
+      `the selection runs no scenario: ${describeSelection(runConfiguration, resolved.given, config, targetModule)} match nothing`,
       '`npm run conformance -- --dry-run` lists what a selection runs; tags in use are in features/*.feature',
     );
   }
@@ -436,15 +438,15 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     // What would run, and nothing else: no target, no probes, no reports.
     for (const s of selected) process.stdout.write(`${s.uri}:${s.line}  ${s.name}\n`);
     process.stderr.write(
-      `${selected.length} scenario(s) would run on the ${config.target} target${config.target === 'live' ? ` (${config.live.mode} mode)` : ''}; --dry-run started nothing\n`,
+      `${selected.length} scenario(s) would run on the ${config.target} target${targetModule.selectionMode ? ` (${targetModule.selectionMode(config)})` : ''}; --dry-run started nothing\n`,
     );
     return { exitCode: 0, ...empty };
   }
 
   // 3. target, run directory, capabilities
-  // The embedded target's components are built (or found in the cache) only now: after the
-  // input is known to be good, and never for the live and docker targets.
-  if (config.target === 'embedded') await ensureEmbeddedSetup(env);
+  // What the target needs on this machine (the embedded target's components) is made ready only
+  // now: after the input is known to be good.
+  await targetModule.prepare?.(env);
   const runId = newRunId();
   const runDir = path.join(ensurePrivateDir(runsRoot), runId);
   mkdirSync(runDir, { mode: 0o700 });
@@ -711,26 +713,16 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     process.stderr.write(`Reports in ${reportsDir}/: cucumber.html, junit.xml, cucumber.ndjson, @rerun.txt, logs/\n`);
     if (counts.failed + counts.other > 0)
       process.stderr.write(`Rerun the failed scenarios: npm run conformance -- ${reportsDir}/@rerun.txt\n`);
-    // verify-only is a verdict on an existing setup: a run where every check was skipped proved nothing.
-    const noCheckRan =
-      config.live.mode === 'verify-only' &&
-      config.target === 'live' &&
-      counts.passed + counts.failed + counts.other === 0;
-    if (noCheckRan)
-      process.stderr.write(
-        `irsa: no check ran: all ${counts.skipped} selected checks were skipped (their reasons are above and in the summary)\n`,
-      );
-    if (config.target === 'live' && config.live.mode === 'verify-only') {
-      const { writeVerifySummary } = await import('../targets/live/summary.ts');
-      const file = writeVerifySummary({
-        runId,
-        finishedAt: new Date(),
-        descriptor: target.descriptor,
-        config,
-        checks: scenarios,
-      });
-      process.stderr.write(`Verify summary: ${path.relative(process.cwd(), file)}\n`);
-    }
+    // What the target adds to the verdict (live verify-only: its summary; a run where every
+    // check was skipped proved nothing).
+    const verdict = (await targetModule.afterRun?.({
+      runId,
+      config,
+      descriptor: target.descriptor,
+      counts,
+      scenarios,
+      print: (line) => process.stderr.write(`${line}\n`),
+    })) ?? { failed: false };
     // The benchmark (support/cli/bench.ts) reads the harness's own peak memory from here.
     if (env.IRSA_BENCH_OUT)
       writeFileSync(env.IRSA_BENCH_OUT, JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, counts }));
@@ -738,7 +730,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       process.stderr.write(`irsa: ${describeDeath(death).split('\n')[0]}\n`);
       return { exitCode: 1, runId, counts, scenarios, targetDied: death };
     }
-    const exitCode = success && counts.failed === 0 && counts.other === 0 && !noCheckRan ? 0 : 1;
+    const exitCode = success && counts.failed === 0 && counts.other === 0 && !verdict.failed ? 0 : 1;
     return { exitCode, runId, counts, scenarios };
   } catch (e) {
     // The target died before the scenarios (issuer, probes): said when it happened; the run failed.

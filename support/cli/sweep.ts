@@ -46,15 +46,17 @@ import { GetBucketTaggingCommand, ListBucketsCommand, S3Client } from '@aws-sdk/
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { awsErrorName, describeAwsError } from '../aws/errors.ts';
 import { deleteWithRetries, waitForNamespaceGone } from '../cleanup.ts';
-import { type Clients, createClients, loadKubeConfig } from '../clients.ts';
+import { type Clients, createClients } from '../clients.ts';
 import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { describeRef, type ResourceRef } from '../ledger.ts';
 import { findLocalLeftovers, removeLocalLeftovers } from '../local-leftovers.ts';
 import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../names.ts';
 import { checkPrivateDir, envsRoot, runsRoot, stateRoot } from '../paths.ts';
+import type { SweepConnection } from '../targets/module.ts';
+import { loadTargetModule } from '../targets/registry.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
-import { readWarmState } from '../targets/warm-state.ts';
+import { environmentAlive, readWarmState } from '../targets/warm-state.ts';
 import { type CommandSpec, parseCommand } from './args.ts';
 
 export interface SweepFilter {
@@ -531,67 +533,17 @@ export function readAttachedDescriptor(file: string): TargetDescriptor {
   return readWarmState(file).descriptor;
 }
 
-/** The target to sweep, from the settings: attached state file, the machine's warm environment, or live. */
+/**
+ * The target to sweep, from the settings: an attached state file, else what the target's module
+ * says sweep connects to (the machine's warm environment, the live cluster and account), or why
+ * there is nothing to sweep.
+ */
 export async function sweepTarget(
   config: HarnessConfig,
   onProgress: (line: string) => void = () => undefined,
-): Promise<{ descriptor: TargetDescriptor; close(): Promise<void> }> {
+): Promise<SweepConnection | { nothing: string }> {
   if (config.attach) return { descriptor: readAttachedDescriptor(config.attach), close: async () => undefined };
-  switch (config.target) {
-    case 'embedded': {
-      const warm = path.join(envsRoot, 'warm.json');
-      if (existsSync(warm)) return { descriptor: readAttachedDescriptor(warm), close: async () => undefined };
-      throw new UsageError(
-        'no embedded environment to sweep: a run’s own embedded target is stopped with the run, and no warm environment is running',
-        'pass --attach <state file> of a warm environment (npm run env -- up), or IRSA_TARGET=live for a real cluster and account',
-      );
-    }
-    case 'docker':
-      throw new UsageError(
-        'the docker target’s containers are removed with their run: there is nothing to sweep',
-        'sweep a live target (IRSA_TARGET=live) or a warm embedded environment (--attach)',
-      );
-    case 'live':
-      return liveSweepTarget(config, onProgress);
-  }
-}
-
-/**
- * The live target as sweep needs it: the cluster (kubeconfig, context) and the AWS account, with
- * the live target's account guard (deletions happen only in the confirmed account, IRSA_AWS_ACCOUNT_ID).
- * Less than a run's connection: no dialect or webhook detection, no issuer, no verify-only settings.
- */
-async function liveSweepTarget(
-  config: HarnessConfig,
-  onProgress: (line: string) => void,
-): Promise<{ descriptor: TargetDescriptor; close(): Promise<void> }> {
-  const { liveConnectionDescriptor, resolveKubeconfig, resolveRegion } = await import('../targets/live/index.ts');
-  const { callerIdentity, checkAccountGuard } = await import('../targets/live/guard.ts');
-  const live = config.live;
-  const { file, cleanup } = resolveKubeconfig(live.kubeconfig);
-  try {
-    const kc = loadKubeConfig(file, live.context);
-    const { region } = await resolveRegion(config);
-    const descriptor = liveConnectionDescriptor(config, {
-      kubeconfigPath: file,
-      server: kc.getCurrentCluster()?.server ?? 'https://unknown',
-      region,
-    });
-    const c = createClients(descriptor);
-    try {
-      const caller = await callerIdentity(c.sts, live.awsEndpoint ?? `STS in ${region}`);
-      // Sweeping deletes: the confirmation is required as in provision mode.
-      checkAccountGuard({ mode: 'provision', confirmedAccountId: live.accountId, caller });
-      descriptor.aws.accountId = caller.account;
-      onProgress(`sweeping ${kc.getCurrentCluster()?.server} and AWS account ${caller.account} (${caller.arn})`);
-    } finally {
-      c.destroy();
-    }
-    return { descriptor, close: async () => cleanup() };
-  } catch (e) {
-    cleanup();
-    throw e;
-  }
+  return (await loadTargetModule(config.target)).sweepConnection(config, onProgress);
 }
 
 interface SweepArgs {
@@ -680,12 +632,12 @@ async function sweepAll(config: HarnessConfig, args: SweepArgs, out: (line: stri
   // processes, stale warm state); a run whose process is gone is not in progress any more.
   const local = await sweepLocal(args.dryRun, out);
   // 2. The target: a warm environment, or the live cluster and account.
-  const warm = path.join(envsRoot, 'warm.json');
-  if (config.target === 'embedded' && !config.attach && !existsSync(warm)) {
-    out('no warm embedded environment runs here: nothing to sweep on a cluster or in AWS');
+  const target = await sweepTarget(config, out);
+  if ('nothing' in target) {
+    out(target.nothing);
     return local.exitCode;
   }
-  const remote = await sweepRemote(config, args, local.liveRunIds, out);
+  const remote = await sweepRemote(config, args, target, local.liveRunIds, out);
   return Math.max(local.exitCode, remote);
 }
 
@@ -696,7 +648,6 @@ async function sweepLocal(
 ): Promise<{ exitCode: number; liveRunIds: Set<string> }> {
   // Read, never created here (a dry run writes nothing): trusted only as this user's 0700 directories.
   for (const dir of [stateRoot, runsRoot, envsRoot]) if (existsSync(dir)) checkPrivateDir(dir);
-  const { environmentAlive } = await import('./env.ts');
   const found = findLocalLeftovers({ runsRoot, envsRoot }, environmentAlive);
   for (const p of found.problems) out(`warning: ${p}`);
   for (const k of found.kept) out(`kept ${k.what}: ${k.why}`);
@@ -719,10 +670,10 @@ async function sweepLocal(
 async function sweepRemote(
   config: HarnessConfig,
   args: SweepArgs,
+  target: SweepConnection,
   liveRunIds: Set<string>,
   out: (line: string) => void,
 ): Promise<number> {
-  const target = await sweepTarget(config, out);
   const clients = createClients(target.descriptor);
   try {
     const result = await findLeftovers(clients, target.descriptor, {

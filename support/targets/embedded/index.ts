@@ -83,8 +83,9 @@ import {
 import { parse as parseYaml } from 'yaml';
 import type { HarnessConfig } from '../../config.ts';
 import { StartError, UsageError } from '../../errors.ts';
+import { newEnvId } from '../../names.ts';
 import { writeOwner } from '../../owner.ts';
-import { checkOwnFile } from '../../paths.ts';
+import { checkOwnFile, repoRoot } from '../../paths.ts';
 import {
   type ExitInfo,
   freeLoopbackPort,
@@ -97,10 +98,11 @@ import {
 } from '../../process.ts';
 import { registerSecret } from '../../redact.ts';
 import { createCa, issueClientCert, issueServingCert } from '../../tls.ts';
+import { readVersions } from '../../versions.ts';
 import { dialectFromFlags, WEBHOOK_LOG_FLAGS } from '../dialect.ts';
 import type { StartedTarget, TargetDescriptor } from '../target.ts';
 import { clearPendingDeletions } from '../warm-deletions.ts';
-import { REPO_ROOT, readVersions, resolveBinaries } from './binaries.ts';
+import { resolveBinaries } from './binaries.ts';
 import { READY_ANNOTATION } from './pod-runtime.ts';
 import type { PodRuntimeConfig } from './pod-runtime-main.ts';
 import {
@@ -258,7 +260,7 @@ function resolveMoto(): MotoCommand {
   let venv = process.env.IRSA_VENV;
   if (!venv) {
     try {
-      venv = execFileSync('bash', [join(REPO_ROOT, 'tools/python-env.sh')], {
+      venv = execFileSync('bash', [join(repoRoot, 'tools/python-env.sh')], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
       }).trim();
@@ -273,7 +275,7 @@ function resolveMoto(): MotoCommand {
   const python = join(venv, 'bin/python');
   if (!existsSync(python))
     throw new UsageError(`no Python in ${venv}`, 'unset IRSA_VENV, or run bash tools/python-env.sh');
-  const launcher = join(REPO_ROOT, 'tools/moto/launcher.py');
+  const launcher = join(repoRoot, 'tools/moto/launcher.py');
   if (existsSync(launcher) && process.env.IRSA_MOTO_MODE !== 'plain') {
     return {
       command: python,
@@ -307,7 +309,7 @@ function resolveMoto(): MotoCommand {
   };
 }
 
-const AWS_CLI_FORKSERVER = join(REPO_ROOT, 'tools/aws-cli-forkserver.py');
+const AWS_CLI_FORKSERVER = join(repoRoot, 'tools/aws-cli-forkserver.py');
 
 interface AwsCliShim {
   /** Holds `aws`, the fork server's client: first on the pods' PATH. */
@@ -356,7 +358,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
   const region = options.region ?? 'us-east-1';
   const webhookFlags = options.webhookFlags ?? {};
   const dialect = dialectFromFlags(webhookFlags);
-  const envId = options.envId ?? `emb-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const envId = options.envId ?? newEnvId();
 
   // Input and environment problems first, before anything runs.
   const settings = options.settings ?? {};
@@ -704,10 +706,10 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       return start(
         'pod-runtime',
         nodeForCompanion(),
-        ['--import', 'tsx', join(REPO_ROOT, 'support/targets/embedded/pod-runtime-main.ts'), companionConfigFile],
+        ['--import', 'tsx', join(repoRoot, 'support/targets/embedded/pod-runtime-main.ts'), companionConfigFile],
         cleanEnv({ HOME: workDir, NODE_NO_WARNINGS: '1' }),
         // `--import tsx` resolves from the working directory.
-        REPO_ROOT,
+        repoRoot,
       );
     }
 
@@ -770,7 +772,7 @@ export async function startEmbeddedTarget(options: EmbeddedOptions): Promise<Emb
       const kwokConfig = join(workDir, 'kwok.yaml');
       writeFileSync(
         kwokConfig,
-        readFileSync(join(REPO_ROOT, 'support/targets/embedded/assets/kwok-stages.yaml'), 'utf8').replaceAll(
+        readFileSync(join(repoRoot, 'support/targets/embedded/assets/kwok-stages.yaml'), 'utf8').replaceAll(
           '__READY_ANNOTATION__',
           READY_ANNOTATION,
         ),
@@ -1091,7 +1093,7 @@ async function bootstrapObjects(kc: KubeConfig, kubeNode: 'kwok' | 'kubelet'): P
     }
   };
   const crd = parseYaml(
-    readFileSync(join(REPO_ROOT, 'support/targets/embedded/assets/kwok-exec-crd.yaml'), 'utf8'),
+    readFileSync(join(repoRoot, 'support/targets/embedded/assets/kwok-exec-crd.yaml'), 'utf8'),
   ) as V1CustomResourceDefinition;
   const kwokObjects: KubernetesObject[] = [
     crd,

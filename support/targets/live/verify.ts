@@ -16,9 +16,9 @@ import type { Clients } from '../../clients.ts';
 import type { HarnessConfig } from '../../config.ts';
 import { kubeLabels } from '../../names.ts';
 import { parseIamDocument } from '../../policy/document.ts';
+import { readOnlyAwsClient } from '../../read-only.ts';
 import { registerSecret } from '../../redact.ts';
 import type { TargetDescriptor } from '../target.ts';
-import { readOnlyAwsClient } from './read-only.ts';
 
 export interface VerifySubject {
   namespace: string;
