@@ -24,7 +24,7 @@ import type { IrsaWorld } from '../support/cucumber/world.ts';
 import { awsTags, resourceName } from '../support/names.ts';
 import { foreignKeys, jwkThumbprint, keysFromJwks } from '../support/oidc/jwks.ts';
 import { serviceAccountManifest } from '../support/provision/application.ts';
-import type { InfrastructureRecord } from '../support/provision/ensure.ts';
+import type { InfrastructureRecord } from '../support/provision/context.ts';
 import { readClusterSigningKeys, readIdentityProvider } from '../support/provision/infrastructure.ts';
 import { registerSecret } from '../support/redact.ts';
 import { publishedKeysJson } from '../support/scenario/discovery.ts';

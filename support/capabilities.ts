@@ -78,7 +78,8 @@ export async function probeCapabilities(args: ProbeArgs): Promise<CapabilityMatr
 export async function measureCapabilities(args: ProbeArgs): Promise<ProbeReport> {
   const { clients: c, target, config, runId, ledger } = args;
   const scope = 'probe';
-  const writes = target.name !== 'live' || config.live.mode === 'provision';
+  // A read-only target (live verify-only) refuses writes in its clients (support/read-only.ts).
+  const writes = !target.readOnly;
   const results: Partial<Record<Capability, CapabilityResult>> = {};
   results['writes-allowed'] = writes
     ? yes(`${target.name} target in a writing mode`)

@@ -24,7 +24,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { UsageError } from './errors.ts';
 import { EnvProxyHttpAgent, EnvProxyHttpsAgent, withEnvProxy } from './proxy.ts';
-import { guardKubeConfig, readOnlyAwsClient } from './targets/live/read-only.ts';
+import { guardKubeConfig, readOnlyAwsClient } from './read-only.ts';
 import type { TargetDescriptor } from './targets/target.ts';
 
 export interface HttpResult {

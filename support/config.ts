@@ -11,8 +11,7 @@ import { z } from 'zod';
 import { isKnownRegion, UNKNOWN_REGION_MESSAGE } from './aws/regions.ts';
 import { UsageError } from './errors.ts';
 import { repoRoot } from './paths.ts';
-
-const targetNames = ['embedded', 'docker', 'live'] as const;
+import { TARGET_NAMES } from './targets/target.ts';
 
 const positiveInt = z.coerce.number().int().positive();
 const bool = z
@@ -21,7 +20,7 @@ const bool = z
 
 export const configSchema = z
   .object({
-    target: z.enum(targetNames).default('embedded'),
+    target: z.enum(TARGET_NAMES).default('embedded'),
     /** Setup description directory (fixtures/setups/default when unset). */
     setup: z.string().min(1).default('fixtures/setups/default'),
     reportsDir: z.string().min(1).default('reports'),

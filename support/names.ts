@@ -1,5 +1,5 @@
 /**
- * Run ids, resource names and the tags/labels that mark what the harness created.
+ * Run ids, environment ids, resource names and the tags/labels that mark what the harness created.
  * Everything a run creates carries RUN_ID_TAG = <runId>; sweep deletes only what carries it.
  */
 import { randomBytes } from 'node:crypto';
@@ -14,6 +14,19 @@ export const MANAGED_BY = 'irsa-conformance';
 export function newRunId(): string {
   const n = randomBytes(5).readUIntBE(0, 5);
   return `ic${n.toString(36).padStart(8, '0').slice(-6)}`;
+}
+
+/**
+ * The id of a target environment the harness starts (an embedded or docker target, a warm
+ * environment): "env" + 6 base36 chars, distinct from run ids (a warm environment outlives runs).
+ */
+export function newEnvId(): string {
+  return newRunId().replace(/^ic/, 'env');
+}
+
+/** The S3 bucket an environment the harness started publishes its discovery documents in. */
+export function discoveryBucketFor(envId: string): string {
+  return `irsa-oidc-${envId}`;
 }
 
 /** A per-scenario suffix, unique inside a run even across parallel workers. */

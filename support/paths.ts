@@ -15,7 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { UsageError } from './errors.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const cacheDir = process.env.IRSA_CACHE ?? path.join(os.homedir(), '.cache', 'irsa-conformance');
+/** The cache (built components, images, the Node runtime): IRSA_CACHE, else ~/.cache/irsa-conformance. */
+export function cacheDirFor(env: NodeJS.ProcessEnv = process.env): string {
+  return env.IRSA_CACHE || path.join(os.homedir(), '.cache', 'irsa-conformance');
+}
+export const cacheDir = cacheDirFor();
 
 const uid = (): number => process.getuid?.() ?? -1;
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { IAM_NOT_ENFORCED } from '../support/capabilities.ts';
-import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
+import { repoRoot } from '../support/paths.ts';
 import { binariesMissing } from './binaries.ts';
 
 test('without IAM enforcement the AccessDenied scenario is skipped with the reason, never passed', async (t) => {
@@ -29,7 +29,7 @@ test('without IAM enforcement the AccessDenied scenario is skipped with the reas
         'bash',
         ['tools/irsa', 'conformance', '-p', 'embedded', '--name', 'Writing to another bucket is denied'],
         {
-          cwd: REPO_ROOT,
+          cwd: repoRoot,
           env: { ...process.env, IRSA_MOTO_MODE: 'plain', IRSA_REPORTS_DIR: reports, IRSA_TARGET: '' },
           stdio: ['ignore', 'ignore', 'pipe'],
         },

@@ -22,9 +22,9 @@ import { IAM_NOT_ENFORCED, probeCapabilities } from '../support/capabilities.ts'
 import { createClients } from '../support/clients.ts';
 import { loadConfig } from '../support/config.ts';
 import { Ledger } from '../support/ledger.ts';
+import { repoRoot } from '../support/paths.ts';
 import { freeLoopbackPort, SupervisedProcess } from '../support/process.ts';
 import { UPSTREAM_DEFAULT_DIALECT } from '../support/targets/dialect.ts';
-import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
 import { createCa, issueServingCert } from '../support/tls.ts';
 
@@ -34,7 +34,7 @@ function venvPython(): string | { skip: string } {
   try {
     const venv =
       process.env.IRSA_VENV ||
-      execFileSync('bash', [join(REPO_ROOT, 'tools/python-env.sh')], {
+      execFileSync('bash', [join(repoRoot, 'tools/python-env.sh')], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
       }).trim();
@@ -82,7 +82,7 @@ describe('the docker target AWS emulator, without Docker', { skip }, () => {
       name: 'moto-in-container',
       command: python as string,
       args: [
-        join(REPO_ROOT, 'support/targets/docker/assets/moto_in_container.py'),
+        join(repoRoot, 'support/targets/docker/assets/moto_in_container.py'),
         '--host',
         '127.0.0.1',
         '--https-port',
@@ -98,7 +98,7 @@ describe('the docker target AWS emulator, without Docker', { skip }, () => {
         '--admin-credentials-out',
         credsFile,
         '--launcher-dir',
-        join(REPO_ROOT, 'tools/moto'),
+        join(repoRoot, 'tools/moto'),
       ],
       env: cleanEnv,
       logFile: join(dir, 'moto-in-container.log'),

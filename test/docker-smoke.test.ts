@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../support/config.ts';
 import { isUsageError } from '../support/errors.ts';
+import { repoRoot } from '../support/paths.ts';
 import { loadSetup } from '../support/setup/setup.ts';
-import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
 
 const SMOKE_TIMEOUT_MS = 30 * 60_000;
 
@@ -47,7 +47,7 @@ async function notRunnable(): Promise<{ reason: string } | { refs: string[] }> {
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'inherit', 'pipe'] });
+    const child = spawn('bash', args, { cwd: repoRoot, env, stdio: ['ignore', 'inherit', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();

@@ -37,8 +37,8 @@ import {
 import { dialectFromFlags, NETWORK_ALIASES, planDockerTarget } from '../support/targets/docker/index.ts';
 import { describeMissingRuntime, NO_DOCKER_HINT, requireContainerRuntime } from '../support/targets/docker/runtime.ts';
 import { firstFileOfTar } from '../support/targets/docker/tar.ts';
-import { readVersions } from '../support/targets/embedded/binaries.ts';
 import { createCa, issueServingCert } from '../support/tls.ts';
+import { readVersions } from '../support/versions.ts';
 import { issueWebhookTls, webhookClientConfig, webhookManifests } from '../support/webhook-deploy.ts';
 
 const versions = readVersions();

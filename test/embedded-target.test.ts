@@ -21,9 +21,10 @@ import { CreateBucketCommand, PutBucketPolicyCommand, PutObjectCommand, S3Client
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod, Watch } from '@kubernetes/client-node';
 import { type Clients, createClients } from '../support/clients.ts';
 import { isUsageError, StartError } from '../support/errors.ts';
+import { repoRoot } from '../support/paths.ts';
 import { groupAlive, portListening } from '../support/process.ts';
 import { publicReadPolicy } from '../support/provision/infrastructure.ts';
-import { REPO_ROOT, resolveBinaries } from '../support/targets/embedded/binaries.ts';
+import { resolveBinaries } from '../support/targets/embedded/binaries.ts';
 import {
   type EmbeddedTarget,
   type EnvState,
@@ -105,7 +106,7 @@ describe('embedded target', {
   });
 
   before(async () => {
-    const logsDir = join(REPO_ROOT, 'reports/logs/test-embedded-target');
+    const logsDir = join(repoRoot, 'reports/logs/test-embedded-target');
     mkdirSync(logsDir, { recursive: true });
     target = await startEmbeddedTarget({
       logsDir,
@@ -371,7 +372,7 @@ describe('warm embedded environment', {
   timeout: 120_000,
 }, () => {
   it('outlives the process that started it and is stopped from its state file', async () => {
-    const stateFile = join(REPO_ROOT, 'reports/logs/test-embedded-warm/env-state.json');
+    const stateFile = join(repoRoot, 'reports/logs/test-embedded-warm/env-state.json');
     mkdirSync(dirname(stateFile), { recursive: true });
     rmSync(stateFile, { force: true });
     // A separate process starts the environment and exits, as `irsa env up` would.
@@ -382,12 +383,12 @@ describe('warm embedded environment', {
         'tsx',
         '--input-type=module',
         '-e',
-        `const { startEmbeddedTarget } = await import(${JSON.stringify(join(REPO_ROOT, 'support/targets/embedded/index.ts'))});
+        `const { startEmbeddedTarget } = await import(${JSON.stringify(join(repoRoot, 'support/targets/embedded/index.ts'))});
          await startEmbeddedTarget({ logsDir: ${JSON.stringify(dirname(stateFile))}, discoveryBucket: 'irsa-warm',
            stateFile: ${JSON.stringify(stateFile)}, keepAliveAfterExit: true });
          process.exit(0);`,
       ],
-      { cwd: REPO_ROOT, encoding: 'utf8', timeout: 100_000 },
+      { cwd: repoRoot, encoding: 'utf8', timeout: 100_000 },
     );
     assert.equal(child.status, 0, `the starting process succeeded: ${child.stderr}`);
     const state = JSON.parse(readFileSync(stateFile, 'utf8')) as EnvState;
@@ -477,7 +478,7 @@ describe('embedded target start failures', { timeout: 120_000 }, () => {
     try {
       await assert.rejects(
         startEmbeddedTarget({
-          logsDir: join(REPO_ROOT, 'reports/logs/test-embedded-failure'),
+          logsDir: join(repoRoot, 'reports/logs/test-embedded-failure'),
           discoveryBucket: 'irsa-failure',
           envId,
         }),

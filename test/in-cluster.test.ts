@@ -42,7 +42,7 @@ import { loadConfig } from '../support/config.ts';
 import { buildImage, type ImageBuildResult } from '../support/image/build.ts';
 import { type JUnitCase, readJUnit } from '../support/junit.ts';
 import { Ledger } from '../support/ledger.ts';
-import { awsTags, resourceName } from '../support/names.ts';
+import { awsTags, discoveryBucketFor, resourceName } from '../support/names.ts';
 import { repoRoot } from '../support/paths.ts';
 import {
   createNamespace,
@@ -60,7 +60,6 @@ import type { InfrastructureState } from '../support/run-state.ts';
 import { loadSetup } from '../support/setup/setup.ts';
 import { type EmbeddedTarget, startEmbeddedTarget } from '../support/targets/embedded/index.ts';
 import { POD_CA_BUNDLE, preflightRealNode } from '../support/targets/embedded/real-node.ts';
-import { discoveryBucketFor } from '../support/targets/start.ts';
 import { binariesMissing } from './binaries.ts';
 
 const missing = binariesMissing();

@@ -18,10 +18,10 @@ import { repoRoot } from '../support/paths.ts';
 import { readClusterSigningKeys } from '../support/provision/infrastructure.ts';
 import { loadSetup } from '../support/setup/setup.ts';
 import { defaultImages } from '../support/targets/docker/images.ts';
-import { readVersions } from '../support/targets/embedded/binaries.ts';
 import { detectCluster, OPENSHIFT_WEBHOOK_NAMESPACE, parseFlags } from '../support/targets/live/detect.ts';
 import { connectLiveTarget } from '../support/targets/live/index.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
+import { readVersions } from '../support/versions.ts';
 import { FakeKubeApi, pem, rsaPublicKey, tokenRequestRoute } from './live-fake-kube.ts';
 
 const ACCOUNT = '111122223333';

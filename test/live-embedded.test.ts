@@ -33,8 +33,9 @@ import { flushLedger } from '../support/cleanup.ts';
 import { type Clients, createClients } from '../support/clients.ts';
 import { loadConfig } from '../support/config.ts';
 import { Ledger } from '../support/ledger.ts';
-import { resourceName } from '../support/names.ts';
+import { discoveryBucketFor, resourceName } from '../support/names.ts';
 import { readMessages, scenarioOutcomes } from '../support/outcomes.ts';
+import { repoRoot } from '../support/paths.ts';
 import {
   createNamespace,
   createServiceAccount,
@@ -46,16 +47,14 @@ import type { ProvisionContext } from '../support/provision/context.ts';
 import { ensureInfrastructure } from '../support/provision/ensure.ts';
 import { createTaggedBucket } from '../support/provision/infrastructure.ts';
 import { loadSetup } from '../support/setup/setup.ts';
-import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
 import { type EmbeddedTarget, startEmbeddedTarget } from '../support/targets/embedded/index.ts';
 import { connectLiveTarget } from '../support/targets/live/index.ts';
-import { discoveryBucketFor } from '../support/targets/start.ts';
 import { binariesMissing } from './binaries.ts';
 
 const missing = binariesMissing();
-const DEFAULT_SETUP = path.join(REPO_ROOT, 'fixtures/setups/default');
-const FAULT_06 = path.join(REPO_ROOT, 'fixtures/faults/06-discovery-not-public');
-const FAULT_17 = path.join(REPO_ROOT, 'fixtures/faults/17-discovery-bucket-anyone-writes');
+const DEFAULT_SETUP = path.join(repoRoot, 'fixtures/setups/default');
+const FAULT_06 = path.join(repoRoot, 'fixtures/faults/06-discovery-not-public');
+const FAULT_17 = path.join(repoRoot, 'fixtures/faults/17-discovery-bucket-anyone-writes');
 
 describe('live target driven against the embedded target', {
   skip: missing ? `binaries missing: ${missing}` : false,
@@ -149,8 +148,8 @@ describe('live target driven against the embedded target', {
     const code = await new Promise<number>((resolve) => {
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', path.join(REPO_ROOT, 'support/cli/main.ts'), 'conformance', ...argv],
-        { cwd: REPO_ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] },
+        ['--import', 'tsx', path.join(repoRoot, 'support/cli/main.ts'), 'conformance', ...argv],
+        { cwd: repoRoot, env, stdio: ['ignore', 'ignore', 'inherit'] },
       );
       child.on('close', (c) => resolve(c ?? 1));
     });
@@ -314,7 +313,7 @@ describe('live target driven against the embedded target', {
       // The application scenarios whose checks do not look at files inside the pod: through the
       // live code path the embedded node's pods have no file system of their own (podRoot is '').
       const app = 'features/02-application.feature';
-      const lines = readFileSync(path.join(REPO_ROOT, app), 'utf8')
+      const lines = readFileSync(path.join(repoRoot, app), 'utf8')
         .split('\n')
         .flatMap((l, i) =>
           /Scenario: (The webhook injects|From inside the pod, the AWS CLI|Writing to another bucket)/.test(l)

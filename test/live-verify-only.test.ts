@@ -37,6 +37,7 @@ import {
 import { AssumeRoleWithWebIdentityCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { readTrustPolicy } from '../support/aws/iam.ts';
+import { bucketForIssuer } from '../support/aws/s3-url.ts';
 import { exchangeToken } from '../support/aws/sts.ts';
 import { probeCapabilities } from '../support/capabilities.ts';
 import { type Clients, createClients } from '../support/clients.ts';
@@ -47,16 +48,16 @@ import { buildDiscoveryDocument } from '../support/oidc/discovery.ts';
 import { buildJwks } from '../support/oidc/jwks.ts';
 import { repoRoot } from '../support/paths.ts';
 import type { ProvisionContext } from '../support/provision/context.ts';
-import { bucketForIssuer, discoverInfrastructure } from '../support/provision/discover.ts';
-import { loadSetup } from '../support/setup/setup.ts';
-import { UPSTREAM_DEFAULT_DIALECT } from '../support/targets/dialect.ts';
+import { discoverInfrastructure } from '../support/provision/discover.ts';
 import {
   guardKubeConfig,
   isAllowedKubeRequest,
   isReadOnlyAwsCommand,
   ReadOnlyViolation,
   readOnlyAwsClient,
-} from '../support/targets/live/read-only.ts';
+} from '../support/read-only.ts';
+import { loadSetup } from '../support/setup/setup.ts';
+import { UPSTREAM_DEFAULT_DIALECT } from '../support/targets/dialect.ts';
 import type { TargetDescriptor } from '../support/targets/target.ts';
 import { listBucketAs } from '../support/verify/bucket.ts';
 import { FakeKubeApi, rsaPublicKey, tokenRequestRoute } from './live-fake-kube.ts';

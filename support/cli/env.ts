@@ -7,39 +7,17 @@
  * The state file lives in this user's state directory (support/paths.ts): one warm environment per user.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { loadConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { ensurePrivateDir, envsRoot } from '../paths.ts';
 import { checkSetup } from '../setup/check.ts';
 import { loadSetup } from '../setup/setup.ts';
-import { embeddedOptionsFor } from '../targets/start.ts';
+import { embeddedOptionsFor } from '../targets/embedded/options.ts';
+import { ensureEmbeddedSetup } from '../targets/embedded/setup.ts';
 import { checkPendingDeletions, describeStuck, readPendingDeletions } from '../targets/warm-deletions.ts';
-import { readWarmState, type WarmState } from '../targets/warm-state.ts';
+import { alivePids, environmentAlive, readWarmState, WARM_STATE, type WarmState } from '../targets/warm-state.ts';
 import { type CommandSpec, parseCommand, usageText } from './args.ts';
-import { ensureEmbeddedSetup } from './setup.ts';
-
-export const WARM_STATE = path.join(envsRoot, 'warm.json');
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** True when every process of the environment in `stateFile` is alive. */
-export function environmentAlive(stateFile: string): boolean {
-  try {
-    const s = JSON.parse(readFileSync(stateFile, 'utf8')) as { processes?: { pid: number }[] };
-    return (s.processes ?? []).length > 0 && (s.processes ?? []).every((p) => alive(p.pid));
-  } catch {
-    return false;
-  }
-}
 
 export const ENV_COMMAND = {
   command: 'npm run env --',
@@ -142,7 +120,8 @@ export async function runEnv(argv: string[]): Promise<number> {
         processes: { name: string; pid: number }[];
         startedAt: string;
       };
-      const up = s.processes.filter((p) => alive(p.pid)).map((p) => p.name);
+      const living = alivePids(s.processes.map((p) => p.pid));
+      const up = s.processes.filter((p) => living.includes(p.pid)).map((p) => p.name);
       process.stdout.write(
         `warm environment ${s.envId} since ${s.startedAt}: ${up.length}/${s.processes.length} processes alive (${up.join(', ')})\n  IRSA_ATTACH=${WARM_STATE}\n`,
       );

@@ -41,8 +41,8 @@ import {
   verdictProblems,
 } from '../selftest/verdict.ts';
 import { loadSetup } from '../setup/setup.ts';
+import { ensureEmbeddedSetup } from '../targets/embedded/setup.ts';
 import { type CommandSpec, parseCommand } from './args.ts';
-import { ensureEmbeddedSetup } from './setup.ts';
 
 interface Options {
   only: string[];

@@ -42,6 +42,8 @@ import { findLocalLeftovers, removeLocalLeftovers } from '../local-leftovers.ts'
 import { checkPrivateDir, envsRoot, runsRoot, stateRoot } from '../paths.ts';
 import { deleteLeftovers, findLeftovers } from '../sweep/sweep.ts';
 import { sweepTarget } from '../sweep/target.ts';
+import type { SweepConnection } from '../targets/module.ts';
+import { environmentAlive } from '../targets/warm-state.ts';
 import { type CommandSpec, parseCommand } from './args.ts';
 
 /** "90s", "30m", "2h", "7d" (or a bare number of seconds) -> milliseconds. */
@@ -143,12 +145,12 @@ async function sweepAll(config: HarnessConfig, args: SweepArgs, out: (line: stri
   // processes, stale warm state); a run whose process is gone is not in progress any more.
   const local = await sweepLocal(args.dryRun, out);
   // 2. The target: a warm environment, or the live cluster and account.
-  const warm = path.join(envsRoot, 'warm.json');
-  if (config.target === 'embedded' && !config.attach && !existsSync(warm)) {
-    out('no warm embedded environment runs here: nothing to sweep on a cluster or in AWS');
+  const target = await sweepTarget(config, out);
+  if ('nothing' in target) {
+    out(target.nothing);
     return local.exitCode;
   }
-  const remote = await sweepRemote(config, args, local.liveRunIds, out);
+  const remote = await sweepRemote(config, args, target, local.liveRunIds, out);
   return Math.max(local.exitCode, remote);
 }
 
@@ -159,7 +161,6 @@ async function sweepLocal(
 ): Promise<{ exitCode: number; liveRunIds: Set<string> }> {
   // Read, never created here (a dry run writes nothing): trusted only as this user's 0700 directories.
   for (const dir of [stateRoot, runsRoot, envsRoot]) if (existsSync(dir)) checkPrivateDir(dir);
-  const { environmentAlive } = await import('./env.ts');
   const found = findLocalLeftovers({ runsRoot, envsRoot }, environmentAlive);
   for (const p of found.problems) out(`warning: ${p}`);
   for (const k of found.kept) out(`kept ${k.what}: ${k.why}`);
@@ -182,10 +183,10 @@ async function sweepLocal(
 async function sweepRemote(
   config: HarnessConfig,
   args: SweepArgs,
+  target: SweepConnection,
   liveRunIds: Set<string>,
   out: (line: string) => void,
 ): Promise<number> {
-  const target = await sweepTarget(config, out);
   const clients = createClients(target.descriptor);
   try {
     const result = await findLeftovers(clients, target.descriptor, {

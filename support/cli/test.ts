@@ -14,8 +14,8 @@ import path from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { repoRoot } from '../paths.ts';
+import { ensureEmbeddedSetup } from '../targets/embedded/setup.ts';
 import { type CommandSpec, parseCommand } from './args.ts';
-import { ensureEmbeddedSetup } from './setup.ts';
 
 interface Stage {
   name: string;

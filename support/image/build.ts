@@ -45,7 +45,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.ts';
 import { cacheDir } from '../paths.ts';
-import { readVersions } from '../targets/embedded/binaries.ts';
+import { readVersions } from '../versions.ts';
 import { assembleImage, type LayerBlob, writeLayer, writeOciArchive } from './oci.ts';
 import { type TarEntry, treeEntries } from './tar.ts';
 

@@ -18,59 +18,13 @@ import { ListOpenIDConnectProvidersCommand } from '@aws-sdk/client-iam';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { identityProviderArn } from '../aws/arn.ts';
 import { describeAwsError } from '../aws/errors.ts';
-import { dnsSuffixOf, partitionOf } from '../aws/regions.ts';
+import { partitionOf } from '../aws/regions.ts';
+import { bucketForIssuer } from '../aws/s3-url.ts';
+import { observeClusterIssuer } from '../kube/cluster.ts';
 import { discoveryUrl as discoveryDocumentUrl, issuerHostPath } from '../oidc/discovery.ts';
 import type { Jwks } from '../oidc/jwks.ts';
-import type { AwsAccess } from '../targets/target.ts';
-import type { ProvisionContext } from './context.ts';
-import type { InfrastructureRecord } from './ensure.ts';
-import {
-  bucketUrl,
-  type IdentityProvider,
-  observeClusterIssuer,
-  readClusterSigningKeys,
-  readIdentityProvider,
-} from './infrastructure.ts';
-
-const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-
-/**
- * The S3 bucket an issuer URL serves from, when the issuer is the root of a bucket the admin
- * clients can reach: `<endpoint>/<bucket>` with an endpoint override (path style), else
- * `https://<bucket>.s3.<region>.amazonaws.com`, `https://<bucket>.s3.amazonaws.com` or
- * `https://s3.<region>.amazonaws.com/<bucket>` in the target's region (amazonaws.com.cn in China).
- * Undefined otherwise
- * (CloudFront, another region, a key prefix, the API server itself).
- */
-export function bucketForIssuer(aws: Pick<AwsAccess, 'endpoint' | 'region'>, issuer: string): string | undefined {
-  const trimmed = issuer.replace(/\/+$/, '');
-  if (aws.endpoint) {
-    const base = aws.endpoint.replace(/\/+$/, '');
-    if (!trimmed.startsWith(`${base}/`)) return undefined;
-    const rest = trimmed.slice(base.length + 1);
-    return BUCKET_NAME.test(rest) ? rest : undefined;
-  }
-  let url: URL;
-  try {
-    url = new URL(trimmed);
-  } catch {
-    return undefined;
-  }
-  if (url.protocol !== 'https:' || url.search || url.hash) return undefined;
-  const host = url.hostname;
-  const pathPart = url.pathname.replace(/^\/+|\/+$/g, '');
-  const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const region = escapeRe(aws.region);
-  // The partition's domain: amazonaws.com, or amazonaws.com.cn in China.
-  const suffix = escapeRe(dnsSuffixOf(aws.region));
-  const virtualHosted = new RegExp(`^(.+)\\.s3(?:[.-]${region})?\\.${suffix}$`).exec(host);
-  if (virtualHosted && pathPart === '') {
-    const bucket = virtualHosted[1] as string;
-    return BUCKET_NAME.test(bucket) ? bucket : undefined;
-  }
-  if (new RegExp(`^s3[.-]${region}\\.${suffix}$`).test(host) && BUCKET_NAME.test(pathPart)) return pathPart;
-  return undefined;
-}
+import type { InfrastructureRecord, ProvisionContext } from './context.ts';
+import { bucketUrl, type IdentityProvider, readClusterSigningKeys, readIdentityProvider } from './infrastructure.ts';
 
 async function adminRead(ctx: ProvisionContext, bucket: string, key: string): Promise<unknown> {
   const obj = await ctx.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));

@@ -4,16 +4,16 @@
  * directory until the result (or the failure) is published. Resources go to the ledger's "run"
  * scope and are deleted by the coordinator at the end of the run.
  */
+
+import { bucketForIssuer } from '../aws/s3-url.ts';
+import { observeClusterIssuer } from '../kube/cluster.ts';
 import { resourceName } from '../names.ts';
-import type { Jwks } from '../oidc/jwks.ts';
-import type { InfrastructureState } from '../run-state.ts';
-import type { ProvisionContext } from './context.ts';
-import { bucketForIssuer, discoverInfrastructure } from './discover.ts';
+import type { InfrastructureRecord, ProvisionContext } from './context.ts';
+import { discoverInfrastructure } from './discover.ts';
 import {
   bucketUrl,
   createIdentityProvider,
   discoveryDocumentFor,
-  observeClusterIssuer,
   patchClusterIssuer,
   publishDiscovery,
   publishedJwks,
@@ -22,16 +22,6 @@ import {
   waitForClusterIssuer,
 } from './infrastructure.ts';
 import { runOnce } from './once.ts';
-
-/** What the infrastructure checks need beyond the shared state: what was built and from what. */
-export interface InfrastructureRecord extends InfrastructureState {
-  clusterIssuer: string;
-  clusterKeySource: string;
-  clusterKids: string[];
-  discoveryDocument: Record<string, unknown>;
-  jwks: Jwks;
-  created: string[];
-}
 
 /**
  * Where the discovery documents go and which issuer they name. fixed: the target's bucket and the

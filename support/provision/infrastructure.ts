@@ -23,10 +23,10 @@ import { retryIamPropagation } from '../aws/propagation.ts';
 import { dnsSuffixOf, partitionOf } from '../aws/regions.ts';
 import type { Clients } from '../clients.ts';
 import { OperationTimeout, UsageError } from '../errors.ts';
+import { observeClusterIssuer } from '../kube/cluster.ts';
 import { isNotFound, retryKubeCreate } from '../kube/errors.ts';
 import { awsTags, kubeLabels, TAG_RUN_ID } from '../names.ts';
 import { buildJwks, type Jwks, keysFromJwks, keysFromOpenShiftConfigMap, kidForKey } from '../oidc/jwks.ts';
-import { decodeTokenClaims } from '../oidc/token.ts';
 import { retry } from '../retry.ts';
 import { isNone, renderJson, renderYaml } from '../setup/setup.ts';
 import type { ProvisionContext } from './context.ts';
@@ -53,32 +53,6 @@ export async function readClusterSigningKeys(c: Clients): Promise<ClusterSigning
   const body = await c.kc.makeApiClient(OpenidApi).getServiceAccountIssuerOpenIDKeyset();
   const jwks: unknown = typeof body === 'string' ? JSON.parse(body) : body;
   return { source: '/openid/v1/jwks', keys: keysFromJwks(jwks, '/openid/v1/jwks') };
-}
-
-/**
- * The issuer the cluster puts into service-account tokens, observed (not configured): the `iss`
- * of a short TokenRequest for the default ServiceAccount of the default namespace.
- */
-export async function observeClusterIssuer(c: Clients, timeoutSeconds: number): Promise<string> {
-  const { value } = await retry(
-    () =>
-      c.core.createNamespacedServiceAccountToken({
-        name: 'default',
-        namespace: 'default',
-        body: { spec: { audiences: ['irsa-conformance-issuer-probe'], expirationSeconds: 600 } },
-      }),
-    {
-      operation: 'reading the cluster issuer (TokenRequest for default/default)',
-      waitingFor: 'the default ServiceAccount to exist',
-      timeoutSeconds,
-      retryable: isNotFound,
-    },
-  );
-  const token = value.status?.token;
-  if (!token) throw new Error('TokenRequest returned no token');
-  const iss = decodeTokenClaims(token).iss;
-  if (!iss) throw new Error('the cluster issued a token without iss');
-  return iss;
 }
 
 export function publishedJwks(ctx: ProvisionContext, clusterKeys: ClusterSigningKeys): Jwks {

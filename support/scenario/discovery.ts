@@ -6,7 +6,7 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { IrsaWorld } from '../cucumber/world.ts';
 import type { Jwk } from '../oidc/jwks.ts';
-import type { InfrastructureRecord } from '../provision/ensure.ts';
+import type { InfrastructureRecord } from '../provision/context.ts';
 
 /** keys.json as published; without a bucket (verify-only, issuer not an S3 URL) the JWKS fetched from jwks_uri. */
 export async function publishedKeysJson(world: IrsaWorld, infra: InfrastructureRecord): Promise<{ keys: Jwk[] }> {

@@ -10,7 +10,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { HarnessConfig } from '../config.ts';
-import { newRunId } from '../names.ts';
 import { readMessages, scenarioOutcomes } from '../outcomes.ts';
 import { ensurePrivateDir, envsRoot, repoRoot } from '../paths.ts';
 import { redact } from '../redact.ts';
@@ -129,24 +128,27 @@ export class Runner {
     const reusable = this.envs.get(worker);
     if (reusable) return reusable.statePath;
     const { startEmbeddedTarget } = await import('../targets/embedded/index.ts');
-    const { discoveryBucketFor } = await import('../targets/start.ts');
-    const envId = newRunId().replace(/^ic/, 'env');
+    const { embeddedOptionsFor } = await import('../targets/embedded/options.ts');
+    const options = embeddedOptionsFor(
+      {
+        reportsDir: this.opts.reportsRoot,
+        region: this.opts.region,
+        embedded: this.opts.embedded,
+        timeouts: { startSeconds: this.opts.startTimeoutSeconds },
+      },
+      { spec: { webhook: { flags } } },
+    );
+    const envId = options.envId;
     ensurePrivateDir(envsRoot);
     const statePath = path.join(envsRoot, `selftest-${envId}.json`);
     const started = Date.now();
     const shared: SharedEnv = { statePath, flags: key, broken: false, stop: async () => undefined };
     const t = await startEmbeddedTarget({
-      logsDir: path.join(this.opts.reportsRoot, 'logs', envId),
-      discoveryBucket: discoveryBucketFor(envId),
-      webhookFlags: flags,
-      region: this.opts.region,
-      envId,
+      ...options,
       stateFile: statePath,
       // This process stops it (or its exit handler does); the runs attached to it must finish
       // their clean-up first, so signals are handled here, not by the target.
       handleSignals: false,
-      startTimeoutMs: this.opts.startTimeoutSeconds * 1000,
-      settings: this.opts.embedded,
       onUnexpectedExit: () => {
         shared.broken = true;
       },

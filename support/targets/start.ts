@@ -1,52 +1,19 @@
 /**
- * Starts (or attaches to) the target a run asks for. The only place that knows the targets by
- * name; everything after it works on the TargetDescriptor.
+ * Starts (or attaches to) the target a run asks for: the target's module (support/targets/registry.ts)
+ * starts it; a warm environment's state file is attached to the same way whatever started it.
+ * Everything after it works on the TargetDescriptor.
  */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { HarnessConfig } from '../config.ts';
 import { UsageError } from '../errors.ts';
-import { newRunId } from '../names.ts';
-import { type ProcessIdentity, processCommand, processIdentity, readLogTail } from '../process.ts';
+import { processCommand, processIdentity, readLogTail } from '../process.ts';
 import type { LoadedSetup } from '../setup/setup.ts';
-import type { TargetDeath } from '../target-death.ts';
-import type { StartedTarget } from './target.ts';
+import type { OnTargetDeath, TargetHandle } from './module.ts';
+import { loadTargetModule } from './registry.ts';
 import { lockWarmEnvironment } from './warm-lock.ts';
-import { readWarmState } from './warm-state.ts';
+import { environmentAlive, readWarmState } from './warm-state.ts';
 
-export interface TargetHandle extends StartedTarget {
-  /** True when this process started it (and stops it); false when attached to a warm environment. */
-  owned: boolean;
-  timings?: Record<string, number>;
-  /** Its processes where they run on this machine (embedded): a failed step checks them (support/target-death.ts). */
-  components?: ProcessIdentity[];
-}
-
-/** Told once when a component of the target dies while the run uses it. */
-export type OnTargetDeath = (death: TargetDeath) => void;
-
-export function discoveryBucketFor(envId: string): string {
-  return `irsa-oidc-${envId}`;
-}
-
-/**
- * What an embedded target for this configuration and setup starts with: a new environment id, its
- * logs and discovery bucket, the setup's webhook flags and the `embedded` settings. A run's own
- * target and a warm environment (`npm run env -- up`) start the same way.
- */
-export function embeddedOptionsFor(config: HarnessConfig, setup: LoadedSetup) {
-  const envId = newRunId().replace(/^ic/, 'env');
-  return {
-    logsDir: path.join(config.reportsDir, 'logs', envId),
-    discoveryBucket: discoveryBucketFor(envId),
-    webhookFlags: setup.spec.webhook.flags,
-    region: config.region,
-    envId,
-    startTimeoutMs: config.timeouts.startSeconds * 1000,
-    settings: config.embedded,
-  };
-}
-
+/** Starts the target the settings name, or attaches to the warm environment IRSA_ATTACH names. */
 export async function startTarget(
   config: HarnessConfig,
   setup: LoadedSetup,
@@ -54,37 +21,7 @@ export async function startTarget(
   onDeath: OnTargetDeath = () => undefined,
 ): Promise<TargetHandle> {
   if (config.attach) return attachTarget(config, setup, onDeath);
-  switch (config.target) {
-    case 'embedded': {
-      const { startEmbeddedTarget } = await import('./embedded/index.ts');
-      const t = await startEmbeddedTarget({
-        ...embeddedOptionsFor(config, setup),
-        onProgress,
-        onUnexpectedExit: (component, logTail, exit) =>
-          onDeath({
-            component,
-            code: exit.code,
-            signal: exit.signal,
-            logFile: exit.logFile,
-            logTail,
-            owned: true,
-            at: new Date().toISOString(),
-          }),
-      });
-      const components = t.state.processes.map((p) => processIdentity(p.pid));
-      return { ...t, owned: true, timings: t.timings, components };
-    }
-    case 'docker': {
-      const { startDockerTarget } = await import('./docker/index.ts');
-      const t = await startDockerTarget(config, setup, onProgress);
-      return { ...t, owned: true };
-    }
-    case 'live': {
-      const { connectLiveTarget } = await import('./live/index.ts');
-      const t = await connectLiveTarget(config, setup, onProgress);
-      return { ...t, owned: false };
-    }
-  }
+  return (await loadTargetModule(config.target)).start({ config, setup, onProgress, onDeath });
 }
 
 /** A warm environment started by `npm run env -- up`: its state file holds the descriptor. */
@@ -97,7 +34,6 @@ async function attachTarget(config: HarnessConfig, setup: LoadedSetup, onDeath: 
     );
   }
   const state = readWarmState(file);
-  const { environmentAlive } = await import('../cli/env.ts');
   if (!environmentAlive(file)) {
     throw new UsageError(
       `the warm environment in ${file} is not running (its processes are gone)`,

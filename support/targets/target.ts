@@ -6,7 +6,9 @@
  * state file. Steps never branch on the target's name: every difference is a field here.
  */
 
-export type TargetName = 'embedded' | 'docker' | 'live';
+/** The targets the settings may name; each has a module in support/targets/registry.ts. */
+export const TARGET_NAMES = ['embedded', 'docker', 'live'] as const;
+export type TargetName = (typeof TARGET_NAMES)[number];
 
 /** Admin-side AWS access used for provisioning and diagnostics (never what pods use). */
 export interface AwsAccess {
@@ -136,7 +138,7 @@ export interface TargetDescriptor {
   /**
    * The harness must not change the target (live verify-only): the clients refuse every AWS command
    * that is not a read and every Kubernetes write except TokenRequests and one pod's create/delete in
-   * `podNamespace` (support/targets/live/read-only.ts).
+   * `podNamespace` (support/read-only.ts).
    */
   readOnly?: { podNamespace?: string };
   /** What the target found out about the cluster, and where each value came from (printed, reported). */

@@ -1,5 +1,6 @@
 /**
- * Reading a warm environment's state file (`npm run env -- up`, IRSA_ATTACH, sweep's default).
+ * A warm environment's state file (`npm run env -- up`, IRSA_ATTACH, sweep's default): where this
+ * user's lives, whether its processes still run, and reading it.
  * The file names pids to signal, directories to remove and a kubeconfig to load, so it is trusted
  * only as far as this user wrote it: a regular file of this user's that nobody else may write
  * (support/paths.ts checkOwnFile), and its kubeconfig only authenticates with client
@@ -7,9 +8,10 @@
  * `auth-provider`) would make the harness run a command the file names: refused (exit 2).
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../errors.ts';
-import { checkOwnFile } from '../paths.ts';
+import { checkOwnFile, envsRoot } from '../paths.ts';
 import type { TargetDescriptor } from './target.ts';
 
 /** What every reader of a state file needs; the embedded target writes more (embedded/index.ts EnvState). */
@@ -19,6 +21,33 @@ export interface WarmState {
   processes?: { name: string; pid: number; command: string }[];
   webhookFlags?: Record<string, string>;
   [key: string]: unknown;
+}
+
+/** This user's warm environment (`npm run env -- up`): one per user, in the state directory. */
+export const WARM_STATE = path.join(envsRoot, 'warm.json');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The pids of the environment's processes that are alive. */
+export function alivePids(pids: number[]): number[] {
+  return pids.filter(alive);
+}
+
+/** True when every process of the environment in `stateFile` is alive. */
+export function environmentAlive(stateFile: string): boolean {
+  try {
+    const s = JSON.parse(readFileSync(stateFile, 'utf8')) as { processes?: { pid: number }[] };
+    return (s.processes ?? []).length > 0 && (s.processes ?? []).every((p) => alive(p.pid));
+  } catch {
+    return false;
+  }
 }
 
 const HINT = 'pass the state file `npm run env -- up` printed (--attach or IRSA_ATTACH)';

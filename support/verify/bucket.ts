@@ -7,7 +7,7 @@ import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { awsErrorName, describeAwsError } from '../aws/errors.ts';
 import type { RoleSession } from '../aws/sts.ts';
 import type { Clients } from '../clients.ts';
-import { readOnlyAwsClient } from '../targets/live/read-only.ts';
+import { readOnlyAwsClient } from '../read-only.ts';
 import type { TargetDescriptor } from '../targets/target.ts';
 
 export type ListOutcome = { ok: true; keys: number } | { ok: false; code: string; detail: string };

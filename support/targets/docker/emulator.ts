@@ -21,7 +21,7 @@
  */
 import { join } from 'node:path';
 import { type GenericContainer, Wait } from 'testcontainers';
-import { REPO_ROOT } from '../embedded/binaries.ts';
+import { repoRoot } from '../../paths.ts';
 import { LoopbackGenericContainer, LoopbackLocalstackContainer } from './containers.ts';
 
 export type EmulatorKind = 'localstack' | 'moto';
@@ -118,11 +118,11 @@ export function emulatorSpec(o: {
       MOTO_CREDENTIALS_PATH,
     ],
     files: [
-      { source: join(REPO_ROOT, 'support/targets/docker/assets/moto_in_container.py'), target: MOTO_DIR },
-      { source: join(REPO_ROOT, 'tools/moto/launcher.py'), target: MOTO_DIR },
-      { source: join(REPO_ROOT, 'tools/moto/per_request_auth.py'), target: MOTO_DIR },
-      { source: join(REPO_ROOT, 'tools/moto/web_identity.py'), target: MOTO_DIR },
-      { source: join(REPO_ROOT, 'tools/moto/trust_policy.py'), target: MOTO_DIR },
+      { source: join(repoRoot, 'support/targets/docker/assets/moto_in_container.py'), target: MOTO_DIR },
+      { source: join(repoRoot, 'tools/moto/launcher.py'), target: MOTO_DIR },
+      { source: join(repoRoot, 'tools/moto/per_request_auth.py'), target: MOTO_DIR },
+      { source: join(repoRoot, 'tools/moto/web_identity.py'), target: MOTO_DIR },
+      { source: join(repoRoot, 'tools/moto/trust_policy.py'), target: MOTO_DIR },
     ].map((f) => ({ source: f.source, target: `${f.target}/${f.source.split('/').pop()}` })),
     tls: { certPath: `${TLS_DIR}/tls.crt`, keyPath: `${TLS_DIR}/tls.key`, combined: false },
     readyLog: /\[moto\] ready on/,

@@ -28,7 +28,7 @@
  */
 import { UsageError } from '../../errors.ts';
 import type { LoadedSetup } from '../../setup/setup.ts';
-import { readVersions, type Versions } from '../embedded/binaries.ts';
+import { readVersions, type Versions } from '../../versions.ts';
 
 export const IMAGE_NAMES = ['k3s', 'localstack', 'moto', 'webhook', 'app', 'verify'] as const;
 export type ImageName = (typeof IMAGE_NAMES)[number];

@@ -55,15 +55,14 @@ import type { ContainerRuntimeClient, StartedNetwork, StartedTestContainer } fro
 import { type Clients, createClients } from '../../clients.ts';
 import type { HarnessConfig } from '../../config.ts';
 import { StartError, UsageError } from '../../errors.ts';
-import { newRunId } from '../../names.ts';
+import { discoveryBucketFor, newEnvId, newRunId } from '../../names.ts';
 import { freeLoopbackPort } from '../../process.ts';
 import { registerSecret } from '../../redact.ts';
 import type { LoadedSetup } from '../../setup/setup.ts';
 import { createCa, issueServingCert } from '../../tls.ts';
+import { readVersions, type Versions } from '../../versions.ts';
 import { applyWebhookDeployment, issueWebhookTls, webhookClientConfig } from '../../webhook-deploy.ts';
 import { dialectFromFlags } from '../dialect.ts';
-import { readVersions, type Versions } from '../embedded/binaries.ts';
-import { discoveryBucketFor } from '../start.ts';
 import type { DetectedValue, StartedTarget, TargetDescriptor, WebhookDialect } from '../target.ts';
 import {
   type ImageToLoad,
@@ -244,7 +243,7 @@ export async function startDockerTarget(
   const timeoutSeconds = config.timeouts.startSeconds;
 
   // 1. Input and environment, before anything exists.
-  const envId = newRunId().replace(/^ic/, 'env');
+  const envId = newEnvId();
   const { client, registries } = await preflightDockerTarget(config, setup, env);
   const runtimeHost = client.info.containerRuntime.host;
   const issuerPort = await freeLoopbackPort();

@@ -7,7 +7,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from './binaries.ts';
+import { repoRoot } from '../../paths.ts';
 import { startEmbeddedTarget } from './index.ts';
 
 function median(values: number[]): number {
@@ -19,7 +19,7 @@ function median(values: number[]): number {
 }
 
 const runs = Number(process.argv[2] ?? 5);
-const logsDir = process.argv[3] ?? join(REPO_ROOT, 'reports/logs/bench-embedded');
+const logsDir = process.argv[3] ?? join(repoRoot, 'reports/logs/bench-embedded');
 mkdirSync(logsDir, { recursive: true });
 const samples = new Map<string, number[]>();
 const add = (name: string, ms: number) => samples.set(name, [...(samples.get(name) ?? []), ms]);

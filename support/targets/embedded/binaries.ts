@@ -9,25 +9,11 @@
  *   IRSA_KUBE_BIN_DIR   a directory holding kube-apiserver (and possibly etcd, kube-controller-manager,
  *                       kube-scheduler), e.g. controller-runtime envtest's downloaded assets.
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 import { UsageError } from '../../errors.ts';
-
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-
-export type Versions = Record<string, string>;
-
-/** tools/versions.env parsed as KEY=VALUE lines (the one place versions live). */
-export function readVersions(file = join(REPO_ROOT, 'tools/versions.env')): Versions {
-  const versions: Versions = {};
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = /^\s*([A-Z0-9_]+)=(.*?)\s*$/.exec(line);
-    if (m?.[1] && m[2] !== undefined) versions[m[1]] = m[2].replace(/^["']|["']$/g, '');
-  }
-  return versions;
-}
+import { cacheDirFor } from '../../paths.ts';
+import { readVersions } from '../../versions.ts';
 
 export interface ComponentBinaries {
   etcd: string;
@@ -38,12 +24,8 @@ export interface ComponentBinaries {
   webhook: string;
 }
 
-export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.IRSA_CACHE || join(homedir(), '.cache/irsa-conformance');
-}
-
 export function binDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.IRSA_BIN_DIR || join(cacheDir(env), 'bin');
+  return env.IRSA_BIN_DIR || join(cacheDirFor(env), 'bin');
 }
 
 function executable(file: string): boolean {

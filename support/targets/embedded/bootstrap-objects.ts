@@ -13,7 +13,7 @@ import {
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { REPO_ROOT } from './binaries.ts';
+import { repoRoot } from '../../paths.ts';
 import { NODE_NAME } from './kwok.ts';
 
 /** Objects every component after kube-apiserver needs; idempotent. A real node registers itself. */
@@ -27,7 +27,7 @@ export async function bootstrapObjects(kc: KubeConfig, kubeNode: 'kwok' | 'kubel
     }
   };
   const crd = parseYaml(
-    readFileSync(join(REPO_ROOT, 'support/targets/embedded/assets/kwok-exec-crd.yaml'), 'utf8'),
+    readFileSync(join(repoRoot, 'support/targets/embedded/assets/kwok-exec-crd.yaml'), 'utf8'),
   ) as V1CustomResourceDefinition;
   const kwokObjects: KubernetesObject[] = [
     crd,

@@ -80,14 +80,16 @@ import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { HarnessConfig } from '../../config.ts';
 import { StartError, UsageError } from '../../errors.ts';
+import { newEnvId } from '../../names.ts';
 import { writeOwner } from '../../owner.ts';
 import { type ExitInfo, freeLoopbackPort, readLogTail, SupervisedProcess } from '../../process.ts';
 import { registerSecret } from '../../redact.ts';
+import { readVersions } from '../../versions.ts';
 import { dialectFromFlags } from '../dialect.ts';
 import type { StartedTarget, TargetDescriptor } from '../target.ts';
 import { clearPendingDeletions } from '../warm-deletions.ts';
 import { startApiserver } from './apiserver.ts';
-import { readVersions, resolveBinaries } from './binaries.ts';
+import { resolveBinaries } from './binaries.ts';
 import { bootstrapObjects } from './bootstrap-objects.ts';
 import { type Component, checkClosedToOthers, cleanEnv, get, type Launch, LOOPBACK } from './component.ts';
 import { startControllerManager } from './controller-manager.ts';
@@ -160,7 +162,7 @@ async function startOnce(options: EmbeddedOptions): Promise<EmbeddedTarget> {
   const region = options.region ?? 'us-east-1';
   const webhookFlags = options.webhookFlags ?? {};
   const dialect = dialectFromFlags(webhookFlags);
-  const envId = options.envId ?? `emb-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const envId = options.envId ?? newEnvId();
 
   // Input and environment problems first, before anything runs.
   const settings = options.settings ?? {};

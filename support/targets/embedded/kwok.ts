@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CoreV1Api } from '@kubernetes/client-node';
-import { REPO_ROOT } from './binaries.ts';
+import { repoRoot } from '../../paths.ts';
 import { type Component, cleanEnv, get, type Launch, LOOPBACK } from './component.ts';
 import type { Pki } from './pki.ts';
 import { READY_ANNOTATION } from './pod-runtime.ts';
@@ -39,10 +39,10 @@ export async function startPodRuntime(
   const proc = await launch(
     'pod-runtime',
     nodeForCompanion(),
-    ['--import', 'tsx', join(REPO_ROOT, 'support/targets/embedded/pod-runtime-main.ts'), companionConfigFile],
+    ['--import', 'tsx', join(repoRoot, 'support/targets/embedded/pod-runtime-main.ts'), companionConfigFile],
     cleanEnv({ HOME: c.workDir, NODE_NO_WARNINGS: '1' }),
     // `--import tsx` resolves from the working directory.
-    REPO_ROOT,
+    repoRoot,
   );
   return {
     proc,
@@ -59,7 +59,7 @@ export async function startKwok(
   const kwokConfig = join(c.workDir, 'kwok.yaml');
   writeFileSync(
     kwokConfig,
-    readFileSync(join(REPO_ROOT, 'support/targets/embedded/assets/kwok-stages.yaml'), 'utf8').replaceAll(
+    readFileSync(join(repoRoot, 'support/targets/embedded/assets/kwok-stages.yaml'), 'utf8').replaceAll(
       '__READY_ANNOTATION__',
       READY_ANNOTATION,
     ),

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../../errors.ts';
-import { REPO_ROOT } from './binaries.ts';
+import { repoRoot } from '../../paths.ts';
 import { type Component, cleanEnv, get, type Launch, LOOPBACK } from './component.ts';
 
 /** moto's default account; the launcher reports the real one in its credentials file. */
@@ -30,7 +30,7 @@ export function resolveMoto(): MotoCommand {
   let venv = process.env.IRSA_VENV;
   if (!venv) {
     try {
-      venv = execFileSync('bash', [join(REPO_ROOT, 'tools/python-env.sh')], {
+      venv = execFileSync('bash', [join(repoRoot, 'tools/python-env.sh')], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
       }).trim();
@@ -45,7 +45,7 @@ export function resolveMoto(): MotoCommand {
   const python = join(venv, 'bin/python');
   if (!existsSync(python))
     throw new UsageError(`no Python in ${venv}`, 'unset IRSA_VENV, or run bash tools/python-env.sh');
-  const launcher = join(REPO_ROOT, 'tools/moto/launcher.py');
+  const launcher = join(repoRoot, 'tools/moto/launcher.py');
   if (existsSync(launcher) && process.env.IRSA_MOTO_MODE !== 'plain') {
     return {
       command: python,
@@ -79,7 +79,7 @@ export function resolveMoto(): MotoCommand {
   };
 }
 
-export const AWS_CLI_FORKSERVER = join(REPO_ROOT, 'tools/aws-cli-forkserver.py');
+export const AWS_CLI_FORKSERVER = join(repoRoot, 'tools/aws-cli-forkserver.py');
 
 export interface AwsCliShim {
   /** Holds `aws`, the fork server's client: first on the pods' PATH. */

@@ -37,8 +37,8 @@ import { join, resolve } from 'node:path';
 import type { CoreV1Api, V1Node } from '@kubernetes/client-node';
 import { UsageError } from '../../errors.ts';
 import { archiveImageName } from '../../image/oci.ts';
+import { repoRoot } from '../../paths.ts';
 import type { SupervisedProcess } from '../../process.ts';
-import { REPO_ROOT } from './binaries.ts';
 
 /** The Node's name and address (see the header: a node IP may not be loopback, a node name may be an IP). */
 export const REAL_NODE_NAME = '127.0.0.1';
@@ -48,8 +48,8 @@ export const REAL_NODE_NAME = '127.0.0.1';
  */
 export const POD_CA_BUNDLE = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
 
-const BUILD_SCRIPT = join(REPO_ROOT, 'tools/real-node/build.sh');
-const ENTER_SCRIPT = join(REPO_ROOT, 'tools/real-node/enter.sh');
+const BUILD_SCRIPT = join(repoRoot, 'tools/real-node/build.sh');
+const ENTER_SCRIPT = join(repoRoot, 'tools/real-node/enter.sh');
 
 /** What tools/real-node/build.sh prints: the cached binaries and image archives. */
 export interface RealNodeArtifacts {
@@ -215,7 +215,7 @@ export function preflightRealNode(): void {
  */
 export function resolveNodeImages(files: readonly string[]): { ref: string; tar: string }[] {
   return files.map((f) => {
-    const tar = resolve(REPO_ROOT, f);
+    const tar = resolve(repoRoot, f);
     if (!existsSync(tar))
       throw new UsageError(
         `IRSA_NODE_IMAGES (nodeImages): ${tar} does not exist`,

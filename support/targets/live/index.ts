@@ -10,7 +10,7 @@
  * harness deploys it at provisioning (support/webhook-deploy.ts) from the pinned upstream release
  * or IRSA_IMAGE_WEBHOOK. Every image the cluster pulls has a setting (support/targets/docker/images.ts):
  * IRSA_IMAGE_WEBHOOK, IRSA_IMAGE_APP (the app and probe pods) and IRSA_IMAGE_VERIFY (verify-only's pod).
- * In verify-only mode the descriptor is readOnly: the clients refuse writes (read-only.ts).
+ * In verify-only mode the descriptor is readOnly: the clients refuse writes (support/read-only.ts).
  *
  * IRSA_AWS_ENDPOINT (+ IRSA_AWS_CA_BUNDLE) points the same code path at an emulator, which is how
  * the embedded target is driven through it in the tests; pods then get the endpoint in their env.
@@ -22,9 +22,11 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseArn } from '../../aws/arn.ts';
 import { dnsSuffixOf, isAwsHostedEndpoint, partitionOf } from '../../aws/regions.ts';
+import { bucketForIssuer } from '../../aws/s3-url.ts';
 import { type Clients, createClients, loadKubeConfig } from '../../clients.ts';
 import { configSchema, type HarnessConfig } from '../../config.ts';
 import { isUsageError, UsageError } from '../../errors.ts';
+import { observeClusterIssuer } from '../../kube/cluster.ts';
 import { isNotFound, kubeStatus } from '../../kube/errors.ts';
 import {
   detectInCluster,
@@ -34,8 +36,6 @@ import {
 } from '../../kube/in-cluster.ts';
 import { log } from '../../log.ts';
 import { discoveryUrl } from '../../oidc/discovery.ts';
-import { bucketForIssuer } from '../../provision/discover.ts';
-import { observeClusterIssuer } from '../../provision/infrastructure.ts';
 import { describeProxy, proxyFor } from '../../proxy.ts';
 import type { LoadedSetup } from '../../setup/setup.ts';
 import { formatDetected } from '../../verify/detected.ts';

@@ -11,8 +11,8 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { UsageError } from '../errors.ts';
-import { repoRoot } from '../paths.ts';
+import { UsageError } from '../../errors.ts';
+import { repoRoot } from '../../paths.ts';
 
 /** Set in the environment once the set-up is done, so that child processes do not repeat it. */
 export const SETUP_DONE_VAR = 'IRSA_EMBEDDED_SETUP_DONE';
