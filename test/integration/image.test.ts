@@ -9,45 +9,25 @@
  *     digest it is named by, each layer's uncompressed digest is its diff_id, entries are sorted
  *     and carry the fixed times;
  *   - an uncommitted change gives another digest and a "-dirty" revision.
+ * The cases that need no child process or listener are test/unit/image.test.ts.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { buildImage } from '../../support/image/build.ts';
-import { listTar, readTarMember, type TarEntry, tarChunks } from '../../support/image/tar.ts';
+import { listTar, readTarMember } from '../../support/image/tar.ts';
 import { repoRoot } from '../../support/paths.ts';
+import { sampleEntries, sha, tarBytes } from '../support/tar-entries.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'irsa-image-test-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-async function tarBytes(entries: TarEntry[]): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of Readable.from(tarChunks(entries, 7))) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
 describe('the tar writer', () => {
-  const long = `node_modules/${'a-very-long-package-name/'.repeat(6)}index.js`;
-  const entries: TarEntry[] = [
-    { path: 'b/file', type: 'file', mode: 0o755, mtime: 1, content: Buffer.from('bee') },
-    { path: long, type: 'file', mode: 0o644, mtime: 2, content: Buffer.from('long') },
-    { path: 'a/link', type: 'symlink', mode: 0o777, mtime: 3, linkname: `../${'x'.repeat(120)}` },
-    { path: 'home/nonroot', type: 'dir', mode: 0o755, uid: 65532, gid: 65532, mtime: 4 },
-  ];
-
-  it('writes the same bytes for the same entries in any order', async () => {
-    const one = await tarBytes(entries);
-    const two = await tarBytes([...entries].reverse());
-    assert.equal(sha(one), sha(two));
-  });
+  const { long, entries } = sampleEntries();
 
   it('keeps long paths and link targets, modes, owners and times; parents are added, sorted', async () => {
     const file = path.join(work, 'entries.tar');

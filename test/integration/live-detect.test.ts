@@ -3,6 +3,7 @@
  * authentication.config, the built-in webhook in openshift-cloud-credential-operator and its
  * Deployment's flags, several signing keys in bound-sa-token-signing-certs, one of them SPKI bytes
  * under an `RSA PUBLIC KEY` label as OpenShift writes it) and a plain cluster without a webhook.
+ * The cases that need no child process or listener are test/unit/live-detect.test.ts.
  */
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
@@ -19,7 +20,7 @@ import { readClusterSigningKeys } from '../../support/provision/infrastructure.t
 import { loadSetup } from '../../support/setup/setup.ts';
 import { defaultImages } from '../../support/targets/docker/images.ts';
 import { readVersions } from '../../support/targets/embedded/binaries.ts';
-import { detectCluster, OPENSHIFT_WEBHOOK_NAMESPACE, parseFlags } from '../../support/targets/live/detect.ts';
+import { detectCluster, OPENSHIFT_WEBHOOK_NAMESPACE } from '../../support/targets/live/detect.ts';
 import { connectLiveTarget } from '../../support/targets/live/index.ts';
 import type { TargetDescriptor } from '../../support/targets/target.ts';
 import { FakeKubeApi, pem, rsaPublicKey, tokenRequestRoute } from '../support/live-fake-kube.ts';
@@ -311,16 +312,5 @@ describe('a plain cluster without a pod identity webhook', () => {
     assert.equal(t.descriptor.webhookVersion, 'v0.6.17');
     assert.deepEqual(t.descriptor.issuer, { mode: 'read-only', issuer: 'https://kubernetes.default.svc' });
     await t.stop();
-  });
-});
-
-describe('parseFlags', () => {
-  it('reads --a=b, --a b and bare switches', () => {
-    assert.deepEqual(parseFlags(['/webhook', '--a=b', '--c', 'd', '--e', '--f=']), {
-      a: 'b',
-      c: 'd',
-      e: 'true',
-      f: '',
-    });
   });
 });

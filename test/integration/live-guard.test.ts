@@ -2,6 +2,7 @@
  * The live target's guard: the AWS account of the credentials must be the confirmed one before
  * anything is written, with both ids in the refusal; provision mode refuses without confirmation.
  * Recorded AWS answers (aws-sdk-client-mock) and a fake Kubernetes API on 127.0.0.1.
+ * The cases that need no child process or listener are test/unit/live-guard.test.ts.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -9,44 +10,13 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { loadConfig } from '../../support/config.ts';
-import { isUsageError, UsageError } from '../../support/errors.ts';
+import { isUsageError } from '../../support/errors.ts';
 import { repoRoot } from '../../support/paths.ts';
 import { loadSetup } from '../../support/setup/setup.ts';
-import { checkAccountGuard } from '../../support/targets/live/guard.ts';
 import { connectLiveTarget } from '../../support/targets/live/index.ts';
 import { FakeKubeApi, tokenRequestRoute } from '../support/live-fake-kube.ts';
 
 const caller = { account: '111122223333', arn: 'arn:aws:iam::111122223333:user/alice' };
-
-describe('checkAccountGuard', () => {
-  it('refuses a mismatch, naming both account ids', () => {
-    assert.throws(
-      () => checkAccountGuard({ mode: 'provision', confirmedAccountId: '444455556666', caller }),
-      (e: unknown) =>
-        e instanceof UsageError &&
-        /111122223333/.test(e.message) &&
-        /444455556666/.test(e.message) &&
-        e.hint.length > 0,
-    );
-  });
-  it('refuses a mismatch in verify-only mode too (the credentials are not the ones the user thinks)', () => {
-    assert.throws(
-      () => checkAccountGuard({ mode: 'verify-only', confirmedAccountId: '444455556666', caller }),
-      UsageError,
-    );
-  });
-  it('refuses provision mode without a confirmed account, suggesting the caller account', () => {
-    assert.throws(
-      () => checkAccountGuard({ mode: 'provision', confirmedAccountId: undefined, caller }),
-      (e: unknown) => e instanceof UsageError && /IRSA_AWS_ACCOUNT_ID/.test(e.message) && /111122223333/.test(e.hint),
-    );
-  });
-  it('lets verify-only go on without a confirmation, and a match in either mode', () => {
-    checkAccountGuard({ mode: 'verify-only', confirmedAccountId: undefined, caller });
-    checkAccountGuard({ mode: 'provision', confirmedAccountId: '111122223333', caller });
-    checkAccountGuard({ mode: 'verify-only', confirmedAccountId: '111122223333', caller });
-  });
-});
 
 describe('connectLiveTarget: the guard before anything else', () => {
   let api: FakeKubeApi;

@@ -3,6 +3,7 @@
  * without a webhook, provisioning deploys it (namespace, RBAC, TLS Secret, Deployment, Service),
  * records what must be deleted in the ledger, waits for its pod, and registers the
  * MutatingWebhookConfiguration for its Service with the harness's own CA. Fake Kubernetes API.
+ * The cases that need no child process or listener are test/unit/live-webhook-deploy.test.ts.
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -10,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { V1Deployment, V1MutatingWebhookConfiguration, V1Secret } from '@kubernetes/client-node';
+import type { V1MutatingWebhookConfiguration, V1Secret } from '@kubernetes/client-node';
 import { type Clients, createClients } from '../../support/clients.ts';
 import { loadConfig } from '../../support/config.ts';
 import { Ledger } from '../../support/ledger.ts';
@@ -20,40 +21,9 @@ import { registerWebhook } from '../../support/provision/infrastructure.ts';
 import { loadSetup } from '../../support/setup/setup.ts';
 import { UPSTREAM_DEFAULT_DIALECT } from '../../support/targets/dialect.ts';
 import type { TargetDescriptor } from '../../support/targets/target.ts';
-import { issueWebhookTls, webhookManifests } from '../../support/webhook-deploy.ts';
 import { FakeKubeApi, type FakeRequest } from '../support/live-fake-kube.ts';
 
 const NS = 'irsa-pod-identity-webhook';
-
-describe('webhookManifests', () => {
-  it('every object in creation order, the flags on the command line, the key only in the Secret', async () => {
-    const tls = await issueWebhookTls(NS, 'pod-identity-webhook');
-    const objects = webhookManifests(
-      {
-        namespace: NS,
-        name: 'pod-identity-webhook',
-        image: 'registry.example/webhook:v0.6.17',
-        flags: { 'annotation-prefix': 'eks.amazonaws.com', 'token-audience': 'sts.amazonaws.com' },
-        labels: { 'irsa-conformance.io/run-id': 'ic1' },
-      },
-      tls,
-    );
-    assert.deepEqual(
-      objects.map((o) => o.kind),
-      ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'Deployment', 'Service'],
-    );
-    const deployment = objects.find((o) => o.kind === 'Deployment') as V1Deployment;
-    const args = deployment.spec?.template.spec?.containers[0]?.args ?? [];
-    assert.ok(args.includes('--annotation-prefix=eks.amazonaws.com'));
-    assert.ok(args.includes('--in-cluster=false'), 'certificates from the Secret, no CSR to approve');
-    const secret = objects.find((o) => o.kind === 'Secret') as V1Secret;
-    assert.equal(secret.stringData?.['tls.key'], tls.keyPem);
-    assert.ok(!JSON.stringify(objects.filter((o) => o.kind !== 'Secret')).includes('PRIVATE KEY'));
-    const cert = new X509Certificate(tls.certPem);
-    assert.match(cert.subjectAltName ?? '', new RegExp(`DNS:pod-identity-webhook\\.${NS}\\.svc`));
-    assert.ok(cert.verify(new X509Certificate(tls.caPem).publicKey), 'signed by the CA that goes into caBundle');
-  });
-});
 
 describe('registerWebhook on a cluster without a webhook (live provision)', () => {
   let api: FakeKubeApi;

@@ -8,36 +8,19 @@
  *   - a warm environment's state file of another user, or one that others may write, is refused;
  *     one naming a kubeconfig with a credential plugin is refused before the plugin could run;
  *   - sweep exits 1, saying it is incomplete, when it could not list what it looks for.
+ * The cases that need no child process or listener are test/unit/private-dirs.test.ts.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { isUsageError } from '../../support/errors.ts';
-import { checkOwnFile, ensurePrivateDir, ensureReportsDir, repoRoot, stateRootFor } from '../../support/paths.ts';
+import { ensurePrivateDir, repoRoot, stateRootFor } from '../../support/paths.ts';
 import { freeLoopbackPort } from '../../support/process.ts';
+import { plant, scratch } from '../support/state-files.ts';
 
 const uid = process.getuid?.() ?? 0;
-const root = mkdtempSync(path.join(tmpdir(), 'irsa-private-dirs-'));
-let n = 0;
-const fresh = () => {
-  const d = path.join(root, `t${n++}`);
-  mkdirSync(d, { mode: 0o700 });
-  return d;
-};
-const refused = (re: RegExp) => (e: unknown) => isUsageError(e) && re.test(e.message);
+const { root, fresh } = scratch('irsa-private-dirs-');
 
 /** `bash tools/irsa <argv>` with TMPDIR=tmp and nothing else of this process's environment. */
 function irsa(argv: string[], tmp: string, extra: Record<string, string> = {}) {
@@ -49,49 +32,6 @@ function irsa(argv: string[], tmp: string, extra: Record<string, string> = {}) {
 after(() => rmSync(root, { recursive: true, force: true }));
 
 describe('the per-user state directory', () => {
-  it('is under XDG_RUNTIME_DIR when that is this user’s, else named with the uid under TMPDIR', () => {
-    const xdg = fresh();
-    assert.equal(stateRootFor({ XDG_RUNTIME_DIR: xdg, TMPDIR: '/x' }), path.join(xdg, 'irsa-conformance'));
-    assert.equal(stateRootFor({ TMPDIR: '/x' }), `/x/irsa-conformance-${uid}`);
-    const open = fresh();
-    chmodSync(open, 0o755);
-    assert.equal(stateRootFor({ XDG_RUNTIME_DIR: open, TMPDIR: '/x' }), `/x/irsa-conformance-${uid}`, 'not 0700');
-  });
-
-  it('is created 0700 with runs/ and envs/', () => {
-    const base = path.join(fresh(), `irsa-conformance-${uid}`);
-    ensurePrivateDir(path.join(base, 'runs'), base);
-    for (const d of [base, path.join(base, 'runs')]) assert.equal(statSync(d).mode & 0o777, 0o700, d);
-  });
-
-  it('refuses a symbolic link, another mode, another owner', () => {
-    const t = fresh();
-    const base = path.join(t, 'state');
-    symlinkSync(fresh(), base);
-    assert.throws(() => ensurePrivateDir(path.join(base, 'runs'), base), refused(/is a symbolic link/));
-    const t2 = fresh();
-    const open = path.join(t2, 'state');
-    mkdirSync(open, { mode: 0o755 });
-    chmodSync(open, 0o755);
-    assert.throws(() => ensurePrivateDir(open, open), refused(/has mode 0755, not 0700/));
-    const file = path.join(fresh(), 'state');
-    writeFileSync(file, '');
-    assert.throws(() => ensurePrivateDir(file, file), refused(/exists and is not a directory/));
-  });
-
-  it('refuses a directory of another user', { skip: uid === 0 ? false : 'needs root to give it away' }, () => {
-    const other = path.join(fresh(), 'state');
-    mkdirSync(other, { mode: 0o700 });
-    chownSync(other, 65534, 65534);
-    assert.throws(() => ensurePrivateDir(other, other), refused(/belongs to user 65534/));
-  });
-
-  it('refuses a reports directory that is a file', () => {
-    const file = path.join(fresh(), 'reports');
-    writeFileSync(file, '');
-    assert.throws(() => ensureReportsDir(file), refused(/reports directory .* is not usable: it .* is a file/));
-  });
-
   it('conformance refuses a planted state directory at once: exit 2, the directory named', () => {
     const tmp = fresh();
     const planted = fresh();
@@ -108,23 +48,6 @@ describe('the per-user state directory', () => {
 });
 
 describe('warm environment state files', () => {
-  /** A state file as `npm run env -- up` writes it, with a kubeconfig of our choosing. */
-  function plant(dir: string, kubeconfig: string, pids: number[] = [process.pid]): string {
-    const kc = path.join(dir, 'admin.kubeconfig');
-    writeFileSync(kc, kubeconfig, { mode: 0o600 });
-    const file = path.join(dir, 'warm.json');
-    writeFileSync(
-      file,
-      JSON.stringify({
-        envId: 'envplanted',
-        processes: pids.map((pid) => ({ name: 'x', pid, command: 'x' })),
-        descriptor: { name: 'embedded', kubeconfigPath: kc, aws: { region: 'us-east-1', forcePathStyle: true } },
-      }),
-      { mode: 0o600 },
-    );
-    return file;
-  }
-
   it('sweep refuses a state file whose kubeconfig runs a command, and the command never runs', () => {
     const tmp = fresh();
     const marker = path.join(tmp, 'plugin-ran');
@@ -145,18 +68,6 @@ describe('warm environment state files', () => {
     assert.equal(r.status, 2, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stderr, /^irsa: the kubeconfig .* has user "u" with a credential plugin \(exec\)/m);
     assert.equal(existsSync(marker), false, 'the plugin did not run');
-  });
-
-  it('is refused when another user may write it, or owns it', () => {
-    const dir = fresh();
-    const file = plant(dir, 'apiVersion: v1\nkind: Config\n');
-    chmodSync(file, 0o666);
-    assert.throws(() => checkOwnFile(file, 'state'), refused(/may be written by other users/));
-    if (uid === 0) {
-      chmodSync(file, 0o600);
-      chownSync(file, 65534, 65534);
-      assert.throws(() => checkOwnFile(file, 'state'), refused(/belongs to user 65534/));
-    }
   });
 
   it('sweep exits 1 and says it is incomplete when it could not list anything', async () => {

@@ -10,6 +10,7 @@
  * tokens; decoded claims may appear), PEM private keys, moto's session tokens (what the AWS CLI
  * inside a pod gets, which the harness never sees) and unredacted secret-key fields.
  * The same run must leave no process, port or temporary directory behind.
+ * The cases that need no child process or listener are test/unit/redaction-leak.test.ts.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -17,50 +18,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { binariesMissing } from '../support/binaries.ts';
+import { findLeaks, kindOf } from '../support/leak-scanner.ts';
 import { type IrsaRun, leftoversOf, removeRun, startIrsa } from '../support/reliability-support.ts';
-
-const JWT = /eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{16,}/;
-/** Shapes that are secrets whatever the value. moto's session tokens start with this prefix (moto/sts/utils.py). */
-const SHAPES: { kind: string; re: RegExp }[] = [
-  { kind: 'raw JWT (web-identity token)', re: JWT },
-  { kind: 'PEM private key', re: /-----BEGIN [A-Z ]*PRIVATE KEY-----/ },
-  { kind: 'moto session token', re: /FQoGZXIvYXdzEBYaD[A-Za-z0-9+/=]{16,}/ },
-  {
-    kind: 'unredacted secret key field',
-    re: /(?:SecretAccessKey|secret_access_key|secretAccessKey)["']?\s*[:=>]\s*["']?(?!\[REDACTED)[A-Za-z0-9/+]{40}/,
-  },
-];
-
-function kindOf(secret: string): string {
-  if (JWT.test(secret)) return 'web-identity token';
-  if (secret.startsWith('FQoGZXIvYXdzEBYaD')) return 'session token';
-  if (/^[A-Za-z0-9/+]{40}$/.test(secret)) return 'secret access key';
-  return 'secret';
-}
-
-/** The forms a value can take in a report: as is, JSON-escaped, URL-encoded, with escaped slashes. */
-function forms(secret: string): string[] {
-  return [
-    ...new Set([secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret), secret.replace(/\//g, '\\/')]),
-  ];
-}
-
-interface Finding {
-  where: string;
-  what: string;
-}
-
-/** Where any of `secrets` (or a secret shape) occurs in `texts`; never echoes a value. */
-function findLeaks(texts: Map<string, string>, secrets: string[]): Finding[] {
-  const findings: Finding[] = [];
-  for (const [where, text] of texts) {
-    for (const s of secrets) {
-      if (forms(s).some((f) => text.includes(f))) findings.push({ where, what: `${kindOf(s)} ${s.slice(0, 4)}…` });
-    }
-    for (const shape of SHAPES) if (shape.re.test(text)) findings.push({ where, what: shape.kind });
-  }
-  return findings;
-}
 
 function filesUnder(dir: string): string[] {
   const out: string[] = [];
@@ -75,24 +34,6 @@ function filesUnder(dir: string): string[] {
 const missing = binariesMissing();
 
 describe('redaction', () => {
-  it('the scanner finds a planted secret in every form and the secret shapes (so the leak check can fail)', () => {
-    const secret = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
-    const jwt = `eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL3gifQ.${'a'.repeat(40)}`;
-    const texts = new Map([
-      ['plain', `key ${secret}`],
-      ['json', JSON.stringify({ note: `key ${secret}` }).replace(/\//g, '\\/')],
-      ['url', `?k=${encodeURIComponent(secret)}`],
-      ['jwt', `token ${jwt}`],
-      ['session', 'FQoGZXIvYXdzEBYaDabcdefghijklmnopqrstuvwxyz'],
-      ['field', `"SecretAccessKey": "${'b'.repeat(40)}"`],
-      ['clean', 'SecretAccessKey: [REDACTED:secret-access-key] and claims {"iss":"https://x"}'],
-    ]);
-    const found = findLeaks(texts, [secret]);
-    const where = [...new Set(found.map((f) => f.where))].sort();
-    assert.deepEqual(where, ['field', 'json', 'jwt', 'plain', 'session', 'url']);
-    assert.ok(!found.some((f) => f.what.includes(secret)), 'findings never echo the secret');
-  });
-
   describe('a full verbose run', {
     skip: missing ? `component binaries missing: ${missing}` : false,
     timeout: 300_000,

@@ -3,6 +3,7 @@
  * the harness's run-id tag or label are found and deleted, with --dry-run, --run-id and
  * --older-than honoured; resources without the mark (or with a look-alike mark) are left alone.
  * One environment for the whole file; each test plants its own resources under its own run ids.
+ * The cases that need no child process or listener are test/unit/sweep.test.ts.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -22,7 +23,7 @@ import {
   GetUserCommand,
 } from '@aws-sdk/client-iam';
 import { CreateBucketCommand, HeadBucketCommand, PutBucketTaggingCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { findLeftovers, parseAge, runSweep } from '../../support/cli/sweep.ts';
+import { findLeftovers, runSweep } from '../../support/cli/sweep.ts';
 import { type Clients, createClients } from '../../support/clients.ts';
 import { isUsageError } from '../../support/errors.ts';
 import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../../support/names.ts';
@@ -165,17 +166,6 @@ describe('sweep', { skip: missing ? `component binaries missing: ${missing}` : f
     c?.destroy();
     await target?.stop();
     rmSync(work, { recursive: true, force: true });
-  });
-
-  it('parses ages and refuses what is not one (exit 2 material)', () => {
-    assert.equal(parseAge('90s'), 90_000);
-    assert.equal(parseAge('30m'), 1_800_000);
-    assert.equal(parseAge('2h'), 7_200_000);
-    assert.equal(parseAge('7d'), 604_800_000);
-    assert.throws(
-      () => parseAge('two hours'),
-      (e: unknown) => isUsageError(e) && /not an age/.test(e.message),
-    );
   });
 
   it('deletes what carries the mark, in dependency order, and leaves unmarked look-alikes alone', async () => {

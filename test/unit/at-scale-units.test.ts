@@ -3,10 +3,10 @@
  * sharded run's reports (support/junit.ts), the --shard check (support/shards.ts), the in-cluster
  * configuration (support/kube/in-cluster.ts and the live target's kubeconfig resolution), and the
  * entrypoint's Sonobuoy hand-over (support/cli/entrypoint.ts): the done file, the tarball, the
- * report of a run that could not start.
+ * report of a run that could not start (the tarball read back by GNU tar:
+ * test/integration/sonobuoy-handover.test.ts).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,25 +22,10 @@ import { detectInCluster, writeInClusterKubeconfig } from '../../support/kube/in
 import { requireShard, shardOfSuiteName, shardSuiteName } from '../../support/shards.ts';
 import { resolveNodeImages } from '../../support/targets/embedded/real-node.ts';
 import { resolveKubeconfig } from '../../support/targets/live/index.ts';
+import { report } from '../support/junit-report.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'irsa-at-scale-units-'));
 after(() => rmSync(work, { recursive: true, force: true }));
-
-/** A report as cucumber's junit formatter writes one. */
-function report(suite: string, cases: { name: string; status?: 'failed' | 'skipped'; feature?: string }[]): string {
-  const body = cases.map((c) => {
-    const inner =
-      c.status === 'failed'
-        ? `\n    <failure type="AssertionError" message="expected &quot;a&quot; &amp; got &lt;b&gt;"><![CDATA[stack <with> ]]]]><![CDATA[> inside]]></failure>\n  `
-        : c.status === 'skipped'
-          ? '\n    <skipped/>\n  '
-          : '\n    <system-out><![CDATA[Given a step...passed]]></system-out>\n  ';
-    return `  <testcase classname="${c.feature ?? 'Feature A'}" name="${c.name}" time="0.5">${inner}</testcase>`;
-  });
-  const failures = cases.filter((c) => c.status === 'failed').length;
-  const skipped = cases.filter((c) => c.status === 'skipped').length;
-  return `<?xml version="1.0"?>\n<testsuite name="${suite}" time="1.5" tests="${cases.length}" skipped="${skipped}" failures="${failures}" errors="0" timestamp="2026-01-01T00:00:00.000Z">\n${body.join('\n')}\n</testsuite>`;
-}
 
 describe('JUnit reports', () => {
   it('reads a cucumber report: cases, statuses, failure messages with entities and CDATA', () => {
@@ -201,24 +186,6 @@ describe('in-cluster configuration', () => {
 });
 
 describe('the entrypoint under Sonobuoy', () => {
-  it('packs the reports, then writes the done file naming the tarball', async () => {
-    const results = path.join(work, 'sonobuoy-ok');
-    const reports = path.join(results, 'irsa-conformance');
-    mkdirSync(path.join(reports, 'logs'), { recursive: true });
-    writeFileSync(path.join(reports, 'junit.xml'), report('irsa-conformance', [{ name: 'a' }]));
-    writeFileSync(path.join(reports, 'logs', 'harness.log'), 'log');
-    const tarball = await handOverToSonobuoy(results, reports, { code: 1, stderrTail: '', command: 'verify' });
-    assert.equal(tarball, path.join(results, SONOBUOY_TARBALL));
-    assert.equal(readFileSync(path.join(results, 'done'), 'utf8'), tarball);
-    const listed = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
-    assert.deepEqual(listed, [
-      'irsa-conformance/',
-      'irsa-conformance/junit.xml',
-      'irsa-conformance/logs/',
-      'irsa-conformance/logs/harness.log',
-    ]);
-  });
-
   it('hands over a report naming the cause when the run could not start (exit 2)', async () => {
     const results = path.join(work, 'sonobuoy-bad');
     const reports = path.join(results, 'irsa-conformance');
