@@ -24,7 +24,9 @@ async function engineAnswers(): Promise<boolean> {
 
 test('-p docker without a container engine exits 2 with a one-line cause and the embedded target as hint', async (t) => {
   if (await engineAnswers()) {
-    t.skip('a container engine answers on this machine: test/docker-smoke.test.ts runs the docker profile instead');
+    t.skip(
+      'a container engine answers on this machine: test/integration/docker-smoke.test.ts runs the docker profile instead',
+    );
     return;
   }
   const reports = mkdtempSync(join(tmpdir(), 'irsa-docker-cli-test-'));

@@ -4,7 +4,7 @@
  * mode uses that issuer and the account's identity provider instead of publishing documents the
  * issuer does not name. Here: the decision, and an EKS-shaped cluster (a fake Kubernetes API with
  * EKS's webhook registration and issuer) reaching the live target's description. The provisioning
- * on a managed issuer runs end to end in test/live-embedded.test.ts.
+ * on a managed issuer runs end to end in test/integration/live-embedded.test.ts.
  * The cases that need no child process or listener are test/unit/live-managed-issuer.test.ts.
  */
 import assert from 'node:assert/strict';

@@ -2,7 +2,7 @@
  * The embedded target's AWS emulator launcher (tools/moto/launcher.py) against the real AWS SDK over
  * TLS: IAM enforced for every signed request, AWS's rules for unsigned ones (AssumeRoleWithWebIdentity,
  * public reads), no HTTP 500 under concurrent mixed traffic, no secret in its log, a clean stop.
- * How AssumeRoleWithWebIdentity validates tokens and trust policies: test/moto-web-identity.test.ts.
+ * How AssumeRoleWithWebIdentity validates tokens and trust policies: test/integration/moto-web-identity.test.ts.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';

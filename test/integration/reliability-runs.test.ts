@@ -31,7 +31,7 @@ import {
 } from '../support/reliability-support.ts';
 
 const FAILING_SCENARIO = 'A check fails after the team created its resources';
-const FAILING_FEATURE = `Feature: A failing check (test/reliability-runs.test.ts)
+const FAILING_FEATURE = `Feature: A failing check (test/integration/reliability-runs.test.ts)
   Scenario: ${FAILING_SCENARIO}
     Given the infrastructure team has set up IRSA for the cluster as the setup description says
     And team "sample" has an app bucket, a least-privilege policy and a role trusted by its ServiceAccount "s3-manager"

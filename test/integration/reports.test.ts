@@ -3,7 +3,7 @@
  * is; a failed step carries its diagnosis itself (not a collapsed hook): the pod, the namespace's
  * events, the webhook's log lines for that pod and the emulator's lines for the AWS calls the
  * scenario made; the capability matrix is in the HTML report; JUnit skipped cases carry the reason
- * (test/docker-capability-skip.test.ts runs that end to end, with the terminal's skipped list).
+ * (test/integration/docker-capability-skip.test.ts runs that end to end, with the terminal's skipped list).
  * The cases that need no child process or listener are test/unit/reports.test.ts.
  */
 import assert from 'node:assert/strict';

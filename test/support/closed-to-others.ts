@@ -1,8 +1,8 @@
 /**
  * What another user of the machine gets from a running embedded target (issue 16, item 3): every
  * TCP port its processes listen on (read from /proc, so nothing is missed), where it listens, and
- * what a client without credentials gets there. Shared by test/embedded-target.test.ts (kwok node)
- * and test/real-node.test.ts (real node).
+ * what a client without credentials gets there. Shared by test/integration/embedded-target.test.ts (kwok node)
+ * and test/integration/real-node.test.ts (real node).
  *
  * Each port is asked over TLS (no client certificate) and over plain HTTP. Refused means: the TLS
  * handshake fails (etcd, kwok), or the request is answered 401/403 (kube-apiserver, the

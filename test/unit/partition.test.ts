@@ -4,7 +4,7 @@
  * partition than the region's are refused; AWS_ENDPOINT_URL (and AWS_CA_BUNDLE) point every AWS
  * client of the live target at an endpoint as IRSA_AWS_ENDPOINT does, an endpoint of AWS's own
  * (FIPS, VPC) keeps real-AWS behaviour. The suite itself runs in aws-cn on the embedded target in
- * test/partition-run.test.ts.
+ * test/integration/partition-run.test.ts.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';

@@ -2,7 +2,7 @@
  * The verify-only pod is admitted by locked-down namespaces (issue 15, item 4): it meets the Pod
  * Security "restricted" profile field by field, has small requests and limits, a writable HOME on
  * an emptyDir, and runs the image it is given. On OpenShift it
- * names no user (the restricted SCC assigns one). test/live-embedded.test.ts runs it in a namespace
+ * names no user (the restricted SCC assigns one). test/integration/live-embedded.test.ts runs it in a namespace
  * labelled pod-security.kubernetes.io/enforce=restricted with a quota that requires limits.
  */
 import assert from 'node:assert/strict';
