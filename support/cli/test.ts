@@ -12,6 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { UsageError } from '../errors.ts';
@@ -55,6 +56,39 @@ const nodeBin = process.execPath;
 const inOneProcess = process.allowedNodeEnvironmentFlags.has('--test-isolation')
   ? '--test-isolation=none'
   : '--experimental-test-isolation=none';
+
+/**
+ * Integration files that start no target, kill nothing and time nothing they do not own: fakes on
+ * loopback, moto alone, `tools/irsa` answering --help or refusing bad input, each with its own
+ * TMPDIR and reports directory. They run several at once; every other integration file (it starts
+ * an embedded target or a real node, kills components, or times a run) runs alone, after them. A
+ * new file runs alone until it is listed here.
+ */
+const BESIDE_OTHERS = new Set([
+  'aws-cli-forkserver',
+  'cli-help',
+  'docker-cli',
+  'docker-emulator',
+  'exec-batch',
+  'kube-watch',
+  'live-detect',
+  'live-guard',
+  'live-issuer',
+  'live-managed-issuer',
+  'live-verify-only',
+  'live-webhook-deploy',
+  'moto-launcher',
+  'moto-web-identity',
+  'private-dirs',
+  'proxy',
+  'setup-levels',
+  'setup-progress',
+  'sonobuoy-handover',
+  'trust-policy-differential',
+  'world-parameters',
+]);
+
+const besideOthers = (file: string) => BESIDE_OTHERS.has(path.basename(file, '.test.ts'));
 
 const testFiles = (tier: string) =>
   readdirSync(path.join(repoRoot, 'test', tier))
@@ -106,8 +140,22 @@ async function stages(): Promise<Stage[]> {
     },
     {
       name: 'integration',
-      describe: 'integration tests: test/integration, real components (node --test)',
-      commands: [[...nodeTest, '--test-timeout=900000', ...testFiles('integration')]],
+      describe:
+        'integration tests: test/integration, real components (node --test; those that start no target several at once)',
+      commands: [
+        [
+          ...nodeTest,
+          `--test-concurrency=${Math.max(2, availableParallelism())}`,
+          '--test-timeout=900000',
+          ...testFiles('integration').filter(besideOthers),
+        ],
+        [
+          ...nodeTest,
+          '--test-concurrency=1',
+          '--test-timeout=900000',
+          ...testFiles('integration').filter((f) => !besideOthers(f)),
+        ],
+      ],
       counts: 'node',
     },
     {
