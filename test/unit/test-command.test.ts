@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { describe, it } from 'node:test';
-import { failingTests, parseCounts } from '../../support/cli/test.ts';
+import { BESIDE_OTHERS, failingTests, parseCounts, testFiles } from '../../support/cli/test.ts';
 
 describe("the test command reads each stage's own counts", () => {
   it("takes node's final tally over counts its integration tests printed earlier", () => {
@@ -98,5 +99,20 @@ describe('the test command repeats the failing tests at the end', () => {
     const [first] = failingTests(out, 1, 20);
     assert.deepEqual(first?.cause, ['AssertionError [ERR…']);
     assert.deepEqual(failingTests('ℹ pass 3\nℹ fail 0\n'), []);
+  });
+});
+
+describe('the test tiers', () => {
+  it('every file the integration tier runs beside others is an integration test file', () => {
+    const integration = new Set(testFiles('integration').map((f) => path.basename(f, '.test.ts')));
+    assert.deepEqual(
+      [...BESIDE_OTHERS].filter((n) => !integration.has(n)),
+      [],
+    );
+  });
+
+  it('no test file sits outside a tier', () => {
+    assert.ok(testFiles('unit').length > 0 && testFiles('integration').length > 0);
+    assert.deepEqual(testFiles('.'), []);
   });
 });
