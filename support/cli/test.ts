@@ -60,9 +60,9 @@ const inOneProcess = process.allowedNodeEnvironmentFlags.has('--test-isolation')
 /**
  * Integration files that start no target, kill nothing and bound nothing tightly in time: fakes on
  * loopback, moto alone, `tools/irsa` answering --help or refusing bad input, each with its own
- * TMPDIR and reports directory. They run several at once; every other integration file (it starts
- * an embedded target or a real node, kills components, or times a run or a stop) runs alone,
- * after them. A new file runs alone until it is listed here. (docker-emulator is not: its moto
+ * TMPDIR and reports directory. They run several at once; then IN_PAIRS two at a time; every other
+ * integration file (it runs a real node, kills components, or times a run or a stop) runs alone,
+ * last. A new file runs alone until it is listed. (docker-emulator is not: its moto
  * must stop within 1.5 s of SIGTERM, which a machine running two files at once missed.)
  */
 export const BESIDE_OTHERS = new Set([
@@ -88,7 +88,27 @@ export const BESIDE_OTHERS = new Set([
   'world-parameters',
 ]);
 
-const besideOthers = (file: string) => BESIDE_OTHERS.has(path.basename(file, '.test.ts'));
+/**
+ * Integration files that start their own embedded target (or build the image) in their own TMPDIR
+ * and ports, and neither kill components, nor run a real node, nor bound a run or a stop tightly in
+ * time: two of them run at once, as the self-test runs two faults on two environments.
+ */
+export const IN_PAIRS = new Set([
+  'bad-input',
+  'docker-capability-skip',
+  'image',
+  'live-embedded',
+  'partition-run',
+  'redaction-leak',
+  'reports',
+  'selection',
+  'shards',
+  'sweep',
+  'warm-deletions',
+]);
+
+const named = (set: Set<string>) => (file: string) => set.has(path.basename(file, '.test.ts'));
+const alone = (file: string) => !named(BESIDE_OTHERS)(file) && !named(IN_PAIRS)(file);
 
 export const testFiles = (tier: string) =>
   readdirSync(path.join(repoRoot, 'test', tier))
@@ -141,21 +161,19 @@ async function stages(): Promise<Stage[]> {
     {
       name: 'integration',
       describe:
-        'integration tests: test/integration, real components (node --test; those that start no target several at once)',
-      commands: [
+        'integration tests: test/integration, real components (node --test: those that start no target several at once, then two at a time, then one)',
+      commands: (
         [
-          ...nodeTest,
-          `--test-concurrency=${Math.max(2, availableParallelism())}`,
-          '--test-timeout=900000',
-          ...testFiles('integration').filter(besideOthers),
-        ],
-        [
-          ...nodeTest,
-          '--test-concurrency=1',
-          '--test-timeout=900000',
-          ...testFiles('integration').filter((f) => !besideOthers(f)),
-        ],
-      ],
+          [Math.max(2, availableParallelism()), named(BESIDE_OTHERS)],
+          [2, named(IN_PAIRS)],
+          [1, alone],
+        ] as const
+      ).map(([n, which]) => [
+        ...nodeTest,
+        `--test-concurrency=${n}`,
+        '--test-timeout=900000',
+        ...testFiles('integration').filter(which),
+      ]),
       counts: 'node',
     },
     {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { BESIDE_OTHERS, failingTests, parseCounts, testFiles } from '../../support/cli/test.ts';
+import { BESIDE_OTHERS, failingTests, IN_PAIRS, parseCounts, testFiles } from '../../support/cli/test.ts';
 
 describe("the test command reads each stage's own counts", () => {
   it("takes node's final tally over counts its integration tests printed earlier", () => {
@@ -103,10 +103,14 @@ describe('the test command repeats the failing tests at the end', () => {
 });
 
 describe('the test tiers', () => {
-  it('every file the integration tier runs beside others is an integration test file', () => {
+  it('the files the integration tier runs beside others or in pairs are integration test files, in one batch each', () => {
     const integration = new Set(testFiles('integration').map((f) => path.basename(f, '.test.ts')));
     assert.deepEqual(
-      [...BESIDE_OTHERS].filter((n) => !integration.has(n)),
+      [...BESIDE_OTHERS, ...IN_PAIRS].filter((n) => !integration.has(n)),
+      [],
+    );
+    assert.deepEqual(
+      [...BESIDE_OTHERS].filter((n) => IN_PAIRS.has(n)),
       [],
     );
   });
