@@ -16,7 +16,7 @@
  *
  * TEST-ONLY setting IRSA_TEST_SECRETS_FILE=<file>: every process of a run (coordinator, cucumber
  * workers) appends each registered value to that file, one JSON string per line, so the leak test
- * (test/redaction-leak.test.ts) can search the run's output for them. It writes the very secrets
+ * (test/integration/redaction-leak.test.ts) can search the run's output for them. It writes the very secrets
  * redaction protects: never set it outside that test.
  */
 import { appendFileSync } from 'node:fs';

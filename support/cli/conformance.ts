@@ -11,7 +11,7 @@
  * log tail, the step in flight fails with it, no further scenario starts, nothing is cleaned up
  * through the dead target, exit 1.
  * TEST-ONLY: IRSA_TEST_PAUSE_AT=teardown holds the end-of-run teardown until a signal arrives
- * (test/reliability-interrupt.test.ts); never set it otherwise.
+ * (test/integration/reliability-interrupt.test.ts); never set it otherwise.
  * This file parses the arguments, keeps the order of the phases and the signal handling, and
  * prints. The phases' work is in support/run/ (selection.ts: the cucumber configuration and the
  * dry run; target.ts: the started target made ready and its capabilities; teardown.ts: the end of
@@ -347,7 +347,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       if (!target) return;
       const t = target;
       if (env.IRSA_TEST_PAUSE_AT === 'teardown' && !interrupted) {
-        // TEST-ONLY (test/reliability-interrupt.test.ts): hold the end-of-run teardown until a
+        // TEST-ONLY (test/integration/reliability-interrupt.test.ts): hold the end-of-run teardown until a
         // signal arrives, so that the test interrupts exactly this phase.
         process.stderr.write('irsa-test: paused at teardown\n');
         // A pending promise alone does not keep Node running: hold the event loop open meanwhile.

@@ -1,15 +1,18 @@
 /**
  * `npm test`: everything the project checks, in order, each stage streamed to the terminal and
  * summarised at the end:
- *   lint (biome), types (tsc), step catalogue current (docs/steps.md), unit and integration tests
- *   (node --test test/*.test.ts), the conformance suite on the embedded target with a real node
- *   (IRSA_KUBE_NODE=kubelet; on kwok, saying why, where a real node cannot run), the self-test.
+ *   lint (biome), types (tsc), step catalogue current (docs/steps.md), the unit tests
+ *   (test/unit: no child process, no listener, all files in one process), the integration tests
+ *   (test/integration: real components, each file in its own process), the conformance suite on
+ *   the embedded target with a real node (IRSA_KUBE_NODE=kubelet; on kwok, saying why, where a
+ *   real node cannot run), the self-test.
  * The closing line counts what ran: "total: N passed, N failed, N skipped".
- * `npm test -- --only unit,suite` runs a subset (names: lint, types, steps-doc, unit, suite, selftest);
- * `--dry-run` lists the stages; `--help` says so.
+ * `npm test -- --only unit,suite` runs a subset (names: lint, types, steps-doc, unit, integration,
+ * suite, selftest); `npm run test:unit` is `--only unit`; `--dry-run` lists the stages; `--help` says so.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { UsageError } from '../errors.ts';
@@ -20,7 +23,8 @@ import { type CommandSpec, parseCommand } from './args.ts';
 interface Stage {
   name: string;
   describe: string;
-  argv: string[];
+  /** Run one after another; their counts add up (the integration tier runs two batches). */
+  commands: string[][];
   env?: Record<string, string>;
   /** How the stage prints its counts: node's test runner (ℹ pass N), or "N passed, N failed[, N skipped]". */
   counts: CountFormat;
@@ -48,6 +52,70 @@ export interface FailedTest {
 
 const nodeBin = process.execPath;
 
+/** All unit test files in one process (no tsx start per file); named as this Node spells it. */
+const inOneProcess = process.allowedNodeEnvironmentFlags.has('--test-isolation')
+  ? '--test-isolation=none'
+  : '--experimental-test-isolation=none';
+
+/**
+ * Integration files that start no target, kill nothing and bound nothing tightly in time: fakes on
+ * loopback, moto alone, `tools/irsa` answering --help or refusing bad input, each with its own
+ * TMPDIR and reports directory. They run several at once; then IN_PAIRS two at a time; every other
+ * integration file (it runs a real node, kills components, or times a run or a stop) runs alone,
+ * last. A new file runs alone until it is listed. (docker-emulator is not: its moto
+ * must stop within 1.5 s of SIGTERM, which a machine running two files at once missed.)
+ */
+export const BESIDE_OTHERS = new Set([
+  'aws-cli-forkserver',
+  'cli-help',
+  'docker-cli',
+  'exec-batch',
+  'kube-watch',
+  'live-detect',
+  'live-guard',
+  'live-issuer',
+  'live-managed-issuer',
+  'live-verify-only',
+  'live-webhook-deploy',
+  'moto-launcher',
+  'moto-web-identity',
+  'private-dirs',
+  'proxy',
+  'setup-levels',
+  'setup-progress',
+  'sonobuoy-handover',
+  'trust-policy-differential',
+  'world-parameters',
+]);
+
+/**
+ * Integration files that start their own embedded target (or build the image) in their own TMPDIR
+ * and ports, and neither kill components, nor run a real node, nor bound a run or a stop tightly in
+ * time: two of them run at once, as the self-test runs two faults on two environments.
+ */
+export const IN_PAIRS = new Set([
+  'bad-input',
+  'docker-capability-skip',
+  'image',
+  'live-embedded',
+  'partition-run',
+  'redaction-leak',
+  'reports',
+  'selection',
+  'shards',
+  'sweep',
+  'warm-deletions',
+]);
+
+const named = (set: Set<string>) => (file: string) => set.has(path.basename(file, '.test.ts'));
+const alone = (file: string) => !named(BESIDE_OTHERS)(file) && !named(IN_PAIRS)(file);
+
+export const testFiles = (tier: string) =>
+  readdirSync(path.join(repoRoot, 'test', tier))
+    .filter((f) => f.endsWith('.test.ts'))
+    .sort()
+    .map((f) => path.join('test', tier, f));
+
 /**
  * The suite runs once on a real node, so that it cannot rot; where one cannot run (not root, no
  * cgroup v1, no overlayfs) on kwok, and the stage says why.
@@ -64,46 +132,61 @@ async function suiteNode(): Promise<{ env: Record<string, string>; describe: str
 
 async function stages(): Promise<Stage[]> {
   const suiteOn = await suiteNode();
-  const tests = readdirSync(path.join(repoRoot, 'test'))
-    .filter((f) => f.endsWith('.test.ts'))
-    .sort()
-    .map((f) => path.join('test', f));
+  const nodeTest = [nodeBin, '--import', 'tsx', '--test', '--test-reporter=spec'];
   return [
     {
       name: 'lint',
       describe: 'biome check',
-      argv: [nodeBin, 'node_modules/@biomejs/biome/bin/biome', 'check', '.'],
+      commands: [[nodeBin, 'node_modules/@biomejs/biome/bin/biome', 'check', '.']],
       counts: 'plain',
     },
     {
       name: 'types',
       describe: 'tsc --noEmit (strict)',
-      argv: [nodeBin, 'node_modules/typescript/bin/tsc', '-p', '.'],
+      commands: [[nodeBin, 'node_modules/typescript/bin/tsc', '-p', '.']],
       counts: 'plain',
     },
     {
       name: 'steps-doc',
       describe: 'docs/steps.md matches the step definitions',
-      argv: [nodeBin, '--import', 'tsx', 'support/cli/main.ts', 'steps-doc', '--check'],
+      commands: [[nodeBin, '--import', 'tsx', 'support/cli/main.ts', 'steps-doc', '--check']],
       counts: 'plain',
     },
     {
       name: 'unit',
-      describe: 'unit and integration tests (node --test)',
-      argv: [nodeBin, '--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=900000', ...tests],
+      describe: 'unit tests: test/unit, in one process (node --test)',
+      commands: [[...nodeTest, inOneProcess, '--test-timeout=120000', ...testFiles('unit')]],
+      counts: 'node',
+    },
+    {
+      name: 'integration',
+      describe:
+        'integration tests: test/integration, real components (node --test: those that start no target several at once, then two at a time, then one)',
+      commands: (
+        [
+          [Math.max(2, availableParallelism()), named(BESIDE_OTHERS)],
+          [2, named(IN_PAIRS)],
+          [1, alone],
+        ] as const
+      ).map(([n, which]) => [
+        ...nodeTest,
+        `--test-concurrency=${n}`,
+        '--test-timeout=900000',
+        ...testFiles('integration').filter(which),
+      ]),
       counts: 'node',
     },
     {
       name: 'suite',
       describe: `conformance suite on the embedded target ${suiteOn.describe}`,
-      argv: [nodeBin, '--import', 'tsx', 'support/cli/main.ts', 'conformance'],
+      commands: [[nodeBin, '--import', 'tsx', 'support/cli/main.ts', 'conformance']],
       env: suiteOn.env,
       counts: 'plain',
     },
     {
       name: 'selftest',
       describe: 'self-test: the suite against the fault catalogue',
-      argv: [nodeBin, '--import', 'tsx', 'support/cli/main.ts', 'selftest'],
+      commands: [[nodeBin, '--import', 'tsx', 'support/cli/main.ts', 'selftest']],
       counts: 'plain',
     },
   ];
@@ -163,13 +246,15 @@ export function failingTests(output: string, maxLines = 6, maxWidth = 240): Fail
   return out;
 }
 
-function runStage(stage: Stage): Promise<Outcome> {
-  const started = Date.now();
-  process.stderr.write(`\n━━ ${stage.name}: ${stage.describe}\n`);
+/** One command of a stage, streamed; its exit code and everything it printed. */
+function runCommand(
+  argv: string[],
+  env: Record<string, string> | undefined,
+): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(stage.argv[0] as string, stage.argv.slice(1), {
+    const child = spawn(argv[0] as string, argv.slice(1), {
       cwd: repoRoot,
-      env: { ...process.env, ...stage.env, FORCE_COLOR: '0' },
+      env: { ...process.env, ...env, FORCE_COLOR: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -187,16 +272,30 @@ function runStage(stage: Stage): Promise<Outcome> {
     child.on('close', (code, signal) => {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
-      const exitCode = code ?? (signal ? 128 : 1);
-      const counts =
-        parseCounts(output, stage.counts) ??
-        (exitCode === 0 ? { passed: 1, failed: 0, skipped: 0 } : { passed: 0, failed: 1, skipped: 0 });
-      // A stage that exits non-zero failed, whatever it counted.
-      if (exitCode !== 0 && counts.failed === 0) counts.failed = 1;
-      const failures = stage.counts === 'node' ? failingTests(output) : [];
-      resolve({ stage, exitCode, seconds: (Date.now() - started) / 1000, ...counts, failures });
+      resolve({ code: code ?? (signal ? 128 : 1), output });
     });
   });
+}
+
+async function runStage(stage: Stage): Promise<Outcome> {
+  const started = Date.now();
+  process.stderr.write(`\n━━ ${stage.name}: ${stage.describe}\n`);
+  const outcome: Outcome = { stage, exitCode: 0, seconds: 0, passed: 0, failed: 0, skipped: 0, failures: [] };
+  for (const argv of stage.commands) {
+    const { code, output } = await runCommand(argv, stage.env);
+    const counts =
+      parseCounts(output, stage.counts) ??
+      (code === 0 ? { passed: 1, failed: 0, skipped: 0 } : { passed: 0, failed: 1, skipped: 0 });
+    // A command that exits non-zero failed, whatever it counted.
+    if (code !== 0 && counts.failed === 0) counts.failed = 1;
+    if (outcome.exitCode === 0) outcome.exitCode = code;
+    outcome.passed += counts.passed;
+    outcome.failed += counts.failed;
+    outcome.skipped += counts.skipped;
+    if (stage.counts === 'node') outcome.failures.push(...failingTests(output));
+  }
+  outcome.seconds = (Date.now() - started) / 1000;
+  return outcome;
 }
 
 export const TEST_COMMAND = {
@@ -226,11 +325,12 @@ export async function runTests(argv: string[]): Promise<number> {
     );
   const selected = all.filter((s) => !only || only.has(s.name));
   if (parsed.values['dry-run']) {
-    for (const s of selected) process.stdout.write(`${s.name}: ${s.describe}\n    ${s.argv.join(' ')}\n`);
+    for (const s of selected)
+      process.stdout.write(`${s.name}: ${s.describe}\n${s.commands.map((c) => `    ${c.join(' ')}\n`).join('')}`);
     return 0;
   }
   // The tests, the suite and the self-test start embedded targets: their set-up first, once.
-  if (selected.some((s) => ['unit', 'suite', 'selftest'].includes(s.name))) await ensureEmbeddedSetup();
+  if (selected.some((s) => ['integration', 'suite', 'selftest'].includes(s.name))) await ensureEmbeddedSetup();
   const outcomes: Outcome[] = [];
   for (const stage of selected) outcomes.push(await runStage(stage));
   const width = Math.max(...outcomes.map((o) => o.stage.name.length));

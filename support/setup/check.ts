@@ -8,7 +8,7 @@
  * on anything checked here.
  *
  * The placeholders are the ones support/provision/ passes (fixtures/setups/default/setup.yaml
- * lists them too); test/setup-check.test.ts renders through the provisioning code with every one
+ * lists them too); test/unit/setup-check.test.ts renders through the provisioning code with every one
  * of them, so the two cannot drift apart.
  */
 import {

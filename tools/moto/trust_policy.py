@@ -2,7 +2,7 @@
 
 This is the emulator's own evaluator, deliberately independent of the harness's diagnosis
 (support/policy/simulate.ts uses @cloud-copilot/iam-simulate): the target decides with this, the
-harness explains with that, and a differential test (test/trust-policy-differential.test.ts)
+harness explains with that, and a differential test (test/integration/trust-policy-differential.test.ts)
 requires the two to agree. Pure Python, no moto import.
 
     evaluate(policy, principal, action, context) -> Decision(allowed, reason)
