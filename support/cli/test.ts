@@ -2,7 +2,7 @@
  * `npm test`: everything the project checks, in order, each stage streamed to the terminal and
  * summarised at the end:
  *   lint (biome), types (tsc), step catalogue current (docs/steps.md), the unit tests
- *   (test/unit: no child process, no listener, all files in one process), the integration tests
+ *   (test/unit: no child process, no listener, no connection, all in one process), the integration tests
  *   (test/integration: real components, each file in its own process, in three batches by how
  *   many may run at once), the conformance suite on the embedded target with a real node
  *   (IRSA_KUBE_NODE=kubelet; on kwok, saying why, where a real node cannot run), the self-test.
@@ -155,7 +155,16 @@ async function stages(): Promise<Stage[]> {
     {
       name: 'unit',
       describe: 'unit tests: test/unit, in one process (node --test)',
-      commands: [[...nodeTest, inOneProcess, '--test-timeout=120000', ...testFiles('unit')]],
+      commands: [
+        [
+          ...nodeTest,
+          // Makes starting a process, listening or connecting fail with the rule's name.
+          '--import=./test/support/unit-guard.ts',
+          inOneProcess,
+          '--test-timeout=120000',
+          ...testFiles('unit'),
+        ],
+      ],
       counts: 'node',
     },
     {
