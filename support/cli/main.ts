@@ -14,7 +14,7 @@ export const USAGE = `usage: npm run <command> -- [options]      (or: bash tools
 commands:
   conformance [-p embedded|docker|live] [cucumber options] [features]   run the suite on a target
   verify [cucumber options]                 the live target in verify-only mode (docs/live.md)
-  test [--only STAGES] [--dry-run]          lint, types, unit tests, suite, self-test
+  test [--only STAGES] [--dry-run]          lint, types, unit and integration tests, suite, self-test
   selftest [--list] [--only FAULTS] …       the suite against the fault catalogue (docs/selftest.md)
   env up|down|status                        a warm embedded environment for fast iteration
   sweep [--run-id ID] [--older-than AGE] [--dry-run]   delete what earlier runs left behind

@@ -22,6 +22,7 @@ import { createClients } from '../../support/clients.ts';
 import { repoRoot } from '../../support/paths.ts';
 import { freeLoopbackPort } from '../../support/process.ts';
 import { findLeftovers } from '../../support/sweep/sweep.ts';
+import { badSettings } from '../support/bad-settings.ts';
 import { binariesMissing } from '../support/binaries.ts';
 import {
   disposeRuns,
@@ -104,43 +105,7 @@ describe('bad input: exit 2, one line of cause and one of hint, nothing created'
 
   const cases: Case[] = [
     { name: 'unknown profile', argv: ['-p', 'nosuch'], env: () => ({}), cause: /unknown profile "nosuch"/ },
-    { name: 'unknown target', env: () => ({ IRSA_TARGET: 'mainframe' }), cause: /IRSA_TARGET \(target\)/ },
-    {
-      name: 'malformed config file',
-      env: () => ({ IRSA_CONFIG: file('malformed.yaml', 'target: [embedded\ntenants: 3\n') }),
-      cause: /config file .*malformed\.yaml is not valid YAML/,
-    },
-    {
-      name: 'config file that is not a mapping',
-      env: () => ({ IRSA_CONFIG: file('list.yaml', '- embedded\n') }),
-      cause: /must hold a mapping/,
-    },
-    {
-      name: 'unknown key in the config file',
-      env: () => ({ IRSA_CONFIG: file('unknown-key.yaml', 'target: embedded\ncolour: blue\n') }),
-      cause: /invalid setting .*colour/,
-    },
-    {
-      name: 'setting of the wrong type (env)',
-      env: () => ({ IRSA_TENANTS: 'many' }),
-      cause: /IRSA_TENANTS \(tenants\)/,
-    },
-    {
-      name: 'setting of the wrong type (config file)',
-      env: () => ({ IRSA_CONFIG: file('wrong-type.yaml', 'timeouts:\n  applySeconds: soon\n') }),
-      cause: /timeouts\.applySeconds/,
-    },
-    {
-      name: 'a region that does not exist',
-      env: () => ({ IRSA_REGION: 'us-moon-1' }),
-      cause: /IRSA_REGION \(region\): not a region AWS has/,
-    },
-    { name: 'a region of the wrong shape', env: () => ({ IRSA_REGION: 'Virginia' }), cause: /IRSA_REGION \(region\)/ },
-    {
-      name: 'a fork-server switch that is neither on nor off',
-      env: () => ({ IRSA_AWS_CLI_FORKSERVER: 'maybe' }),
-      cause: /IRSA_AWS_CLI_FORKSERVER \(embedded\.awsCliForkserver\)/,
-    },
+    ...badSettings(file),
     {
       name: 'a feature file with an undefined step',
       argv: [],
