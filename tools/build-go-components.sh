@@ -138,7 +138,7 @@ build_containerd() {
   local ldflags="-X github.com/containerd/containerd/v2/version.Version=$v"
   CGO_ENABLED=0 build_in_module_dir "github.com/containerd/containerd/v2@$v" "$out" \
     -tags "urfave_cli_no_docs no_btrfs osusergo netgo static_build" -ldflags "$ldflags" ./cmd/containerd ./cmd/ctr
-  local dir; dir=$(go mod download -json "github.com/containerd/containerd/v2@$v" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  local dir; dir=$(module_dir "github.com/containerd/containerd/v2@$v")
   run_logged "containerd-shim-runc-v2-$v" bash -c 'cd "$1" && CGO_ENABLED=0 go build -v -trimpath -tags "urfave_cli_no_docs osusergo netgo static_build no_grpc" -ldflags "$3" -o "$2/containerd-shim-runc-v2" ./cmd/containerd-shim-runc-v2' _ "$dir" "$out" "$ldflags"
 }
 
