@@ -23,7 +23,7 @@ import type { ParseArgsOptionsConfig } from 'node:util';
 import { peakRssMiB, percentile, type Stat, stat } from '../bench/figures.ts';
 import { benchTempDir, onBenchSignal, runSuite, type SuiteRun } from '../bench/suite-run.ts';
 import { UsageError } from '../errors.ts';
-import { discoveryBucketFor } from '../names.ts';
+import { embeddedOptionsFor } from '../targets/embedded/options.ts';
 import type { KubeNode } from '../targets/embedded/real-node.ts';
 import { ensureEmbeddedSetup } from '../targets/embedded/setup.ts';
 import { type CommandSpec, parseCommand, positiveInt } from './args.ts';
@@ -102,14 +102,14 @@ export async function runBench(argv: string[]): Promise<number> {
   const node = chooseKubeNode(config.embedded.kubeNode).node;
   // Every target of the bench: the setup's webhook flags and the configured embedded settings.
   const startBenchTarget = (envId: string, stateFile?: string, kubeNode: KubeNode = node) =>
-    startEmbeddedTarget({
-      logsDir,
-      discoveryBucket: discoveryBucketFor(envId),
-      webhookFlags: setup.spec.webhook.flags,
-      envId,
-      settings: { ...config.embedded, kubeNode },
-      ...(stateFile ? { stateFile } : {}),
-    });
+    startEmbeddedTarget(
+      embeddedOptionsFor(config, setup, {
+        logsDir,
+        envId,
+        settings: { ...config.embedded, kubeNode },
+        ...(stateFile ? { stateFile } : {}),
+      }),
+    );
   out(`irsa-conformance benchmark: ${runs} run(s) each, ${os.cpus().length} cores, node ${node}`);
 
   /** Start per component (and the node after the control plane), stop, and peak memory, over `runs` starts. */

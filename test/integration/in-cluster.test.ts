@@ -42,7 +42,7 @@ import { loadConfig } from '../../support/config.ts';
 import { buildImage, type ImageBuildResult } from '../../support/image/build.ts';
 import { type JUnitCase, readJUnit } from '../../support/junit.ts';
 import { Ledger } from '../../support/ledger.ts';
-import { awsTags, discoveryBucketFor, resourceName } from '../../support/names.ts';
+import { awsTags, resourceName } from '../../support/names.ts';
 import { repoRoot } from '../../support/paths.ts';
 import {
   createNamespace,
@@ -61,6 +61,7 @@ import { loadSetup } from '../../support/setup/setup.ts';
 import { type EmbeddedTarget, startEmbeddedTarget } from '../../support/targets/embedded/index.ts';
 import { POD_CA_BUNDLE, preflightRealNode } from '../../support/targets/embedded/real-node.ts';
 import { binariesMissing } from '../support/binaries.ts';
+import { embeddedTestOptions } from '../support/embedded-options.ts';
 
 const missing = binariesMissing();
 const noRealNode = (() => {
@@ -194,16 +195,16 @@ describe('the harness where teams run it at scale: deploy/, the image, Sonobuoy'
       process.stderr.write(`[image] ${image.ref} ${image.digest} in ${image.seconds.toFixed(1)} s\n`);
     }
     const envId = `envscale${Date.now().toString(36).slice(-4)}`;
-    target = await startEmbeddedTarget({
-      logsDir: path.join(work, 'logs'),
-      discoveryBucket: discoveryBucketFor(envId),
-      webhookFlags: setup.spec.webhook.flags,
-      envId,
-      startTimeoutMs: 180_000,
-      settings: noRealNode
-        ? { kubeNode: 'kwok' }
-        : { kubeNode: 'kubelet', nodeImages: [(image as ImageBuildResult).archive] },
-    });
+    target = await startEmbeddedTarget(
+      embeddedTestOptions(work, {
+        logsDir: path.join(work, 'logs'),
+        envId,
+        startTimeoutMs: 180_000,
+        settings: noRealNode
+          ? { kubeNode: 'kwok' }
+          : { kubeNode: 'kubelet', nodeImages: [(image as ImageBuildResult).archive] },
+      }),
+    );
     admin = createClients(target.descriptor);
     apiserverPort = target.state.ports.apiserver as number;
 

@@ -33,7 +33,7 @@ import { flushLedger } from '../../support/cleanup.ts';
 import { type Clients, createClients } from '../../support/clients.ts';
 import { loadConfig } from '../../support/config.ts';
 import { Ledger } from '../../support/ledger.ts';
-import { discoveryBucketFor, resourceName } from '../../support/names.ts';
+import { resourceName } from '../../support/names.ts';
 import { readMessages, scenarioOutcomes } from '../../support/outcomes.ts';
 import { repoRoot } from '../../support/paths.ts';
 import {
@@ -50,6 +50,7 @@ import { loadSetup } from '../../support/setup/setup.ts';
 import { type EmbeddedTarget, startEmbeddedTarget } from '../../support/targets/embedded/index.ts';
 import { connectLiveTarget } from '../../support/targets/live/index.ts';
 import { binariesMissing } from '../support/binaries.ts';
+import { embeddedTestOptions } from '../support/embedded-options.ts';
 
 const missing = binariesMissing();
 const DEFAULT_SETUP = path.join(repoRoot, 'fixtures/setups/default');
@@ -68,14 +69,9 @@ describe('live target driven against the embedded target', {
   before(async () => {
     work = mkdtempSync(path.join(tmpdir(), 'irsa-live-test-'));
     const envId = `envlive${Date.now().toString(36).slice(-4)}`;
-    const setup = loadSetup(DEFAULT_SETUP);
-    target = await startEmbeddedTarget({
-      logsDir: path.join(work, 'logs'),
-      discoveryBucket: discoveryBucketFor(envId),
-      webhookFlags: setup.spec.webhook.flags,
-      envId,
-      startTimeoutMs: 120_000,
-    });
+    target = await startEmbeddedTarget(
+      embeddedTestOptions(work, { logsDir: path.join(work, 'logs'), envId, startTimeoutMs: 120_000 }),
+    );
     const d = target.descriptor;
     admin = createClients(d);
     assert.equal(d.webhook.mode, 'harness');

@@ -31,6 +31,7 @@ import {
 import { preflightRealNode, processesUnder, REAL_NODE_NAME } from '../../support/targets/embedded/real-node.ts';
 import { binariesMissing } from '../support/binaries.ts';
 import { openToStrangers, probeWithoutCredentials } from '../support/closed-to-others.ts';
+import { embeddedTestOptions } from '../support/embedded-options.ts';
 import { disposeRuns, type IrsaRun, leftoversOf, startIrsa } from '../support/reliability-support.ts';
 
 function realNodeMissing(): string | undefined {
@@ -136,15 +137,15 @@ function containersRunning(cmdline: string): number[] {
 }
 
 async function startNode(name: string, onExit?: (component: string) => void): Promise<EmbeddedTarget> {
-  return startEmbeddedTarget({
-    logsDir: path.join(repoRoot, 'reports/logs', `test-real-node-${name}`),
-    discoveryBucket: `irsa-test-real-node-${name}`,
-    webhookFlags: { 'token-audience': 'sts.amazonaws.com', 'annotation-prefix': 'eks.amazonaws.com' },
-    settings: { kubeNode: 'kubelet' },
-    startTimeoutMs: 120_000,
-    onProgress: (line) => process.stderr.write(`${line}\n`),
-    ...(onExit ? { onUnexpectedExit: onExit } : {}),
-  });
+  return startEmbeddedTarget(
+    embeddedTestOptions(path.join(repoRoot, 'reports'), {
+      logsDir: path.join(repoRoot, 'reports/logs', `test-real-node-${name}`),
+      settings: { kubeNode: 'kubelet' },
+      startTimeoutMs: 120_000,
+      onProgress: (line) => process.stderr.write(`${line}\n`),
+      ...(onExit ? { onUnexpectedExit: onExit } : {}),
+    }),
+  );
 }
 
 const missing = realNodeMissing();

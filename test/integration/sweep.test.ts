@@ -30,6 +30,7 @@ import { LABEL_RUN_ID, TAG_CREATED, TAG_RUN_ID } from '../../support/names.ts';
 import { findLeftovers } from '../../support/sweep/sweep.ts';
 import { type EmbeddedTarget, startEmbeddedTarget } from '../../support/targets/embedded/index.ts';
 import { binariesMissing } from '../support/binaries.ts';
+import { embeddedTestOptions } from '../support/embedded-options.ts';
 
 const TRUST = JSON.stringify({
   Version: '2012-10-17',
@@ -155,11 +156,13 @@ describe('sweep', { skip: missing ? `component binaries missing: ${missing}` : f
 
   before(async () => {
     mkdirSync(work, { recursive: true });
-    target = await startEmbeddedTarget({
-      logsDir: join(work, 'logs'),
-      discoveryBucket: 'irsa-sweep-test-discovery',
-      envId: 'sweeptest',
-    });
+    target = await startEmbeddedTarget(
+      embeddedTestOptions(work, {
+        logsDir: join(work, 'logs'),
+        discoveryBucket: 'irsa-sweep-test-discovery',
+        envId: 'sweeptest',
+      }),
+    );
     c = createClients(target.descriptor);
   });
 

@@ -23,6 +23,7 @@ import {
   runNamespaces,
 } from '../../support/targets/warm-deletions.ts';
 import { binariesMissing } from '../support/binaries.ts';
+import { embeddedTestOptions } from '../support/embedded-options.ts';
 
 const missing = binariesMissing();
 const HOLD = 'irsa-conformance.io/test-hold';
@@ -37,11 +38,7 @@ describe('namespace deletions handed over to a warm environment', {
   let c: Clients;
 
   before(async () => {
-    target = await startEmbeddedTarget({
-      logsDir: join(dir, 'logs'),
-      discoveryBucket: 'irsa-warm-deletions',
-      stateFile,
-    });
+    target = await startEmbeddedTarget(embeddedTestOptions(dir, { logsDir: join(dir, 'logs'), stateFile }));
     c = createClients(target.descriptor);
   });
 

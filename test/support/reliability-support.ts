@@ -381,18 +381,15 @@ export interface WarmEnvironment {
  */
 export async function startWarmEnvironment(dir: string): Promise<WarmEnvironment> {
   const { startEmbeddedTarget } = await import('../../support/targets/embedded/index.ts');
-  const { loadSetup } = await import('../../support/setup/setup.ts');
-  const { discoveryBucketFor } = await import('../../support/names.ts');
-  const setup = loadSetup(path.join(repoRoot, 'fixtures/setups/default'));
-  const envId = `envrel${process.pid.toString(36)}`;
+  const { embeddedTestOptions } = await import('./embedded-options.ts');
   const statePath = path.join(dir, 'warm.json');
-  const t = await startEmbeddedTarget({
-    logsDir: path.join(dir, 'logs'),
-    discoveryBucket: discoveryBucketFor(envId),
-    webhookFlags: setup.spec.webhook.flags,
-    envId,
-    stateFile: statePath,
-  });
+  const t = await startEmbeddedTarget(
+    embeddedTestOptions(dir, {
+      logsDir: path.join(dir, 'logs'),
+      envId: `envrel${process.pid.toString(36)}`,
+      stateFile: statePath,
+    }),
+  );
   return { statePath, descriptor: t.descriptor, pids: t.state.processes.map((p) => p.pid), stop: () => t.stop() };
 }
 
