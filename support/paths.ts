@@ -8,7 +8,7 @@
  * mode 0700: another user cannot plant a state file there, nor make the harness write through a
  * link. What is found otherwise is refused (UsageError, exit 2) with the directory named.
  */
-import { accessSync, constants, lstatSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,18 +133,38 @@ export function checkOwnFile(file: string, what: string): void {
 
 /** Creates the reports directory (IRSA_REPORTS_DIR) or refuses (UsageError) one that cannot hold reports. */
 export function ensureReportsDir(dir: string): string {
-  const hint = 'set IRSA_REPORTS_DIR to a directory this user may write to (default: reports/ in the clone)';
   try {
     mkdirSync(dir, { recursive: true });
     if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     accessSync(dir, constants.W_OK);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'EEXIST' || code === 'ENOTDIR'
-        ? 'it (or a directory above it) is a file'
-        : (code ?? (e as Error).message);
-    throw new UsageError(`the reports directory ${dir} is not usable: ${why}`, hint);
+    throw reportsDirUnusable(dir, e);
   }
   return dir;
+}
+
+/**
+ * The reports directory could be used, and nothing is made: it, or the nearest directory above it
+ * that exists, is a directory this user may write to. Bad input is refused with it before a run
+ * creates anything; ensureReportsDir makes the directory when the run starts.
+ */
+export function checkReportsDir(dir: string): void {
+  let existing = path.resolve(dir);
+  while (!existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  try {
+    if (!statSync(existing).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    accessSync(existing, constants.W_OK);
+  } catch (e) {
+    throw reportsDirUnusable(dir, e);
+  }
+}
+
+function reportsDirUnusable(dir: string, e: unknown): UsageError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why =
+    code === 'EEXIST' || code === 'ENOTDIR' ? 'it (or a directory above it) is a file' : (code ?? (e as Error).message);
+  return new UsageError(
+    `the reports directory ${dir} is not usable: ${why}`,
+    'set IRSA_REPORTS_DIR to a directory this user may write to (default: reports/ in the clone)',
+  );
 }

@@ -30,7 +30,7 @@ import { configureLog, log } from '../log.ts';
 import { newRunId } from '../names.ts';
 import { OutcomeCollector, type ScenarioOutcome } from '../outcomes.ts';
 import { writeOwner } from '../owner.ts';
-import { ensurePrivateDir, ensureReportsDir, repoRoot, runsRoot } from '../paths.ts';
+import { checkReportsDir, ensurePrivateDir, ensureReportsDir, repoRoot, runsRoot } from '../paths.ts';
 import { redact } from '../redact.ts';
 import { stageReports } from '../reports.ts';
 import { describeSelection, dryRunSelection, resolveCucumber } from '../run/selection.ts';
@@ -200,6 +200,26 @@ export function checkTagOptions(argv: string[]): void {
   }
 }
 
+/**
+ * Support code is loaded once per process: ESM modules are cached, so a second load would register
+ * no steps. A second run in one process (commands run in process, as the unit tier runs them) gets
+ * the library the first one loaded with the same support settings.
+ */
+const supportLibraries = new Map<string, ReturnType<typeof loadSupport>>();
+function loadSupportOnce(
+  runConfiguration: Parameters<typeof loadSupport>[0],
+  env: NodeJS.ProcessEnv,
+): ReturnType<typeof loadSupport> {
+  const key = JSON.stringify(runConfiguration.support);
+  let library = supportLibraries.get(key);
+  if (!library) {
+    library = loadSupport(runConfiguration, { cwd: repoRoot, env });
+    supportLibraries.set(key, library);
+    library.catch(() => supportLibraries.delete(key));
+  }
+  return library;
+}
+
 export async function runConformance(opts: ConformanceOptions): Promise<ConformanceResult> {
   const env = opts.env ?? process.env;
   const empty = { counts: { passed: 0, failed: 0, skipped: 0, other: 0 }, scenarios: [] };
@@ -228,11 +248,11 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   // Every template rendered and checked (syntax, placeholders, IAM policy grammar) before anything starts.
   checkSetup(setup);
   // A dry run writes nothing: no reports directory, no log file, no state directory. A run's state
-  // (per user, 0700) and its reports directory must be usable: checked first.
+  // (per user, 0700) and its reports directory must be usable: checked first. Bad input found
+  // before the start (below) leaves no reports directory: it is made when the run starts.
   if (!dryRun) {
     ensurePrivateDir(runsRoot);
-    ensureReportsDir(config.reportsDir);
-    configureLog({ file: path.join(config.reportsDir, 'logs', 'harness.log'), verbose: config.verbose });
+    checkReportsDir(config.reportsDir);
   }
   const formats = resolved.runConfiguration.formats;
   // Reports go where the settings say (reports/ unless IRSA_REPORTS_DIR).
@@ -244,8 +264,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const formatOptions = shard
     ? { ...formats.options, junit: { ...(formats.options.junit as object), suiteName: shardSuiteName(shard) } }
     : formats.options;
-  // Support code is loaded once: ESM modules are cached, so a second load would register no steps.
-  const support = await loadSupport(resolved.runConfiguration, { cwd: repoRoot, env });
+  const support = await loadSupportOnce(resolved.runConfiguration, env);
   const runConfiguration = {
     ...resolved.runConfiguration,
     formats: {
@@ -300,6 +319,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   // What the target needs on this machine (the embedded target's components) is made ready only
   // now: after the input is known to be good.
   await targetModule.prepare?.(env);
+  ensureReportsDir(config.reportsDir);
+  configureLog({ file: path.join(config.reportsDir, 'logs', 'harness.log'), verbose: config.verbose });
   const runId = newRunId();
   const runDir = path.join(ensurePrivateDir(runsRoot), runId);
   mkdirSync(runDir, { mode: 0o700 });
