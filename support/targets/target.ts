@@ -6,7 +6,10 @@
  * state file. Steps never branch on the target's name: every difference is a field here.
  */
 
-/** The targets the settings may name; each has a module in support/targets/registry.ts. */
+/**
+ * The targets the settings may name: the one list of them. Each is a folder, support/targets/<name>/,
+ * whose module.ts exports its TargetModule as default (support/targets/registry.ts loads it).
+ */
 export const TARGET_NAMES = ['embedded', 'docker', 'live'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 

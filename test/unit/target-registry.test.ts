@@ -6,17 +6,20 @@
  * after-run verdict. Nothing outside the fake needed to know it.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { runConformance } from '../../support/cli/conformance.ts';
 import { type HarnessConfig, loadConfig } from '../../support/config.ts';
 import { isUsageError } from '../../support/errors.ts';
 import { discoveryBucketFor, newEnvId } from '../../support/names.ts';
+import { repoRoot } from '../../support/paths.ts';
 import { loadSetup } from '../../support/setup/setup.ts';
 import { sweepTarget } from '../../support/sweep/target.ts';
 import type { TargetModule } from '../../support/targets/module.ts';
 import { loadTargetModule, registerTarget } from '../../support/targets/registry.ts';
 import { startTarget } from '../../support/targets/start.ts';
-import type { TargetDescriptor, TargetName } from '../../support/targets/target.ts';
+import { TARGET_NAMES, type TargetDescriptor, type TargetName } from '../../support/targets/target.ts';
 
 /** What the fake was asked, in order. */
 const calls: string[] = [];
@@ -114,6 +117,19 @@ describe('a target registered as one module', () => {
     const swept = await sweepTarget(config);
     assert.deepEqual(swept, { nothing: 'the fake target leaves nothing' });
     assert.deepEqual(calls, ['preflight dryRun=false', 'prepare', 'start', 'afterRun', 'stop', 'sweepConnection']);
+  });
+
+  it("every name in TARGET_NAMES loads its folder's module, and nothing else names a target", async () => {
+    for (const name of TARGET_NAMES) {
+      const module = await loadTargetModule(name);
+      assert.equal(typeof module.start, 'function', `support/targets/${name}/module.ts: a start`);
+    }
+    // The one list: the folders with a module.ts are the names, no more and no fewer.
+    const folders = readdirSync(path.join(repoRoot, 'support/targets'), { withFileTypes: true })
+      .filter((d) => d.isDirectory() && existsSync(path.join(repoRoot, 'support/targets', d.name, 'module.ts')))
+      .map((d) => d.name)
+      .sort();
+    assert.deepEqual(folders, [...TARGET_NAMES].sort());
   });
 
   it('an unknown target name is said, not guessed', async () => {

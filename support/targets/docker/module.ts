@@ -6,7 +6,7 @@
 import { UsageError } from '../../errors.ts';
 import type { TargetModule } from '../module.ts';
 
-export const dockerTarget: TargetModule = {
+const dockerTarget: TargetModule = {
   async preflight({ config, setup, dryRun }) {
     // A dry run starts nothing, so it needs no engine.
     if (!dryRun) await (await import('./index.ts')).preflightDockerTarget(config, setup);
@@ -25,3 +25,5 @@ export const dockerTarget: TargetModule = {
     );
   },
 };
+
+export default dockerTarget;

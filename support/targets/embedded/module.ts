@@ -9,7 +9,7 @@ import type { TargetModule } from '../module.ts';
 import { readWarmState, WARM_STATE } from '../warm-state.ts';
 import { embeddedOptionsFor } from './options.ts';
 
-export const embeddedTarget: TargetModule = {
+const embeddedTarget: TargetModule = {
   async preflight({ config }) {
     // A real node needs root and kernel features: said before the dry run, as bad input.
     if (!config.attach && config.embedded.kubeNode === 'kubelet') (await import('./real-node.ts')).preflightRealNode();
@@ -48,3 +48,5 @@ export const embeddedTarget: TargetModule = {
     return { descriptor: readWarmState(WARM_STATE).descriptor, close: async () => undefined };
   },
 };
+
+export default embeddedTarget;

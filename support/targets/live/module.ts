@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { TargetModule } from '../module.ts';
 import { tagsForLiveMode, writeVerifySummary } from './summary.ts';
 
-export const liveTarget: TargetModule = {
+const liveTarget: TargetModule = {
   async start({ config, setup, onProgress }) {
     const { connectLiveTarget } = await import('./index.ts');
     const t = await connectLiveTarget(config, setup, onProgress);
@@ -36,3 +36,5 @@ export const liveTarget: TargetModule = {
     return (await import('./sweep.ts')).liveSweepConnection(config, onProgress);
   },
 };
+
+export default liveTarget;
