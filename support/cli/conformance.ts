@@ -69,7 +69,8 @@ export interface ConformanceResult {
 const CUCUMBER_OPTIONS = `cucumber options that pass through:
   --tags EXPR               only scenarios whose tags match, e.g. --tags '@infrastructure and not @slow'
   --name REGEXP             only scenarios whose name matches
-  --parallel N              worker threads (default 2; 1 runs them one after another)
+  --parallel N              worker threads (default 2; 1 runs them one after another; 0 in the
+                            harness's own thread, with no worker to start)
   --dry-run                 list the selected scenarios; start nothing, write nothing
   --world-parameters JSON   settings, as the IRSA_CONFIG file's keys: '{"region":"eu-west-1"}'
   --retry N, --format …, --order …   as cucumber-js documents them

@@ -206,7 +206,17 @@ export class Runner {
       this.opts.reuse && JSON.stringify(spec.webhookFlags) === defaultFlags
         ? await this.sharedEnv(worker, spec.webhookFlags)
         : undefined;
-    const args = ['--import', 'tsx', path.join(repoRoot, 'support', 'cli', 'main.ts'), 'conformance'];
+    // Scenarios in the run's own thread (cucumber's --parallel 0): two runs go at once, so the CPU
+    // is already busy, and two workers per run would each load the support code again (about 2.5
+    // CPU-seconds each); a fault run selects a few scenarios, which workers would not hurry.
+    const args = [
+      '--import',
+      'tsx',
+      path.join(repoRoot, 'support', 'cli', 'main.ts'),
+      'conformance',
+      '--parallel',
+      '0',
+    ];
     if (spec.tags) args.push('--tags', spec.tags);
     for (const n of spec.scenarios ?? []) args.push('--name', exactName(n));
     const env: NodeJS.ProcessEnv = {
