@@ -33,6 +33,8 @@ const common = {
   // Two worker threads: measured on 2 cores, the warm suite takes 25 s instead of 32 s. Scenarios
   // share nothing but run-scoped set-up, which runs once under a lock (support/provision/once.ts).
   // `--parallel 1` runs them one after another (and `--parallel N` any other count).
+  // Without --parallel, a selection of up to 12 scenarios runs in the harness's own thread
+  // (support/run/selection.ts workerThreads): a worker's own load of the support code costs more.
   parallel: 2,
 };
 

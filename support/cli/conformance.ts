@@ -33,7 +33,7 @@ import { writeOwner } from '../owner.ts';
 import { checkReportsDir, ensurePrivateDir, ensureReportsDir, repoRoot, runsRoot } from '../paths.ts';
 import { redact } from '../redact.ts';
 import { stageReports } from '../reports.ts';
-import { describeSelection, dryRunSelection, resolveCucumber } from '../run/selection.ts';
+import { describeSelection, dryRunSelection, resolveCucumber, workerThreads } from '../run/selection.ts';
 import { readyTarget } from '../run/target.ts';
 import { cleanUpAfterRun } from '../run/teardown.ts';
 import { runStatePath, writeRunState } from '../run-state.ts';
@@ -69,8 +69,8 @@ export interface ConformanceResult {
 const CUCUMBER_OPTIONS = `cucumber options that pass through:
   --tags EXPR               only scenarios whose tags match, e.g. --tags '@infrastructure and not @slow'
   --name REGEXP             only scenarios whose name matches
-  --parallel N              worker threads (default 2; 1 runs them one after another; 0 in the
-                            harness's own thread, with no worker to start)
+  --parallel N              worker threads (default 2, or none for a selection of up to 12
+                            scenarios; 1 runs them one after another; 0 in the harness's own thread)
   --dry-run                 list the selected scenarios; start nothing, write nothing
   --world-parameters JSON   settings, as the IRSA_CONFIG file's keys: '{"region":"eu-west-1"}'
   --retry N, --format …, --order …   as cucumber-js documents them
@@ -307,6 +307,10 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
       '`npm run conformance -- --dry-run` lists what a selection runs; tags in use are in features/*.feature',
     );
   }
+  runConfiguration.runtime = {
+    ...runConfiguration.runtime,
+    parallel: workerThreads(selected.length, runConfiguration.runtime.parallel, cucumberArgs),
+  };
   if (dryRun) {
     // What would run, and nothing else: no target, no probes, no reports.
     for (const s of selected) process.stdout.write(`${s.uri}:${s.line}  ${s.name}\n`);
@@ -434,7 +438,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   const collector = new OutcomeCollector();
   try {
     log.info(
-      `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}${shard ? `, shard ${shard.index}/${shard.total}` : ''}`,
+      `irsa-conformance run ${runId}: ${config.target} target, setup ${path.relative(repoRoot, setup.dir) || setup.dir}${shard ? `, shard ${shard.index}/${shard.total}` : ''}, ${selected.length} scenario(s) ${runConfiguration.runtime.parallel ? `on ${runConfiguration.runtime.parallel} worker threads` : 'in one thread'}`,
     );
     const started = Date.now();
     starting = startTarget(config, setup, (line) => log.debug(line), onDeath);

@@ -158,3 +158,17 @@ export async function dryRunSelection(
   );
   return { scenarios, undefinedSteps: [...new Set(undefinedSteps)] };
 }
+
+/**
+ * A selection of at most this many scenarios runs in the harness's own thread unless the command
+ * line says --parallel: a worker thread loads the support code again (about 2.5 CPU-seconds), which
+ * a small selection does not win back. Measured on 2 cores (docs/performance.md): 5 scenarios take
+ * the same time either way with 4 CPU-seconds less in one thread; 32 take 5% longer in one thread.
+ */
+export const ONE_THREAD_UP_TO = 12;
+
+/** The worker threads of a run: the profile's (or --parallel's) count, or none for a small selection. */
+export function workerThreads(selected: number, configured: number, cucumberOptions: string[]): number {
+  const given = cucumberOptions.some((o) => o === '--parallel' || o.startsWith('--parallel='));
+  return given || selected > ONE_THREAD_UP_TO ? configured : 0;
+}

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isUsageError } from '../../support/errors.ts';
 import { rerunText } from '../../support/outcomes.ts';
-import { expandGivenPaths } from '../../support/run/selection.ts';
+import { expandGivenPaths, ONE_THREAD_UP_TO, workerThreads } from '../../support/run/selection.ts';
 
 describe('feature paths and rerun files', () => {
   let dir: string;
@@ -60,5 +60,17 @@ describe('feature paths and rerun files', () => {
       'features/a.feature:3:12\nfeatures/c.feature:7\n',
     );
     assert.equal(rerunText([o('features/a.feature', 3, 'PASSED')]), '');
+  });
+});
+
+describe('worker threads of a run', () => {
+  it("none for a small selection, the profile's count for a larger one, and --parallel always wins", () => {
+    assert.equal(workerThreads(5, 2, []), 0);
+    assert.equal(workerThreads(ONE_THREAD_UP_TO, 2, ['--tags', '@x']), 0);
+    assert.equal(workerThreads(ONE_THREAD_UP_TO + 1, 2, []), 2);
+    assert.equal(workerThreads(69, 2, []), 2);
+    assert.equal(workerThreads(5, 2, ['--parallel', '2']), 2);
+    assert.equal(workerThreads(5, 3, ['--parallel=3']), 3);
+    assert.equal(workerThreads(69, 0, ['--parallel', '0']), 0);
   });
 });
