@@ -312,9 +312,9 @@ export const TEST_COMMAND = {
   synopsis: '[--only STAGE[,STAGE]] [--dry-run]',
   description: `
 Everything the project checks, in order, each stage streamed and summarised at the end:
-lint, types, steps-doc, unit, integration, suite, selftest (17 minutes measured from a fresh
-clone on a 2-core machine at load 4-8, up to 35 when it is busier; most of it integration and
-selftest; unit alone, npm run test:unit: under 30 s).
+lint, types, steps-doc, unit, integration, suite, selftest (12 minutes measured from a fresh
+clone on a 2-core machine with nothing else running, longer when it is busier; most of it
+integration and selftest; unit alone, npm run test:unit: under 30 s).
 
   --only STAGES   run only these stages (comma-separated names from the list above)
   --dry-run       list the stages and their commands; run nothing
