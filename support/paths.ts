@@ -135,11 +135,10 @@ export function checkOwnFile(file: string, what: string): void {
 export function ensureReportsDir(dir: string): string {
   try {
     mkdirSync(dir, { recursive: true });
-    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
-    accessSync(dir, constants.W_OK);
   } catch (e) {
     throw reportsDirUnusable(dir, e);
   }
+  checkReportsDir(dir);
   return dir;
 }
 

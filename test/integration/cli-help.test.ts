@@ -6,13 +6,14 @@
  * shows the process ends the same way.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { repoRoot } from '../../support/paths.ts';
 import { assertRefused } from '../support/bad-settings.ts';
 import { type BashResult, runBash } from '../support/bash.ts';
+import { caseDirs } from '../support/in-process-cli.ts';
 
 describe('--help, bare invocations and --dry-run do nothing but answer', () => {
   let dir: string;
@@ -26,9 +27,7 @@ describe('--help, bare invocations and --dry-run do nothing but answer', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   async function irsa(args: string[], extraEnv: Record<string, string> = {}): Promise<BashResult & { left: string[] }> {
-    const caseDir = mkdtempSync(path.join(dir, 'case-'));
-    const reports = path.join(caseDir, 'reports');
-    const tmp = path.join(caseDir, 'tmp');
+    const { reports, tmp, left } = caseDirs(dir);
     const r = await runBash(['tools/irsa', ...args], {
       ...process.env,
       IRSA_REPORTS_DIR: reports,
@@ -37,11 +36,7 @@ describe('--help, bare invocations and --dry-run do nothing but answer', () => {
       IRSA_ATTACH: '',
       ...extraEnv,
     });
-    const left = [
-      ...(existsSync(reports) ? [`reports: ${readdirSync(reports).join(', ')}`] : []),
-      ...(existsSync(tmp) ? readdirSync(tmp).filter((e) => !e.startsWith('tsx-')) : []),
-    ];
-    return { ...r, left };
+    return { ...r, left: left() };
   }
 
   it('no command: the usage, exit 0, nothing written', async () => {

@@ -5,14 +5,13 @@
  * (test/integration/bad-input.test.ts). `file` writes a config file and returns its path.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_SETUP } from './embedded-options.ts';
 
 /** A setup under `dir` that extends the default one: more setup.yaml lines, and files of its own. */
 export function setupWith(dir: string, yaml: string, files: Record<string, string> = {}): string {
   const d = mkdtempSync(path.join(dir, 'setup-'));
-  mkdirSync(d, { recursive: true });
   writeFileSync(path.join(d, 'setup.yaml'), `extends: ${DEFAULT_SETUP}\n${yaml}`);
   for (const [f, text] of Object.entries(files)) writeFileSync(path.join(d, f), text);
   return d;

@@ -21,6 +21,21 @@ export interface InProcessResult {
   left: string[];
 }
 
+/**
+ * A command's own reports directory and TMPDIR under `dir` (neither made yet), and what it left in
+ * them: the reports directory's entries if it exists, and TMPDIR's (tsx's compile cache aside).
+ */
+export function caseDirs(dir: string): { reports: string; tmp: string; left: () => string[] } {
+  const caseDir = mkdtempSync(path.join(dir, 'case-'));
+  const reports = path.join(caseDir, 'reports');
+  const tmp = path.join(caseDir, 'tmp');
+  const left = () => [
+    ...(existsSync(reports) ? [`reports: ${readdirSync(reports).join(', ')}`] : []),
+    ...(existsSync(tmp) ? readdirSync(tmp).filter((e) => !e.startsWith('tsx-')) : []),
+  ];
+  return { reports, tmp, left };
+}
+
 const caughtOutput = new AsyncLocalStorage<{ out: string[]; err: string[] }>();
 let catching = false;
 
@@ -49,9 +64,7 @@ export async function irsaInProcess(
   args: string[],
   extraEnv: Record<string, string> = {},
 ): Promise<InProcessResult> {
-  const caseDir = mkdtempSync(path.join(dir, 'case-'));
-  const reports = path.join(caseDir, 'reports');
-  const tmp = path.join(caseDir, 'tmp');
+  const { reports, tmp, left } = caseDirs(dir);
   const env: Record<string, string> = {
     IRSA_REPORTS_DIR: reports,
     TMPDIR: tmp,
@@ -73,9 +86,5 @@ export async function irsaInProcess(
       else process.env[k] = v;
     }
   }
-  const left = [
-    ...(existsSync(reports) ? [`reports: ${readdirSync(reports).join(', ')}`] : []),
-    ...(existsSync(tmp) ? readdirSync(tmp).filter((e) => !e.startsWith('tsx-')) : []),
-  ];
-  return { code, stdout: caught.out.join(''), stderr: caught.err.join(''), left };
+  return { code, stdout: caught.out.join(''), stderr: caught.err.join(''), left: left() };
 }
